@@ -1,0 +1,66 @@
+//! # cnab-oci
+//!
+//! Moves [CNAB](https://cnab.io) bundles between OCI registries, byte-compatible
+//! with cnab-to-oci (the engine inside Porter).
+//!
+//! A bundle (`bundle.json`) is read into a lossless [`Bundle`]; its canonical form
+//! ([`Bundle::canonical_bytes`]) is the config blob pushed to a registry, and
+//! [`convert`] builds the config manifest and the bundle index around it, exactly
+//! as cnab-to-oci does, so that digests match.
+//!
+//! ```
+//! use cnab_oci::{convert, Bundle, Reference, RelocationMap};
+//!
+//! let bundle = Bundle::from_slice(br#"{
+//!   "schemaVersion": "v1.0.0", "name": "hello", "version": "0.1.0",
+//!   "invocationImages": [{"imageType": "docker", "image": "example/hello:0.1.0",
+//!     "size": 942, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}]
+//! }"#)?;
+//! assert!(bundle.validate().is_empty());
+//!
+//! let target = Reference::parse("registry.example.com/bundles/hello:0.1.0")?;
+//! let digest = "sha256:a59a4e74d9cc89e4e75dfb2cc7ea5c108e4236ba6231b53081a9e2506d1197b6";
+//! let relocation: RelocationMap =
+//!     [("example/hello:0.1.0", format!("registry.example.com/bundles/hello@{digest}"))]
+//!         .into_iter()
+//!         .collect();
+//!
+//! let blob = convert::config_blob(&bundle);
+//! let manifest = convert::config_manifest(&blob, convert::ConfigManifestForm::Cnab);
+//! let manifest_desc = cnab_oci::oci::Descriptor::of(
+//!     convert::ConfigManifestForm::Cnab.manifest_media_type(), &manifest);
+//! let index = convert::bundle_index(&bundle, &relocation, &target, &manifest_desc,
+//!     convert::IndexForm::Oci)?;
+//! assert!(index.starts_with(br#"{"schemaVersion":2,"manifests":["#));
+//! # Ok::<(), cnab_oci::Error>(())
+//! ```
+//!
+//! ## Layout
+//! - [`json`]: a positioned JSON tree, RFC 8785 canonical output, Go-style output.
+//! - [`bundle`]: the bundle model, its validation and canonical form.
+//! - [`reference`]: image references with Docker's grammar and normalisation.
+//! - [`digest`]: validated content digests.
+//! - [`oci`]: media types and descriptors.
+//! - [`convert`]: bundle ⇄ config blob, config manifest, index; relocation maps.
+//! - [`relocation`]: the relocation map file.
+//! - [`fs`]: atomic output files.
+//!
+//! The core does no network I/O and never prints.
+
+#![deny(missing_docs)]
+
+pub mod bundle;
+pub mod convert;
+pub mod digest;
+pub mod error;
+pub mod fs;
+pub mod json;
+pub mod oci;
+pub mod reference;
+pub mod relocation;
+
+pub use bundle::Bundle;
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use reference::Reference;
+pub use relocation::RelocationMap;

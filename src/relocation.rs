@@ -1,0 +1,137 @@
+//! The relocation map: original image reference → relocated reference
+//! (CNAB spec 103's `relocation-mapping.json`, cnab-to-oci's `relocation-map.json`).
+
+use crate::json::{self, Node, Object, Pos, Value};
+use std::collections::BTreeMap;
+
+/// Why a relocation map file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RelocationMapError {
+    /// Not JSON.
+    #[error("relocation map is not valid JSON: {0}")]
+    Syntax(#[from] json::SyntaxError),
+    /// JSON, but not an object.
+    #[error(
+        "relocation map must be a JSON object of reference → reference, found {found} ({pos})"
+    )]
+    NotObject {
+        /// The JSON type found.
+        found: &'static str,
+        /// Where.
+        pos: Pos,
+    },
+    /// A member whose value is not a string.
+    #[error("relocation map entry `{key}` must be a string (a relocated image reference), found {found} ({pos})")]
+    NotString {
+        /// The original reference.
+        key: String,
+        /// The JSON type found.
+        found: &'static str,
+        /// Where.
+        pos: Pos,
+    },
+}
+
+/// Original image reference (as written in the bundle) → relocated reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelocationMap(BTreeMap<String, String>);
+
+impl RelocationMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses a relocation map file. Duplicate keys are an error.
+    pub fn from_slice(bytes: &[u8]) -> Result<RelocationMap, RelocationMapError> {
+        let node = json::parse(bytes)?;
+        let Value::Object(o) = &node.value else {
+            return Err(RelocationMapError::NotObject {
+                found: node.value.type_name(),
+                pos: node.pos,
+            });
+        };
+        let mut map = BTreeMap::new();
+        for (k, v) in o.iter() {
+            let Some(s) = v.as_str() else {
+                return Err(RelocationMapError::NotString {
+                    key: k.to_owned(),
+                    found: v.value.type_name(),
+                    pos: v.pos,
+                });
+            };
+            map.insert(k.to_owned(), s.to_owned());
+        }
+        Ok(RelocationMap(map))
+    }
+
+    /// The canonical (JCS) bytes, as written to `relocation-map.json`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let obj: Object = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        json::jcs::to_vec(&Node::from(obj))
+    }
+
+    /// The relocated reference of `original`.
+    pub fn get(&self, original: &str) -> Option<&str> {
+        self.0.get(original).map(String::as_str)
+    }
+
+    /// Records that `original` now lives at `relocated`.
+    pub fn insert(&mut self, original: impl Into<String>, relocated: impl Into<String>) {
+        self.0.insert(original.into(), relocated.into());
+    }
+
+    /// The entries, ordered by original reference.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for RelocationMap {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        RelocationMap(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_writes_canonically() {
+        let m = RelocationMap::from_slice(b"{\"b\": \"reg/b@x\",\n \"a\": \"reg/a@y\"}").unwrap();
+        assert_eq!(m.get("a"), Some("reg/a@y"));
+        assert_eq!(m.canonical_bytes(), br#"{"a":"reg/a@y","b":"reg/b@x"}"#);
+    }
+
+    #[test]
+    fn rejects_bad_maps_with_positions() {
+        let e = RelocationMap::from_slice(b"[]").unwrap_err();
+        assert!(e.to_string().contains("must be a JSON object"), "{e}");
+        let e = RelocationMap::from_slice(b"{\"a\":\n 1}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "relocation map entry `a` must be a string (a relocated image reference), found a number (line 2, column 2)"
+        );
+        let e = RelocationMap::from_slice(b"{\"a\":\"x\",\"a\":\"y\"}").unwrap_err();
+        assert!(e.to_string().contains("duplicate key `a`"), "{e}");
+    }
+}
