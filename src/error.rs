@@ -1,4 +1,8 @@
 //! The crate's error type: one variant per layer, each keeping its context.
+//!
+//! Rule for every error in this crate: the message includes its cause, and the
+//! cause is then not also exposed as `source()`, so that printing the chain
+//! (`{:#}` with anyhow) never says the same thing twice.
 
 use crate::bundle::BundleError;
 use crate::convert::ConvertError;
@@ -26,15 +30,14 @@ pub enum Error {
     #[error(transparent)]
     Convert(#[from] ConvertError),
     /// Reading or writing a file failed.
-    #[error("{action} `{}`: {source}", path.display())]
+    #[error("{action} `{}`: {reason}", path.display())]
     Io {
         /// What was being done (`cannot read`, `cannot write`).
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 

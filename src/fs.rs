@@ -8,10 +8,10 @@ use std::path::Path;
 /// directory, flushed to disk, then renamed over `path`. A crash leaves either
 /// the old file or the new one, never a part of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
+    let io = |reason| Error::Io {
         action: "cannot write",
         path: path.to_owned(),
-        source,
+        reason,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -30,10 +30,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
+    std::fs::read(path).map_err(|reason| Error::Io {
         action: "cannot read",
         path: path.to_owned(),
-        source,
+        reason,
     })
 }
 

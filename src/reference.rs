@@ -42,12 +42,14 @@ pub enum ReferenceError {
         reason: String,
     },
     /// The digest part is not a valid digest.
-    #[error("invalid reference format: {source}")]
-    Digest {
-        /// The digest error.
-        #[from]
-        source: DigestError,
-    },
+    #[error("invalid reference format: {0}")]
+    Digest(DigestError),
+}
+
+impl From<DigestError> for ReferenceError {
+    fn from(e: DigestError) -> Self {
+        ReferenceError::Digest(e)
+    }
 }
 
 /// A parsed, normalised image reference.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub enum RelocationMapError {
     /// Not JSON.
     #[error("relocation map is not valid JSON: {0}")]
-    Syntax(#[from] json::SyntaxError),
+    Syntax(json::SyntaxError),
     /// JSON, but not an object.
     #[error(
         "relocation map must be a JSON object of reference → reference, found {found} ({pos})"
@@ -30,6 +30,12 @@ pub enum RelocationMapError {
         /// Where.
         pos: Pos,
     },
+}
+
+impl From<json::SyntaxError> for RelocationMapError {
+    fn from(e: json::SyntaxError) -> Self {
+        RelocationMapError::Syntax(e)
+    }
 }
 
 /// Original image reference (as written in the bundle) → relocated reference.

@@ -31,7 +31,7 @@ use std::ops::{Deref, DerefMut};
 pub enum BundleError {
     /// The document is not JSON.
     #[error("bundle is not valid JSON: {0}")]
-    Syntax(#[from] json::SyntaxError),
+    Syntax(json::SyntaxError),
     /// The document is larger than [`MAX_BUNDLE_SIZE`].
     #[error("bundle is {size} bytes, larger than the {max} bytes accepted")]
     TooLarge {
@@ -43,6 +43,14 @@ pub enum BundleError {
     /// Members have the wrong JSON type; every such problem is listed.
     #[error("bundle has {} type error(s):\n{}", .0.len(), problem::list(.0))]
     Types(Vec<Problem>),
+}
+
+// The cause is part of the message, so it is not also exposed as a source
+// (that would print it twice in a `{:#}` chain).
+impl From<json::SyntaxError> for BundleError {
+    fn from(e: json::SyntaxError) -> Self {
+        BundleError::Syntax(e)
+    }
 }
 
 /// A CNAB bundle (`bundle.json`).

@@ -1,0 +1,206 @@
+//! The `cnab-oci` binary, end to end, for the offline commands.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cnab_oci(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+        .args(args)
+        .output()
+        .expect("run cnab-oci")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn testdata(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(p)
+        .display()
+        .to_string()
+}
+
+/// `canonical` prints the config blob bytes with no trailing newline.
+#[test]
+fn canonical_prints_exact_bytes() {
+    let o = cnab_oci(&[
+        "canonical",
+        &testdata("examples/cnab-spec/201-example-bundle.noncanonical.json"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 498);
+    assert_eq!(
+        cnab_oci::Digest::sha256(&o.stdout).as_str(),
+        "sha256:e91b9dfcbbb3b88bac94726f276b89de46e4460b55f6e6d6f876e666b150ec5b"
+    );
+    assert!(!o.stdout.ends_with(b"\n"));
+}
+
+/// `validate` lists every problem with file, line and column, exits 1 on errors
+/// and 0 when only warnings are found.
+#[test]
+fn validate_reports_every_problem() {
+    let bad = testdata("examples/cnab-go/foo.json");
+    let o = cnab_oci(&["validate", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "error: {bad}:3:16: version: `1.0` is not a SemVer 2 version"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "error: {bad}:22:18: images.image2.image: an image needs an `image` reference"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "warning: {bad}:15:13: images.image1.refs: unknown member"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("is invalid: 3 error(s), 4 warning(s)\n"),
+        "{out}"
+    );
+
+    let o = cnab_oci(&[
+        "validate",
+        &testdata("examples/cnab-to-oci/helloworld-bundle.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    let o = cnab_oci(&["validate", "--output", "json", &bad]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problems"][0]["line"], 3);
+    assert_eq!(v["problems"][0]["path"], "version");
+}
+
+/// Broken input: a clear error naming the file and the position, exit 1.
+#[test]
+fn broken_bundle_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("b.json");
+    std::fs::write(&p, "{\"name\": \"x\",\n  \"name\": \"y\"}").unwrap();
+    let o = cnab_oci(&["canonical", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!("error: cannot load bundle `{}`: bundle is not valid JSON: name: duplicate key `name` (line 2, column 3)\n", p.display())
+    );
+    let o = cnab_oci(&[
+        "validate",
+        dir.path().join("missing.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+}
+
+/// Usage errors exit 2; every command's help has an example.
+#[test]
+fn usage_errors_and_help() {
+    assert_eq!(cnab_oci(&["convert", "x.json"]).status.code(), Some(2));
+    assert_eq!(cnab_oci(&["no-such-command"]).status.code(), Some(2));
+    for cmd in ["validate", "canonical", "convert"] {
+        let o = cnab_oci(&[cmd, "--help"]);
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("Example:"), "{cmd}: {}", stdout(&o));
+    }
+}
+
+const IMG: &str = "sha256:a59a4e74d9cc89e4e75dfb2cc7ea5c108e4236ba6231b53081a9e2506d1197b6";
+
+/// `convert` writes exactly the objects a push uploads and prints one line each.
+#[test]
+fn convert_writes_the_push_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("map.json");
+    std::fs::write(
+        &map,
+        format!(r#"{{"cnab/helloworld:0.1.1":"registry.example.com/hello@{IMG}"}}"#),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = cnab_oci(&[
+        "convert",
+        &testdata("examples/cnab-spec/201-example-bundle.noncanonical.json"),
+        "--target",
+        "registry.example.com/hello:0.1.1",
+        "--relocation-map",
+        map.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        "config.json\tapplication/vnd.cnab.config.v1+json\tsha256:e91b9dfcbbb3b88bac94726f276b89de46e4460b55f6e6d6f876e666b150ec5b\t498"
+    );
+    assert_eq!(
+        lines[1],
+        "config-manifest.json\tapplication/vnd.oci.image.manifest.v1+json\tsha256:6ec4fd695cace0e3d4305838fdf9fcd646798d3fea42b3abb28c117f903a6a5f\t188"
+    );
+    for line in &lines {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let bytes = std::fs::read(out.join(cols[0])).unwrap();
+        assert_eq!(cnab_oci::Digest::sha256(&bytes).as_str(), cols[2], "{line}");
+        assert_eq!(bytes.len().to_string(), cols[3], "{line}");
+    }
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "config-manifest.json",
+            "config-manifest.oci-config.json",
+            "config-manifest.docker.json",
+            "index.json",
+            "index.docker-manifest-list.json"
+        ]
+    );
+}
+
+/// A conversion error names the image and writes nothing.
+#[test]
+fn convert_error_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("map.json");
+    std::fs::write(
+        &map,
+        format!(r#"{{"cnab/helloworld:0.1.1":"elsewhere.example.com/hello@{IMG}"}}"#),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = cnab_oci(&[
+        "convert",
+        &testdata("examples/cnab-spec/201-example-bundle.noncanonical.json"),
+        "--target",
+        "registry.example.com/hello:0.1.1",
+        "--relocation-map",
+        map.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("invocationImages[0]: image `cnab/helloworld:0.1.1` is not in the target repository `registry.example.com/hello`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "nothing is written when conversion fails");
+}

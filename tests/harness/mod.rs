@@ -1,0 +1,303 @@
+//! Real registries for integration tests.
+//!
+//! [`Registry::start`] runs Debian's `docker-registry` (distribution v2.8) on
+//! 127.0.0.1, on a free port, with its own temporary storage, in one of four
+//! modes: plain HTTP, HTTPS with a CA made for the run, htpasswd basic auth
+//! (bcrypt), or bearer tokens issued by [`TokenServer`]. The registry is killed
+//! when the value is dropped.
+//!
+//! A missing registry binary is a test failure that says how to install it;
+//! nothing is ever skipped.
+
+pub mod pki;
+pub mod token;
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use pki::TestCa;
+pub use token::{TokenPolicy, TokenServer};
+
+/// The test user of the basic and token modes.
+pub const USER: &str = "alice";
+/// Its password.
+pub const PASSWORD: &str = "wonderland-7e3f";
+/// The token service name the registry and the issuer agree on.
+pub const SERVICE: &str = "cnab-oci-test-registry";
+/// The token issuer name.
+pub const ISSUER: &str = "cnab-oci-test-issuer";
+
+/// How a test registry authenticates clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone may pull and push.
+    None,
+    /// htpasswd (bcrypt) with [`USER`]/[`PASSWORD`].
+    Basic,
+    /// Bearer tokens from a [`TokenServer`] that knows [`USER`]/[`PASSWORD`].
+    Token(TokenPolicy),
+}
+
+/// How to start a registry.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Serve HTTPS with a certificate from a CA made for this registry.
+    pub tls: bool,
+    /// Client authentication.
+    pub auth: Auth,
+}
+
+/// The environment variable that names the registry binary.
+pub const REGISTRY_BIN_ENV: &str = "CNAB_OCI_REGISTRY_BIN";
+
+/// Finds the registry binary: `$CNAB_OCI_REGISTRY_BIN`, else `docker-registry`
+/// on `PATH`. The error says how to install it.
+pub fn resolve_binary(env: Option<OsString>, path: Option<OsString>) -> Result<PathBuf, String> {
+    let how = "install it with `apt-get install docker-registry` (Debian's distribution v2.8), \
+               or point CNAB_OCI_REGISTRY_BIN at a registry binary";
+    if let Some(bin) = env {
+        let p = PathBuf::from(&bin);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{REGISTRY_BIN_ENV}={} does not name a file: {how}",
+                p.display()
+            ))
+        };
+    }
+    for dir in std::env::split_paths(&path.unwrap_or_default()) {
+        let candidate = dir.join("docker-registry");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(format!(
+        "the OCI registry binary `docker-registry` was not found on PATH: {how}"
+    ))
+}
+
+/// A running registry. Dropping it kills the process and removes its storage.
+pub struct Registry {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+    config: PathBuf,
+    /// The CA that signed the HTTPS certificate, in TLS mode.
+    pub ca: Option<TestCa>,
+    /// The token issuer, in token mode.
+    pub token: Option<TokenServer>,
+    /// How it was started.
+    pub options: Options,
+}
+
+impl Registry {
+    /// Plain HTTP, no auth.
+    pub fn plain() -> Registry {
+        Registry::start(Options {
+            tls: false,
+            auth: Auth::None,
+        })
+    }
+
+    /// HTTPS, no auth.
+    pub fn tls() -> Registry {
+        Registry::start(Options {
+            tls: true,
+            auth: Auth::None,
+        })
+    }
+
+    /// Basic auth over HTTPS (distribution sends basic credentials in the clear
+    /// otherwise, so real deployments pair them).
+    pub fn basic() -> Registry {
+        Registry::start(Options {
+            tls: true,
+            auth: Auth::Basic,
+        })
+    }
+
+    /// Bearer-token auth, plain HTTP, default policy.
+    pub fn token() -> Registry {
+        Registry::start(Options {
+            tls: false,
+            auth: Auth::Token(TokenPolicy::default()),
+        })
+    }
+
+    /// Starts a registry with `options`. Panics with the registry's own log if
+    /// it does not come up.
+    pub fn start(options: Options) -> Registry {
+        let bin = resolve_binary(std::env::var_os(REGISTRY_BIN_ENV), std::env::var_os("PATH"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("cnab-oci-registry-")
+            .tempdir()
+            .expect("temp dir");
+        let ca = options.tls.then(|| TestCa::new(dir.path()));
+        let token = match &options.auth {
+            Auth::Token(policy) => Some(TokenServer::start(dir.path(), policy.clone())),
+            _ => None,
+        };
+        if options.auth == Auth::Basic {
+            let hash = bcrypt::hash_with_result(PASSWORD, 4).expect("bcrypt");
+            let line = format!(
+                "{USER}:{}\n",
+                hash.format_for_version(bcrypt::Version::TwoY)
+            );
+            std::fs::write(dir.path().join("htpasswd"), line).expect("htpasswd");
+        }
+        let mut reg = Registry {
+            child: None,
+            addr: free_port(),
+            config: dir.path().join("config.yml"),
+            dir,
+            ca,
+            token,
+            options,
+        };
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            reg.addr = free_port();
+            reg.spawn(&bin);
+            match reg.wait_ready(Duration::from_secs(20)) {
+                Ok(()) => return reg,
+                Err(log) => {
+                    reg.kill();
+                    last_log = log;
+                    // Another process took the port between the probe and the
+                    // registry's bind: try another; anything else is fatal.
+                    if !last_log.contains("address already in use") {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("the test registry did not start; its log:\n{last_log}");
+    }
+
+    fn spawn(&mut self, bin: &Path) {
+        let yaml = config_yaml(
+            self.dir.path(),
+            self.addr,
+            &self.options,
+            self.ca.as_ref(),
+            self.token.as_ref(),
+        );
+        std::fs::write(&self.config, yaml).expect("registry config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .expect("log file");
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.child = Some(child);
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Err(format!("exited with {status}\n{}", self.log()));
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not listening after {timeout:?}\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://…`.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.options.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The registry's log so far (its access log included).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr")
+}
+
+fn config_yaml(
+    dir: &Path,
+    addr: SocketAddr,
+    o: &Options,
+    ca: Option<&TestCa>,
+    token: Option<&TokenServer>,
+) -> String {
+    let mut y = String::new();
+    let _ = write!(
+        y,
+        "version: 0.1\n\
+         log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+           maintenance:\n    uploadpurging:\n      enabled: false\n\
+         http:\n  addr: {addr}\n  secret: cnab-oci-test-secret\n",
+        dir.join("storage").display()
+    );
+    if let Some(ca) = ca {
+        let _ = write!(
+            y,
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            ca.server_cert_path.display(),
+            ca.server_key_path.display()
+        );
+    }
+    match (&o.auth, token) {
+        (Auth::None, _) => {}
+        (Auth::Basic, _) => {
+            let _ = write!(
+                y,
+                "auth:\n  htpasswd:\n    realm: cnab-oci-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        (Auth::Token(_), Some(t)) => {
+            let _ = write!(
+                y,
+                "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                t.realm(),
+                t.root_cert_path().display()
+            );
+        }
+        (Auth::Token(_), None) => unreachable!("token mode starts a token server"),
+    }
+    y
+}
