@@ -26,6 +26,9 @@ pub enum Error {
     /// A relocation map could not be read.
     #[error(transparent)]
     RelocationMap(#[from] RelocationMapError),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// Converting between a bundle and its registry objects failed.
     #[error(transparent)]
     Convert(#[from] ConvertError),

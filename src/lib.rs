@@ -43,6 +43,7 @@
 //! - [`oci`]: media types and descriptors.
 //! - [`convert`]: bundle ⇄ config blob, config manifest, index; relocation maps.
 //! - [`relocation`]: the relocation map file.
+//! - [`registry`]: the registry client (auth, TLS, retries, streaming copies).
 //! - [`fs`]: atomic output files.
 //!
 //! The core does no network I/O and never prints.
@@ -57,6 +58,7 @@ pub mod fs;
 pub mod json;
 pub mod oci;
 pub mod reference;
+pub mod registry;
 pub mod relocation;
 
 pub use bundle::Bundle;

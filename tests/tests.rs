@@ -1,6 +1,8 @@
 //! All integration tests, built as one binary.
 
+mod alloc;
 mod harness;
 
 mod cli;
+mod registry_client;
 mod registry_modes;

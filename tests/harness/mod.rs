@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use pki::TestCa;
-pub use token::{TokenPolicy, TokenServer};
+pub use token::{TokenPolicy, TokenServer, IDENTITY_TOKEN};
 
 /// The test user of the basic and token modes.
 pub const USER: &str = "alice";
@@ -225,6 +225,11 @@ impl Registry {
         }
     }
 
+    /// `127.0.0.1:PORT`: the registry part of an image reference.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// `http://127.0.0.1:PORT` or `https://…`.
     pub fn base_url(&self) -> String {
         let scheme = if self.options.tls { "https" } else { "http" };
@@ -300,4 +305,39 @@ fn config_yaml(
         (Auth::Token(_), None) => unreachable!("token mode starts a token server"),
     }
     y
+}
+
+/// Installs two docker credential helpers into a directory of the test build
+/// and puts it first on `PATH` (once per test process):
+/// `docker-credential-cnaboci-test` answers [`USER`]/[`PASSWORD`] for any
+/// registry; `docker-credential-cnaboci-empty` knows no registry. Returns the
+/// first helper's path.
+pub fn credential_helper_on_path() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("credential-helpers");
+        std::fs::create_dir_all(&dir).expect("helper dir");
+        let scripts = [
+            (
+                "docker-credential-cnaboci-test",
+                format!("#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 1\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n"),
+            ),
+            (
+                "docker-credential-cnaboci-empty",
+                "#!/bin/sh\nread server\necho 'credentials not found in native keychain'\nexit 1\n".to_owned(),
+            ),
+        ];
+        for (name, body) in scripts {
+            let path = dir.join(name);
+            std::fs::write(&path, body).expect("write helper");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![dir.clone()];
+        dirs.extend(std::env::split_paths(&path));
+        // Set once, before any helper runs; Rust's own env access is locked.
+        std::env::set_var("PATH", std::env::join_paths(dirs).expect("PATH"));
+        dir
+    });
+    dir.join("docker-credential-cnaboci-test")
 }

@@ -16,6 +16,13 @@ pub struct TestCa {
 }
 
 impl TestCa {
+    /// Where the CA certificate (PEM) is written.
+    pub fn ca_path(&self) -> PathBuf {
+        self.server_cert_path.with_file_name("ca.pem")
+    }
+}
+
+impl TestCa {
     /// Makes a CA and a server certificate in `dir`.
     pub fn new(dir: &Path) -> TestCa {
         let ca_key = KeyPair::generate().expect("CA key");
@@ -45,6 +52,7 @@ impl TestCa {
 
         let server_cert_path = dir.join("server.pem");
         let server_key_path = dir.join("server.key");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
         std::fs::write(&server_cert_path, server_cert.pem()).expect("write server cert");
         std::fs::write(&server_key_path, server_key.serialize_pem()).expect("write server key");
         TestCa {

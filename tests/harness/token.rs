@@ -18,13 +18,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The identity (refresh) token the issuer accepts in place of a password.
+pub const IDENTITY_TOKEN: &str = "cnab-oci-identity-7c1d";
+
+/// The clock-skew leeway distribution v2.8 allows on a token's `exp`.
+const REGISTRY_LEEWAY_SECS: u64 = 60;
+
 /// What the issuer grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenPolicy {
     /// Whether a client without credentials gets `pull` access.
     pub anonymous_pull: bool,
-    /// Token lifetime in seconds.
+    /// Token lifetime told to the client (`expires_in`), in seconds.
     pub ttl_secs: u64,
+    /// How long the registry accepts the JWT, when that differs from
+    /// `ttl_secs`: a token that expires before the client expects, as after a
+    /// clock jump. distribution adds 60 s of leeway to `exp`; it is taken off.
+    pub jwt_ttl_secs: Option<u64>,
+    /// Whether the OAuth2 `POST` (refresh-token grant) is served; without it
+    /// the endpoint answers 404 to `POST`, like registries with GET-only realms.
+    pub oauth_post: bool,
 }
 
 impl Default for TokenPolicy {
@@ -32,6 +45,8 @@ impl Default for TokenPolicy {
         TokenPolicy {
             anonymous_pull: false,
             ttl_secs: 300,
+            jwt_ttl_secs: None,
+            oauth_post: true,
         }
     }
 }
@@ -41,6 +56,8 @@ impl Default for TokenPolicy {
 pub struct TokenRequest {
     /// The user, or `None` when anonymous.
     pub user: Option<String>,
+    /// `GET` or `POST`.
+    pub method: String,
     /// The scopes asked for, as sent.
     pub scopes: Vec<String>,
     /// The HTTP status answered.
@@ -94,7 +111,7 @@ impl TokenServer {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
-            .route("/token", get(issue))
+            .route("/token", get(issue).post(oauth))
             .with_state(shared.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -155,6 +172,7 @@ fn basic_user(headers: &HeaderMap) -> Result<Option<String>, ()> {
     let decoded = String::from_utf8(STANDARD.decode(b64).map_err(|_| ())?).map_err(|_| ())?;
     match decoded.split_once(':') {
         Some((u, p)) if u == USER && p == PASSWORD => Ok(Some(u.to_owned())),
+        Some(("<token>", t)) if t == IDENTITY_TOKEN => Ok(Some(USER.to_owned())),
         _ => Err(()),
     }
 }
@@ -176,42 +194,77 @@ async fn issue(
     let service = pairs
         .iter()
         .find(|(k, _)| k == "service")
-        .map(|(_, v)| v.as_str());
-    let user = basic_user(&headers);
+        .map(|(_, v)| v.clone());
+    grant(&s, "GET", basic_user(&headers), service.as_deref(), &scopes)
+}
+
+/// The OAuth2 token endpoint: `grant_type=refresh_token` with an identity token.
+async fn oauth(State(s): State<Arc<Shared>>, body: String) -> Response {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let scopes: Vec<String> = get("scope")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !s.policy.oauth_post {
+        s.requests.lock().expect("lock").push(TokenRequest {
+            user: None,
+            method: "POST".into(),
+            scopes,
+            status: 404,
+        });
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
+    let user = match (get("grant_type").as_deref(), get("refresh_token")) {
+        (Some("refresh_token"), Some(t)) if t == IDENTITY_TOKEN => Ok(Some(USER.to_owned())),
+        _ => Err(()),
+    };
+    grant(&s, "POST", user, get("service").as_deref(), &scopes)
+}
+
+fn refuse(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": message}]})),
+    )
+        .into_response()
+}
+
+fn grant(
+    s: &Shared,
+    method: &str,
+    user: Result<Option<String>, ()>,
+    service: Option<&str>,
+    scopes: &[String],
+) -> Response {
     let record = |user: Option<String>, status: StatusCode| {
         s.requests.lock().expect("lock").push(TokenRequest {
             user,
-            scopes: scopes.clone(),
+            method: method.to_owned(),
+            scopes: scopes.to_vec(),
             status: status.as_u16(),
         });
     };
-    let user =
-        match user {
-            Err(()) => {
-                record(None, StatusCode::UNAUTHORIZED);
-                return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({
-                "errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]
-            })))
-                .into_response();
-            }
-            Ok(None) if !s.policy.anonymous_pull => {
-                record(None, StatusCode::UNAUTHORIZED);
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    Json(serde_json::json!({
-                        "errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]
-                    })),
-                )
-                    .into_response();
-            }
-            Ok(u) => u,
-        };
+    let user = match user {
+        Err(()) => {
+            record(None, StatusCode::UNAUTHORIZED);
+            return refuse("invalid username or password");
+        }
+        Ok(None) if !s.policy.anonymous_pull => {
+            record(None, StatusCode::UNAUTHORIZED);
+            return refuse("authentication required");
+        }
+        Ok(u) => u,
+    };
     if service != Some(SERVICE) {
         record(user, StatusCode::BAD_REQUEST);
         return (StatusCode::BAD_REQUEST, "unknown service").into_response();
     }
-    // scope = repository:NAME:ACTIONS (NAME may hold ':' only in a port, which
-    // repository names do not have).
+    // scope = repository:NAME:ACTIONS; anonymous clients get pull only.
     let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter_map(|sc| {
@@ -234,7 +287,10 @@ async fn issue(
         "iss": ISSUER,
         "sub": user.clone().unwrap_or_default(),
         "aud": SERVICE,
-        "exp": now + s.policy.ttl_secs,
+        "exp": match s.policy.jwt_ttl_secs {
+            Some(t) => (now + t).saturating_sub(REGISTRY_LEEWAY_SECS),
+            None => now + s.policy.ttl_secs,
+        },
         "nbf": now.saturating_sub(10),
         "iat": now,
         "jti": format!("cnab-oci-test-{n}"),
@@ -251,10 +307,10 @@ async fn issue(
         .expect("sign");
     let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
     record(user, StatusCode::OK);
-    Json(serde_json::json!({
-        "token": jwt,
-        "access_token": jwt,
-        "expires_in": s.policy.ttl_secs,
-    }))
-    .into_response()
+    // distribution's GET answers carry `token`; OAuth2 answers `access_token`.
+    let mut body = serde_json::json!({"access_token": jwt, "expires_in": s.policy.ttl_secs});
+    if method == "GET" {
+        body["token"] = serde_json::Value::String(jwt);
+    }
+    Json(body).into_response()
 }

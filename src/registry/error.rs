@@ -1,0 +1,443 @@
+//! Registry errors: typed error codes from the registry's JSON envelope, and the
+//! context every failure carries (registry, repository, operation, attempts).
+
+use crate::digest::Digest;
+use std::fmt;
+use std::time::Duration;
+
+/// An error code from the registry's `{"errors":[{"code":…}]}` envelope
+/// (distribution spec, "Error Codes"; plus `TOOMANYREQUESTS`, which Docker Hub
+/// and others send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// `BLOB_UNKNOWN`
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`
+    ManifestUnknown,
+    /// `MANIFEST_UNVERIFIED`
+    ManifestUnverified,
+    /// `NAME_INVALID`
+    NameInvalid,
+    /// `NAME_UNKNOWN`
+    NameUnknown,
+    /// `SIZE_INVALID`
+    SizeInvalid,
+    /// `TAG_INVALID`
+    TagInvalid,
+    /// `UNAUTHORIZED`
+    Unauthorized,
+    /// `DENIED`
+    Denied,
+    /// `UNSUPPORTED`
+    Unsupported,
+    /// `TOOMANYREQUESTS`
+    TooManyRequests,
+    /// Any other code, as sent.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// Parses a code string.
+    pub fn parse(s: &str) -> ErrorCode {
+        match s {
+            "BLOB_UNKNOWN" => Self::BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => Self::BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => Self::BlobUploadUnknown,
+            "DIGEST_INVALID" => Self::DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => Self::ManifestBlobUnknown,
+            "MANIFEST_INVALID" => Self::ManifestInvalid,
+            "MANIFEST_UNKNOWN" => Self::ManifestUnknown,
+            "MANIFEST_UNVERIFIED" => Self::ManifestUnverified,
+            "NAME_INVALID" => Self::NameInvalid,
+            "NAME_UNKNOWN" => Self::NameUnknown,
+            "SIZE_INVALID" => Self::SizeInvalid,
+            "TAG_INVALID" => Self::TagInvalid,
+            "UNAUTHORIZED" => Self::Unauthorized,
+            "DENIED" => Self::Denied,
+            "UNSUPPORTED" => Self::Unsupported,
+            "TOOMANYREQUESTS" => Self::TooManyRequests,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The code as the registry writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::BlobUnknown => "BLOB_UNKNOWN",
+            Self::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            Self::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            Self::DigestInvalid => "DIGEST_INVALID",
+            Self::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            Self::ManifestInvalid => "MANIFEST_INVALID",
+            Self::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Self::ManifestUnverified => "MANIFEST_UNVERIFIED",
+            Self::NameInvalid => "NAME_INVALID",
+            Self::NameUnknown => "NAME_UNKNOWN",
+            Self::SizeInvalid => "SIZE_INVALID",
+            Self::TagInvalid => "TAG_INVALID",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Denied => "DENIED",
+            Self::Unsupported => "UNSUPPORTED",
+            Self::TooManyRequests => "TOOMANYREQUESTS",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of the registry's error envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The code.
+    pub code: ErrorCode,
+    /// The registry's message.
+    pub message: String,
+}
+
+/// Parses `{"errors":[{"code":…,"message":…}]}`; empty when the body is not one.
+pub fn parse_envelope(body: &[u8]) -> Vec<ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    serde_json::from_slice::<Envelope>(body)
+        .map(|e| {
+            e.errors
+                .into_iter()
+                .map(|x| ApiError {
+                    code: ErrorCode::parse(&x.code),
+                    message: x.message,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Why a request was not authorised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials are configured for the registry.
+    MissingCredentials,
+    /// Credentials were sent and refused.
+    Refused,
+    /// The token endpoint failed.
+    TokenEndpoint {
+        /// Its HTTP status.
+        status: u16,
+        /// Its message, if any.
+        message: String,
+    },
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingCredentials => f.write_str(
+                "no credentials are configured for this registry: run `docker login`, or set them in the docker config",
+            ),
+            Self::Refused => f.write_str("the credentials were refused: check them, and that they grant this access"),
+            Self::TokenEndpoint { status, message } => {
+                write!(f, "the token endpoint answered {status}")?;
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A failed registry operation. Every variant names the registry and the
+/// operation; the message says what to do where that is known.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry answered with an error status.
+    #[error("{operation} on `{registry}/{repository}` failed: HTTP {status}{}{}{}", reason_phrase(*.status), codes(.errors), attempts_note(*.attempts))]
+    Api {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// What was being done (`get manifest sha256:…`, `upload blob`, …).
+        operation: String,
+        /// The HTTP status.
+        status: u16,
+        /// The parsed error envelope.
+        errors: Vec<ApiError>,
+        /// How many attempts were made.
+        attempts: u32,
+        /// `Retry-After`, when the registry sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Authentication or authorisation failed.
+    #[error("{operation} on `{registry}/{repository}` was not authorised (HTTP {status}, scope `{scope}`): {failure}")]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// What was being done.
+        operation: String,
+        /// 401 or 403.
+        status: u16,
+        /// The token scope asked for.
+        scope: String,
+        /// Missing or refused credentials, or a failed token endpoint.
+        failure: AuthFailure,
+    },
+    /// The connection failed, was reset, or stalled.
+    #[error("{operation} on `{registry}` failed: {reason}{}", attempts_note(*.attempts))]
+    Transport {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// What happened.
+        reason: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The registry's TLS certificate was not accepted. Never downgraded.
+    #[error("TLS certificate of `{registry}` is not trusted: {reason}. Pass its CA with --ca-cert (or put it in /etc/docker/certs.d/{registry}/ca.crt), or name the registry in --insecure-registries")]
+    Certificate {
+        /// The registry host.
+        registry: String,
+        /// What rustls said.
+        reason: String,
+    },
+    /// Content did not match its digest or size. Never retried into success.
+    #[error("{what} from `{registry}/{repository}` does not match its descriptor: expected {expected}, got {actual}{}", attempts_note(*.attempts))]
+    ContentMismatch {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// What was fetched (`manifest`, `blob sha256:…`).
+        what: String,
+        /// What the descriptor or reference says (digest or size).
+        expected: String,
+        /// What the bytes are.
+        actual: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// An object larger than the limit for its kind.
+    #[error(
+        "{what} in `{registry}/{repository}` is {size} bytes, more than the {limit} bytes accepted"
+    )]
+    TooLarge {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// What it is.
+        what: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The registry broke the protocol (missing header, not JSON, wrong type).
+    #[error("{operation} on `{registry}`: the registry answered something unexpected: {reason}")]
+    Protocol {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Credentials could not be read (docker config, helper).
+    #[error("cannot read credentials for `{registry}`: {reason}")]
+    Credentials {
+        /// The registry host.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
+    /// The client could not be built (bad CA file, TLS setup).
+    #[error("invalid registry client configuration: {0}")]
+    Config(String),
+}
+
+fn reason_phrase(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+fn codes(errors: &[ApiError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            if e.message.is_empty() {
+                format!(" {}", e.code)
+            } else {
+                format!(" {}: {}", e.code, e.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn attempts_note(n: u32) -> String {
+    if n > 1 {
+        format!(" (after {n} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+/// A failure that may pass on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transient {
+    /// How long the registry asked to wait (`Retry-After`), if it did.
+    pub retry_after: Option<Duration>,
+}
+
+impl RegistryError {
+    /// Whether the failure may pass on its own (reset, 408, 429, 5xx, content
+    /// that failed verification), and if so how long the registry asked to wait.
+    pub(crate) fn retry_hint(&self) -> Option<Transient> {
+        match self {
+            // A re-fetch can heal a corrupted transfer; a persistent mismatch
+            // still fails after the attempt limit.
+            Self::Transport { .. } | Self::ContentMismatch { .. } => {
+                Some(Transient { retry_after: None })
+            }
+            Self::Api {
+                status: 408 | 429 | 500 | 502 | 503 | 504,
+                retry_after,
+                ..
+            } => Some(Transient {
+                retry_after: *retry_after,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Records the number of attempts made.
+    #[must_use]
+    pub(crate) fn with_attempts(mut self, n: u32) -> Self {
+        match &mut self {
+            Self::Api { attempts, .. }
+            | Self::Transport { attempts, .. }
+            | Self::ContentMismatch { attempts, .. } => *attempts = n,
+            _ => {}
+        }
+        self
+    }
+
+    /// The error codes the registry sent, if any.
+    pub fn codes(&self) -> Vec<ErrorCode> {
+        match self {
+            Self::Api { errors, .. } => errors.iter().map(|e| e.code.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The HTTP status, when the registry answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } | Self::Unauthorized { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn mismatch(
+        registry: &str,
+        repository: &str,
+        what: impl Into<String>,
+        expected: &Digest,
+        actual: &Digest,
+    ) -> Self {
+        Self::ContentMismatch {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            what: what.into(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            attempts: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_codes_are_typed() {
+        let e = parse_envelope(br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:x"},{"code":"X_NEW"}]}"#);
+        assert_eq!(e[0].code, ErrorCode::ManifestBlobUnknown);
+        assert_eq!(e[1].code, ErrorCode::Other("X_NEW".into()));
+        assert!(parse_envelope(b"<html>").is_empty());
+        for c in [
+            "BLOB_UNKNOWN",
+            "DENIED",
+            "UNAUTHORIZED",
+            "TOOMANYREQUESTS",
+            "MANIFEST_INVALID",
+        ] {
+            assert_eq!(ErrorCode::parse(c).as_str(), c);
+        }
+    }
+
+    #[test]
+    fn messages_carry_context_and_attempts() {
+        let e = RegistryError::Api {
+            registry: "r.io".into(),
+            repository: "a/b".into(),
+            operation: "put manifest `1.0`".into(),
+            status: 503,
+            errors: vec![ApiError {
+                code: ErrorCode::Unsupported,
+                message: "busy".into(),
+            }],
+            attempts: 1,
+            retry_after: None,
+        }
+        .with_attempts(5);
+        assert_eq!(e.to_string(), "put manifest `1.0` on `r.io/a/b` failed: HTTP 503 Service Unavailable UNSUPPORTED: busy (after 5 attempts)");
+        assert_eq!(e.retry_hint(), Some(Transient { retry_after: None }));
+        let u = RegistryError::Unauthorized {
+            registry: "r.io".into(),
+            repository: "a/b".into(),
+            operation: "resolve `r.io/a/b:1`".into(),
+            status: 401,
+            scope: "repository:a/b:pull".into(),
+            failure: AuthFailure::MissingCredentials,
+        };
+        assert!(
+            u.to_string()
+                .contains("scope `repository:a/b:pull`): no credentials are configured"),
+            "{u}"
+        );
+        assert_eq!(u.retry_hint(), None);
+    }
+}
