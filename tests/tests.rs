@@ -4,5 +4,6 @@ mod alloc;
 mod harness;
 
 mod cli;
+mod fake_registry;
 mod registry_client;
 mod registry_modes;
