@@ -32,6 +32,28 @@ pub enum Error {
     /// Converting between a bundle and its registry objects failed.
     #[error(transparent)]
     Convert(#[from] ConvertError),
+    /// One or more images could not be resolved (or referenced): every
+    /// failure, one per line.
+    #[error("cannot resolve the bundle's images:\n  {}", .0.join("\n  "))]
+    Resolve(Vec<String>),
+    /// The registry's digest, size or media type of images differ from the
+    /// bundle's (strict mode): every difference.
+    #[error("images differ from the bundle (run with --auto-update-bundle to update the bundle instead):\n  {}", .0.join("\n  "))]
+    Mismatch(Vec<String>),
+    /// Something about one image of the bundle failed.
+    #[error("{key} `{image}`: {error}")]
+    Image {
+        /// Which image (`invocationImages[0]`, `images["db"]`).
+        key: String,
+        /// Its reference in the bundle.
+        image: String,
+        /// What failed.
+        error: Box<Error>,
+    },
+    /// Content that cannot be used (a manifest that is not one, a cycle, no
+    /// platform matching a filter).
+    #[error("{0}")]
+    Invalid(String),
     /// Reading or writing a file failed.
     #[error("{action} `{}`: {reason}", path.display())]
     Io {

@@ -43,6 +43,9 @@
 //! - [`oci`]: media types and descriptors.
 //! - [`convert`]: bundle ⇄ config blob, config manifest, index; relocation maps.
 //! - [`relocation`]: the relocation map file.
+//! - [`relocate`]: the engine: plan, then copy under one concurrency budget; events.
+//! - [`ops`]: `fixup`, `push`, `pull`, `copy`.
+//! - [`synth`]: deterministic synthetic images for demos, tests and benchmarks.
 //! - [`registry`]: the registry client (auth, TLS, retries, streaming copies).
 //! - [`fs`]: atomic output files.
 //!
@@ -57,9 +60,12 @@ pub mod error;
 pub mod fs;
 pub mod json;
 pub mod oci;
+pub mod ops;
 pub mod reference;
 pub mod registry;
+pub mod relocate;
 pub mod relocation;
+pub mod synth;
 
 pub use bundle::Bundle;
 pub use digest::Digest;

@@ -3,9 +3,12 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod offline;
+pub(crate) mod offline;
+mod registry;
+mod report;
 
 use clap::{Parser, Subcommand};
+use offline::OutputFormat;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -13,6 +16,8 @@ use std::process::ExitCode;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for a usage error (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code after Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser)]
 #[command(
@@ -20,25 +25,81 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "Move CNAB bundles between OCI registries",
     long_about = "Move CNAB bundles between OCI registries.\n\n\
-        cnab-oci reads, validates and canonicalises bundle.json files and converts them \
-        to the objects a registry stores (config blob, config manifest, bundle index), \
-        byte for byte as cnab-to-oci does.",
-    after_help = "Exit codes: 0 success, 1 failure, 2 usage error."
+        cnab-oci relocates the images of a bundle into one repository (fixup), pushes the \
+        bundle as an OCI index (push), reads it back (pull) and promotes it between \
+        repositories (copy), putting the same bytes on the wire as cnab-to-oci.",
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted.\n\
+        Credentials come from the docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json).\n\
+        RUST_LOG sets the log filter (for example RUST_LOG=cnab_oci=debug)."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+/// Flags every command takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Global {
+    /// More logs on stderr (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Errors only: no progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// `json`: one JSON event per line on stderr, and a JSON result on stdout.
+    #[arg(long, value_enum, default_value_t, global = true)]
+    output: OutputFormat,
+}
+
+impl Global {
+    fn json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
+    Fixup(registry::FixupCmd),
+    Push(registry::PushCmd),
+    Pull(registry::PullCmd),
+    Copy(registry::CopyCmd),
     Validate(offline::ValidateArgs),
     Canonical(offline::CanonicalArgs),
     Convert(offline::ConvertArgs),
 }
 
+fn init_logging(g: &Global) {
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "cnab_oci=debug,warn",
+        _ => "cnab_oci=trace,info",
+    };
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The HTTP stack's own debug logs may show headers: never below info.
+    for quiet in [
+        "hyper=info",
+        "hyper_util=info",
+        "h2=info",
+        "reqwest=info",
+        "rustls=info",
+    ] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+        .try_init();
+}
+
 /// Parses the command line, runs the command, and maps the outcome to an exit
-/// code: 0 success, 1 failure, 2 usage error.
+/// code: 0 success, 1 failure, 2 usage error, 130 interrupted.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -47,19 +108,58 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
         }
     };
-    let result = match cli.command {
-        Command::Validate(a) => offline::validate(&a),
-        Command::Canonical(a) => offline::canonical(&a),
-        Command::Convert(a) => offline::convert(&a),
+    init_logging(&cli.global);
+    let g = cli.global.clone();
+    let result = match &cli.command {
+        Command::Validate(a) => offline::validate(a, &g),
+        Command::Canonical(a) => offline::canonical(a),
+        Command::Convert(a) => offline::convert(a),
+        Command::Fixup(_) | Command::Push(_) | Command::Pull(_) | Command::Copy(_) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return fail(&anyhow::Error::new(e).context("cannot start the async runtime"))
+                }
+            };
+            let outcome = runtime.block_on(async {
+                let work = async {
+                    match &cli.command {
+                        Command::Fixup(c) => registry::fixup(c, &g).await,
+                        Command::Push(c) => registry::push(c, &g).await,
+                        Command::Pull(c) => registry::pull(c, &g).await,
+                        Command::Copy(c) => registry::copy(c, &g).await,
+                        _ => unreachable!("offline commands run above"),
+                    }
+                };
+                // Ctrl-C drops the work: transfers stop, nothing is written.
+                tokio::select! {
+                    r = work => Some(r),
+                    _ = tokio::signal::ctrl_c() => None,
+                }
+            });
+            // Do not wait for transfers that were cancelled.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            if let Some(r) = outcome {
+                r
+            } else {
+                let _ = writeln!(std::io::stderr(), "interrupted: nothing was written");
+                return ExitCode::from(EXIT_INTERRUPTED);
+            }
+        }
     };
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Err(e) => fail(&e),
     }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {e:#}");
+    ExitCode::from(EXIT_FAILURE)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -29,9 +29,6 @@ pub enum OutputFormat {
 pub struct ValidateArgs {
     /// The bundle.json file (`-` for standard input).
     bundle: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
 }
 
 /// Print the canonical bytes of a bundle (the config blob), with no newline.
@@ -82,17 +79,17 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-fn load_bundle(path: &Path) -> Result<Bundle> {
+pub(crate) fn load_bundle(path: &Path) -> Result<Bundle> {
     let bytes = read_input(path)?;
     Bundle::from_slice(&bytes).with_context(|| format!("cannot load bundle `{}`", path.display()))
 }
 
-pub fn validate(a: &ValidateArgs) -> Result<ExitCode> {
+pub fn validate(a: &ValidateArgs, g: &super::Global) -> Result<ExitCode> {
     let bytes = read_input(&a.bundle)?;
     let report = bundle::validate_bytes(&bytes);
     let name = a.bundle.display().to_string();
     let mut out = std::io::stdout().lock();
-    match a.output {
+    match g.output {
         OutputFormat::Json => {
             let problems: Vec<_> = report
                 .problems

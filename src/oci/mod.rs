@@ -1,5 +1,6 @@
 //! OCI and Docker registry objects: media types and descriptors.
 
+pub mod manifest;
 pub mod media_type;
 
 use crate::digest::Digest;

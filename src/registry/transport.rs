@@ -691,6 +691,14 @@ impl Transport {
                     s.bytes_up += up;
                 });
             }
+            match &sent {
+                Ok(r) => {
+                    tracing::debug!(method = %req.method, %url, status = r.status().as_u16(), "registry request");
+                }
+                Err(e) => {
+                    tracing::debug!(method = %req.method, %url, error = %e, "registry request failed");
+                }
+            }
             let resp = sent.map_err(SendError::Http)?;
             if resp.status() == StatusCode::UNAUTHORIZED && round == 0 && Self::same_host(req, &url)
             {
@@ -769,6 +777,7 @@ impl Transport {
                                 s.rate_limit_wait += wait;
                             }
                         });
+                        tracing::info!(registry, attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), error = %e, "retrying");
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }

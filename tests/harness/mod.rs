@@ -11,6 +11,7 @@
 
 pub mod fake;
 pub mod pki;
+pub mod proxy;
 pub mod token;
 
 use std::ffi::OsString;

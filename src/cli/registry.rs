@@ -1,0 +1,409 @@
+//! The registry commands: `fixup`, `push`, `pull`, `copy` (cnab-to-oci's verbs
+//! and flags).
+
+use super::report::{self, Style};
+use super::Global;
+use anyhow::{Context, Result};
+use clap::Args;
+use cnab_oci::oci::manifest::Platform;
+use cnab_oci::ops::{self, CopyOptions, FixupOptions, FixupOutcome, PushOptions};
+use cnab_oci::registry::{ClientConfig, RegistryStats};
+use cnab_oci::relocate::{Totals, DEFAULT_JOBS};
+use cnab_oci::{fs, Bundle, Reference, RelocationMap};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// How to reach registries.
+#[derive(Args, Clone, Debug)]
+pub struct RegistryArgs {
+    /// Registries reached over HTTPS without certificate verification, or else
+    /// plain HTTP (comma-separated `HOST[:PORT]`).
+    #[arg(long, value_delimiter = ',')]
+    insecure_registries: Vec<String>,
+    /// An extra CA certificate (PEM) to trust; may be repeated.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    ca_certs: Vec<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn config(&self) -> ClientConfig {
+        ClientConfig {
+            insecure_registries: self.insecure_registries.clone(),
+            ca_certs: self.ca_certs.clone(),
+            ..ClientConfig::default()
+        }
+    }
+}
+
+/// How to relocate images.
+#[derive(Args, Clone, Debug)]
+pub struct RelocateArgs {
+    /// Platforms to keep of multi-platform invocation images
+    /// (comma-separated `OS/ARCH[/VARIANT]`; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
+    invocation_platforms: Vec<Platform>,
+    /// Platforms to keep of multi-platform component images.
+    #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
+    component_platforms: Vec<Platform>,
+    /// Concurrent transfers for the whole bundle.
+    #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS)]
+    jobs: usize,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::parse(s)
+}
+
+/// Arguments shared by `fixup` and `push`.
+#[derive(Args, Clone, Debug)]
+pub struct FixupArgs {
+    /// The bundle.json file.
+    bundle_file: PathBuf,
+    /// Where the bundle and its images go: `REGISTRY/REPOSITORY[:TAG]`.
+    #[arg(long, short = 't')]
+    target: String,
+    /// Update each image's contentDigest, size and mediaType from the registry
+    /// instead of failing when they differ.
+    #[arg(long)]
+    auto_update_bundle: bool,
+    /// A relocation map from a previous relocation: where to look for images first.
+    #[arg(long, value_name = "FILE")]
+    input_relocation_map: Option<PathBuf>,
+    /// Print the plan and touch nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    relocate: RelocateArgs,
+}
+
+/// Make sure every image of a bundle is in the target repository.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  cnab-oci fixup bundle.json --target registry.example.com/app:1.0\n\n\
+    Resolves every image (through --input-relocation-map first), walks its manifests and \
+    indexes, and makes all of it present in the target repository: skipping what is there, \
+    mounting within a registry, streaming across registries. Writes the fixed bundle and the \
+    relocation map (canonical JSON, atomically; `-` for stdout)."
+)]
+pub struct FixupCmd {
+    #[command(flatten)]
+    args: FixupArgs,
+    /// Where to write the fixed bundle.
+    #[arg(
+        long = "bundle",
+        default_value = "fixed-bundle.json",
+        value_name = "FILE"
+    )]
+    out_bundle: PathBuf,
+    /// Where to write the relocation map.
+    #[arg(long, default_value = "relocation-map.json", value_name = "FILE")]
+    relocation_map: PathBuf,
+}
+
+/// Fixup, then push the bundle itself as an OCI index.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  cnab-oci push bundle.json --target registry.example.com/app:1.0\n\n\
+    Runs fixup, then pushes the config blob, the config manifest and, last, the bundle index \
+    to the target tag, and prints `Pushed successfully, with digest \"sha256:…\"`. With \
+    --bundle or --relocation-map, also writes those files."
+)]
+pub struct PushCmd {
+    #[command(flatten)]
+    args: FixupArgs,
+    /// Use the fallback forms for registries that refuse custom config media
+    /// types or OCI indexes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    allow_fallbacks: bool,
+    /// Also write the fixed bundle here.
+    #[arg(long = "bundle", value_name = "FILE")]
+    out_bundle: Option<PathBuf>,
+    /// Also write the relocation map here.
+    #[arg(long, value_name = "FILE")]
+    relocation_map: Option<PathBuf>,
+}
+
+/// Read a bundle back from a registry.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  cnab-oci pull registry.example.com/app:1.0\n\n\
+    Verifies the digest and size of the index, the config manifest and the config blob, \
+    and writes the bundle and its relocation map (canonical JSON, atomically)."
+)]
+pub struct PullCmd {
+    /// The bundle's reference.
+    reference: String,
+    /// Where to write the bundle.
+    #[arg(long = "bundle", default_value = "pulled.json", value_name = "FILE")]
+    out_bundle: PathBuf,
+    /// Where to write the relocation map.
+    #[arg(long, default_value = "relocation-map.json", value_name = "FILE")]
+    relocation_map: PathBuf,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Promote a pushed bundle to another repository (CI).
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  cnab-oci copy staging.example.com/app:1.0 --target prod.example.com/app:1.0\n\n\
+    Relocates every image the bundle index lists into the target repository, then pushes the \
+    same config and index bytes, so the index digest does not change (a platform filter \
+    changes it, and the command says so). Prints the digest."
+)]
+pub struct CopyCmd {
+    /// The pushed bundle.
+    source: String,
+    /// Where it goes: `REGISTRY/REPOSITORY[:TAG]`.
+    #[arg(long, short = 't')]
+    target: String,
+    /// Use fallback forms when a filtered copy pushes a new index.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    allow_fallbacks: bool,
+    #[command(flatten)]
+    relocate: RelocateArgs,
+}
+
+fn reference(s: &str, what: &str) -> Result<Reference> {
+    Reference::parse(s).with_context(|| format!("invalid {what} `{s}`"))
+}
+
+fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()?;
+        Ok(())
+    } else {
+        Ok(fs::write_atomic(path, bytes)?)
+    }
+}
+
+fn fixup_options(a: &FixupArgs, g: &Global) -> Result<(Bundle, Reference, FixupOptions, Style)> {
+    let bundle = super::offline::load_bundle(&a.bundle_file)?;
+    let target = reference(&a.target, "--target")?;
+    let input_relocation_map = match &a.input_relocation_map {
+        Some(p) => Some(
+            RelocationMap::from_slice(&fs::read(p)?)
+                .with_context(|| format!("cannot load input relocation map `{}`", p.display()))?,
+        ),
+        None => None,
+    };
+    let style = report::style(g.json(), g.quiet);
+    let opts = FixupOptions {
+        jobs: a.relocate.jobs,
+        invocation_platforms: a.relocate.invocation_platforms.clone(),
+        component_platforms: a.relocate.component_platforms.clone(),
+        auto_update_bundle: a.auto_update_bundle,
+        input_relocation_map,
+        registry: a.relocate.registry.config(),
+        reporter: report::reporter(if a.dry_run && style != Style::Json {
+            Style::Quiet
+        } else {
+            style
+        }),
+    };
+    Ok((bundle, target, opts, style))
+}
+
+fn print_plan(outcome: &FixupOutcome, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = serde_json::json!({
+            "images": outcome.plan.trees,
+            "totals": outcome.totals,
+            "relocation_map": outcome.relocation_map.iter().collect::<BTreeMap<_, _>>(),
+        });
+        writeln!(out, "{doc}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:<9} {:<16} {:>12}  ACTION",
+        "IMAGE", "KIND", "DIGEST", "SIZE"
+    )?;
+    for t in &outcome.plan.trees {
+        for n in t.root.nodes() {
+            let digest = n.descriptor.digest.as_str();
+            let short = &digest[..digest.len().min(19)];
+            writeln!(
+                out,
+                "{:<24} {:<9} {:<16} {:>12}  {}",
+                t.key.to_string(),
+                format!("{:?}", n.kind).to_lowercase(),
+                short,
+                n.descriptor.size,
+                n.action.as_str()
+            )?;
+        }
+    }
+    let t = &outcome.totals;
+    writeln!(
+        out,
+        "{} blob(s) to copy ({} bytes), {} to mount, {} present, {} foreign; {} manifest(s) to push, {} present",
+        t.blobs_copied, t.bytes_to_copy, t.blobs_mounted, t.blobs_skipped, t.foreign_skipped, t.manifests_pushed, t.manifests_skipped
+    )?;
+    Ok(())
+}
+
+fn result_json(
+    digest: Option<&str>,
+    relocation: &RelocationMap,
+    totals: &Totals,
+    stats: &BTreeMap<String, RegistryStats>,
+    fallbacks: &[String],
+) -> serde_json::Value {
+    let requests: u64 = stats.values().map(RegistryStats::total_requests).sum();
+    serde_json::json!({
+        "digest": digest,
+        "relocation_map": relocation.iter().collect::<BTreeMap<_, _>>(),
+        "requests": requests,
+        "bytes_up": stats.values().map(|s| s.bytes_up).sum::<u64>(),
+        "bytes_down": stats.values().map(|s| s.bytes_down).sum::<u64>(),
+        "mounts": totals.blobs_mounted,
+        "copies": totals.blobs_copied,
+        "skips": totals.blobs_skipped + totals.manifests_skipped,
+        "foreign_skipped": totals.foreign_skipped,
+        "fallbacks": fallbacks,
+        "registries": stats,
+    })
+}
+
+pub async fn fixup(c: &FixupCmd, g: &Global) -> Result<ExitCode> {
+    let (mut bundle, target, opts, _) = fixup_options(&c.args, g)?;
+    if c.args.dry_run {
+        let outcome = ops::plan_fixup(&mut bundle, &target, &opts).await?;
+        print_plan(&outcome, g.json())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = ops::fixup(&mut bundle, &target, &opts).await?;
+    write_output(&c.out_bundle, &bundle.canonical_bytes())?;
+    write_output(&c.relocation_map, &outcome.relocation_map.canonical_bytes())?;
+    if g.json() {
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            result_json(
+                None,
+                &outcome.relocation_map,
+                &outcome.totals,
+                &outcome.stats,
+                &[]
+            )
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn push(c: &PushCmd, g: &Global) -> Result<ExitCode> {
+    let (mut bundle, target, opts, _) = fixup_options(&c.args, g)?;
+    if c.args.dry_run {
+        let outcome = ops::plan_fixup(&mut bundle, &target, &opts).await?;
+        print_plan(&outcome, g.json())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let fixed = ops::fixup(&mut bundle, &target, &opts).await?;
+    let push_opts = PushOptions {
+        registry: opts.registry.clone(),
+        allow_fallbacks: c.allow_fallbacks,
+        reporter: opts.reporter.clone(),
+        index_hook: None,
+    };
+    let pushed = ops::push(&bundle, &fixed.relocation_map, &target, &push_opts).await?;
+    if let Some(p) = &c.out_bundle {
+        write_output(p, &bundle.canonical_bytes())?;
+    }
+    if let Some(p) = &c.relocation_map {
+        write_output(p, &fixed.relocation_map.canonical_bytes())?;
+    }
+    let mut stats = fixed.stats.clone();
+    for (k, v) in &pushed.stats {
+        stats.entry(k.clone()).or_default().merge(v);
+    }
+    let mut out = std::io::stdout().lock();
+    if g.json() {
+        writeln!(
+            out,
+            "{}",
+            result_json(
+                Some(pushed.descriptor.digest.as_str()),
+                &fixed.relocation_map,
+                &fixed.totals,
+                &stats,
+                &pushed.fallbacks
+            )
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Pushed successfully, with digest \"{}\"",
+            pushed.descriptor.digest
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn pull(c: &PullCmd, g: &Global) -> Result<ExitCode> {
+    let r = reference(&c.reference, "reference")?;
+    let pulled = ops::pull(&r, &c.registry.config()).await?;
+    write_output(&c.out_bundle, &pulled.bundle.canonical_bytes())?;
+    write_output(&c.relocation_map, &pulled.relocation_map.canonical_bytes())?;
+    if g.json() {
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            result_json(
+                Some(pulled.digest.as_str()),
+                &pulled.relocation_map,
+                &Totals::default(),
+                &pulled.stats,
+                &[]
+            )
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn copy(c: &CopyCmd, g: &Global) -> Result<ExitCode> {
+    let source = reference(&c.source, "source")?;
+    let target = reference(&c.target, "--target")?;
+    let style = report::style(g.json(), g.quiet);
+    let opts = CopyOptions {
+        fixup: FixupOptions {
+            jobs: c.relocate.jobs,
+            invocation_platforms: c.relocate.invocation_platforms.clone(),
+            component_platforms: c.relocate.component_platforms.clone(),
+            registry: c.relocate.registry.config(),
+            reporter: report::reporter(style),
+            ..FixupOptions::default()
+        },
+        allow_fallbacks: c.allow_fallbacks,
+    };
+    let outcome = ops::copy(&source, &target, &opts).await?;
+    let mut out = std::io::stdout().lock();
+    if g.json() {
+        let mut doc = result_json(
+            Some(outcome.descriptor.digest.as_str()),
+            &RelocationMap::new(),
+            &outcome.totals,
+            &outcome.stats,
+            &[],
+        );
+        doc["digest_changed"] = outcome.digest_changed.into();
+        writeln!(out, "{doc}")?;
+    } else {
+        if outcome.digest_changed {
+            writeln!(std::io::stderr(), "note: the platform filter changed the bundle, so the index digest differs from the source's")?;
+        }
+        writeln!(
+            out,
+            "Copied successfully, with digest \"{}\"",
+            outcome.descriptor.digest
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,207 @@
+//! Rendering events: progress bars on a terminal, plain lines otherwise, JSON
+//! lines with `--output json`. All of it goes to stderr; stdout is for results.
+
+use cnab_oci::relocate::events::{Action, Event, Reporter};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// How events are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Progress bars (stderr is a terminal).
+    Bars,
+    /// One line per event that matters.
+    Lines,
+    /// One JSON object per event.
+    Json,
+    /// Nothing (`-q`).
+    Quiet,
+}
+
+/// Picks the style: JSON when asked, nothing when quiet, bars on a terminal.
+pub fn style(json: bool, quiet: bool) -> Style {
+    use std::io::IsTerminal;
+    if json {
+        Style::Json
+    } else if quiet {
+        Style::Quiet
+    } else if std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    {
+        Style::Bars
+    } else {
+        Style::Lines
+    }
+}
+
+/// A reporter for `style`, or none.
+pub fn reporter(style: Style) -> Option<std::sync::Arc<dyn Reporter>> {
+    match style {
+        Style::Quiet => None,
+        Style::Json => Some(std::sync::Arc::new(|e: &Event| {
+            if let Ok(line) = serde_json::to_string(e) {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        })),
+        Style::Lines => Some(std::sync::Arc::new(Lines)),
+        Style::Bars => Some(std::sync::Arc::new(Bars::new())),
+    }
+}
+
+struct Lines;
+
+impl Reporter for Lines {
+    fn on_event(&self, e: &Event) {
+        let line = match e {
+            Event::ImageStarted { key, image } => format!("{key} {image}: resolving"),
+            Event::Planned { images } => {
+                let n: usize = images.iter().map(|t| t.root.nodes().len()).sum();
+                format!("planned {} image(s), {n} object(s)", images.len())
+            }
+            Event::NodeFinished {
+                digest,
+                action,
+                error: None,
+            } if *action != Action::SkipPresent => format!("{} {digest}", action.as_str()),
+            Event::NodeFinished {
+                digest,
+                error: Some(e),
+                ..
+            } => format!("failed {digest}: {e}"),
+            Event::ImageFinished {
+                key,
+                image,
+                relocated: Some(r),
+                ..
+            } => format!("{key} {image}: done, at {r}"),
+            Event::ImageFinished {
+                key,
+                image,
+                error: Some(e),
+                ..
+            } => format!("{key} {image}: failed: {e}"),
+            Event::Fallback { message } => format!("fallback: {message}"),
+            Event::Pushed {
+                reference,
+                descriptor,
+            } => format!("pushed {reference} ({})", descriptor.digest),
+            _ => return,
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+/// One bar per image (objects done of objects to do) and one for bytes.
+struct Bars {
+    multi: MultiProgress,
+    state: Mutex<BarState>,
+}
+
+#[derive(Default)]
+struct BarState {
+    images: HashMap<String, ProgressBar>,
+    bytes: Option<ProgressBar>,
+    /// Bytes done per blob, to sum retries and parallel transfers correctly.
+    done: HashMap<String, u64>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            state: Mutex::new(BarState::default()),
+        }
+    }
+}
+
+impl Reporter for Bars {
+    fn on_event(&self, e: &Event) {
+        let mut st = self.state.lock().expect("bars");
+        match e {
+            Event::ImageStarted { key, image } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                        .expect("template"),
+                );
+                bar.set_prefix(key.to_string());
+                bar.set_message(format!("{image}: resolving"));
+                st.images.insert(key.to_string(), bar);
+            }
+            Event::Planned { images } => {
+                let total: u64 = images
+                    .iter()
+                    .flat_map(|t| t.root.nodes())
+                    .filter(|n| n.action == Action::Copy)
+                    .map(|n| n.descriptor.size)
+                    .sum();
+                for t in images.iter() {
+                    if let Some(bar) = st.images.get(&t.key.to_string()) {
+                        let nodes = t.root.nodes();
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{prefix:.bold} [{bar:20}] {pos}/{len} {wide_msg}",
+                            )
+                            .expect("template")
+                            .progress_chars("=> "),
+                        );
+                        bar.set_length(nodes.len() as u64);
+                        bar.set_position(nodes.iter().filter(|n| n.done).count() as u64);
+                        bar.set_message(t.image.clone());
+                    }
+                }
+                let bytes = self.multi.add(ProgressBar::new(total));
+                bytes.set_style(
+                    ProgressStyle::with_template(
+                        "total [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )
+                    .expect("template")
+                    .progress_chars("=> "),
+                );
+                st.bytes = Some(bytes);
+            }
+            Event::Transfer { digest, done, .. } => {
+                let prev = st.done.insert(digest.clone(), *done).unwrap_or(0);
+                if let Some(b) = &st.bytes {
+                    if *done >= prev {
+                        b.inc(done - prev);
+                    } else {
+                        b.set_position(b.position().saturating_sub(prev - done));
+                    }
+                }
+            }
+            Event::Progress { images } => {
+                for t in images.iter() {
+                    if let Some(bar) = st.images.get(&t.key.to_string()) {
+                        bar.set_position(t.root.nodes().iter().filter(|n| n.done).count() as u64);
+                    }
+                }
+            }
+            Event::ImageFinished {
+                key,
+                image,
+                relocated,
+                error,
+            } => {
+                if let Some(bar) = st.images.get(&key.to_string()) {
+                    match (relocated, error) {
+                        (Some(r), _) => bar.finish_with_message(format!("{image} → {r}")),
+                        (_, Some(e)) => bar.abandon_with_message(format!("{image}: failed: {e}")),
+                        _ => bar.finish(),
+                    }
+                }
+                if st.images.values().all(ProgressBar::is_finished) {
+                    if let Some(b) = &st.bytes {
+                        b.finish();
+                    }
+                }
+            }
+            Event::Fallback { message } => {
+                let _ = self.multi.println(format!("fallback: {message}"));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Events: what the engine tells a reporter while it works.
+//!
+//! Ordering, guaranteed: for each image, `ImageStarted` comes first and
+//! `ImageFinished` last; every `Planned`, `Transfer`, `NodeFinished` and
+//! `Progress` event that concerns the image comes between them. `Planned`
+//! comes once, after every image is resolved and walked and before anything
+//! is copied. Events are delivered in the order they happen, on a task of
+//! their own: a slow reporter delays reporting, never the copy.
+
+use crate::bundle::ImageKey;
+use crate::oci::Descriptor;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What the engine does with one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Stream it from the source into the target.
+    Copy,
+    /// Mount it from another repository of the same registry.
+    Mount,
+    /// Push it (a manifest, as fetched, or a filtered index).
+    Push,
+    /// Nothing to do: the target already has it.
+    SkipPresent,
+    /// Not copied: a foreign (non-distributable) layer, fetched from its `urls`.
+    SkipForeign,
+}
+
+impl Action {
+    /// A short word for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Copy => "copy",
+            Action::Mount => "mount",
+            Action::Push => "push",
+            Action::SkipPresent => "skip (present)",
+            Action::SkipForeign => "skip (foreign)",
+        }
+    }
+}
+
+/// What kind of object a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// An index or manifest list.
+    Index,
+    /// An image manifest.
+    Manifest,
+    /// An image config blob.
+    Config,
+    /// A layer blob.
+    Layer,
+}
+
+/// One object of an image's graph, as the plan sees it and as it progresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    /// Index, manifest, config or layer.
+    pub kind: NodeKind,
+    /// Media type, digest and size.
+    pub descriptor: Descriptor,
+    /// What is done with it.
+    pub action: Action,
+    /// Whether it is done.
+    pub done: bool,
+    /// The error, if it failed.
+    pub error: Option<String>,
+    /// What it refers to (for an index: manifests; for a manifest: config and layers).
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    pub(crate) fn visit_mut(&mut self, f: &mut impl FnMut(&mut Node)) {
+        f(self);
+        for c in &mut self.children {
+            c.visit_mut(f);
+        }
+    }
+
+    /// Every node of the tree, this one first.
+    pub fn nodes(&self) -> Vec<&Node> {
+        let mut out = vec![self];
+        for c in &self.children {
+            out.extend(c.nodes());
+        }
+        out
+    }
+}
+
+/// One image and its graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageTree {
+    /// Which image of the bundle.
+    #[serde(serialize_with = "key_string")]
+    pub key: ImageKey,
+    /// The reference as the bundle writes it.
+    pub image: String,
+    /// The reference it was copied from, by digest.
+    pub source: String,
+    /// The root manifest or index.
+    pub root: Node,
+}
+
+fn key_string<S: serde::Serializer>(k: &ImageKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.to_string())
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Work on an image began.
+    ImageStarted {
+        /// Which image.
+        #[serde(serialize_with = "key_string")]
+        key: ImageKey,
+        /// Its reference in the bundle.
+        image: String,
+    },
+    /// Every image is resolved and walked: the whole plan, before any copy.
+    Planned {
+        /// The images and their graphs.
+        images: Arc<Vec<ImageTree>>,
+    },
+    /// Bytes moved in one blob transfer (sent at most every MiB, and at the end).
+    Transfer {
+        /// The blob.
+        digest: String,
+        /// Bytes so far in this attempt.
+        done: u64,
+        /// Its size.
+        total: u64,
+    },
+    /// One object is done, or failed.
+    NodeFinished {
+        /// Its digest.
+        digest: String,
+        /// What was done.
+        action: Action,
+        /// The error, if it failed.
+        error: Option<String>,
+    },
+    /// The current state of every image's graph.
+    Progress {
+        /// The images and their graphs.
+        images: Arc<Vec<ImageTree>>,
+    },
+    /// Work on an image ended.
+    ImageFinished {
+        /// Which image.
+        #[serde(serialize_with = "key_string")]
+        key: ImageKey,
+        /// Its reference in the bundle.
+        image: String,
+        /// Where it now is, by digest, when it succeeded.
+        relocated: Option<String>,
+        /// The error, when it failed.
+        error: Option<String>,
+    },
+    /// Push took a fallback because the registry refused the preferred form.
+    Fallback {
+        /// What was refused and what is used instead.
+        message: String,
+    },
+    /// The bundle index was pushed.
+    Pushed {
+        /// The reference pushed to.
+        reference: String,
+        /// The index's descriptor.
+        descriptor: Descriptor,
+    },
+}
+
+/// Receives events. Implemented for every `Fn(&Event) + Send + Sync`.
+pub trait Reporter: Send + Sync {
+    /// Called once per event, in order.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> Reporter for F {
+    fn on_event(&self, event: &Event) {
+        self(event);
+    }
+}
+
+/// Sends events to a reporter on a task of its own.
+#[derive(Clone)]
+pub(crate) struct Sink {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+}
+
+pub(crate) struct SinkTask(Option<tokio::task::JoinHandle<()>>);
+
+impl Sink {
+    pub(crate) fn new(reporter: Option<Arc<dyn Reporter>>) -> (Sink, SinkTask) {
+        let Some(reporter) = reporter else {
+            return (Sink { tx: None }, SinkTask(None));
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let task = tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                reporter.on_event(&e);
+            }
+        });
+        (Sink { tx: Some(tx) }, SinkTask(Some(task)))
+    }
+
+    pub(crate) fn send(&self, event: Event) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(event);
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+}
+
+impl SinkTask {
+    /// Waits until every event sent before `sink` was dropped is delivered.
+    pub(crate) async fn finish(self, sink: Sink) {
+        drop(sink);
+        if let Some(t) = self.0 {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,833 @@
+//! The relocation engine: plan first (resolve every image, walk its graph,
+//! decide skip / mount / copy for every object), then copy under one
+//! concurrency budget. This module is the one place that owns tokio
+//! concurrency.
+//!
+//! - [`Engine::plan`] resolves all images concurrently (every failure is
+//!   collected), walks indexes and manifests, applies platform filters, and
+//!   checks the target, but never writes.
+//! - [`Engine::execute`] copies: every unique blob once (mounted within a
+//!   registry, streamed across registries), then child manifests, then roots,
+//!   each pushed by digest with its exact bytes. One semaphore of `jobs`
+//!   permits bounds all transfers; a permit is held around one request only.
+
+pub mod events;
+
+use crate::bundle::ImageKey;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::manifest::{self as view, Platform, View};
+use crate::oci::{media_type as mt, Descriptor};
+use crate::reference::Reference;
+use crate::registry::{Client, MountOutcome, Progress, Repository};
+use bytes::Bytes;
+use events::{Action, Event, ImageTree, Node, NodeKind, Reporter, Sink};
+use futures::stream::{FuturesUnordered, TryStreamExt};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// Default number of concurrent transfers.
+pub const DEFAULT_JOBS: usize = 8;
+
+/// How deeply indexes may nest inside indexes.
+const MAX_NESTING: usize = 4;
+
+/// One image to relocate.
+#[derive(Debug, Clone)]
+pub struct ImageJob {
+    /// Which image of the bundle.
+    pub key: ImageKey,
+    /// The reference as the bundle writes it (the relocation map's key).
+    pub image: String,
+    /// Where to look for it, in order (a previous relocation first).
+    pub candidates: Vec<Reference>,
+    /// Platforms to keep when the image is an index (empty: all).
+    pub platforms: Vec<Platform>,
+}
+
+/// One image, resolved and walked.
+#[derive(Debug, Clone)]
+pub struct PlannedImage {
+    /// Which image.
+    pub key: ImageKey,
+    /// Its reference in the bundle.
+    pub image: String,
+    /// Where it is copied from, by digest.
+    pub source: Reference,
+    /// What the source descriptor is.
+    pub source_descriptor: Descriptor,
+    /// What it is in the target: the source descriptor, or the filtered index's.
+    pub descriptor: Descriptor,
+    /// Where it will be, by digest.
+    pub relocated: Reference,
+}
+
+#[derive(Debug, Clone)]
+struct BlobTask {
+    descriptor: Descriptor,
+    source: Repository,
+    action: Action,
+}
+
+#[derive(Debug, Clone)]
+struct ManifestTask {
+    descriptor: Descriptor,
+    bytes: Bytes,
+    /// 0 for a root; deeper objects are pushed first.
+    depth: usize,
+}
+
+/// The whole plan: what each image is, and every object with its action.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The images, in bundle order.
+    pub images: Vec<PlannedImage>,
+    /// The graphs, for reports.
+    pub trees: Vec<ImageTree>,
+    target: Repository,
+    blobs: BTreeMap<Digest, BlobTask>,
+    manifests: BTreeMap<Digest, ManifestTask>,
+}
+
+/// How many objects get each action, and the bytes to move.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Blobs streamed across registries.
+    pub blobs_copied: u64,
+    /// Blobs mounted within a registry.
+    pub blobs_mounted: u64,
+    /// Blobs already in the target.
+    pub blobs_skipped: u64,
+    /// Foreign layers not copied.
+    pub foreign_skipped: u64,
+    /// Manifests and indexes pushed.
+    pub manifests_pushed: u64,
+    /// Manifests and indexes already in the target.
+    pub manifests_skipped: u64,
+    /// Bytes of the blobs to copy.
+    pub bytes_to_copy: u64,
+}
+
+impl Plan {
+    /// The counts of the plan.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for b in self.blobs.values() {
+            match b.action {
+                Action::Copy => {
+                    t.blobs_copied += 1;
+                    t.bytes_to_copy += b.descriptor.size;
+                }
+                Action::Mount => t.blobs_mounted += 1,
+                Action::SkipForeign => t.foreign_skipped += 1,
+                Action::SkipPresent | Action::Push => t.blobs_skipped += 1,
+            }
+        }
+        let mut seen = HashSet::new();
+        for tree in &self.trees {
+            for n in tree.root.nodes() {
+                if matches!(n.kind, NodeKind::Index | NodeKind::Manifest)
+                    && seen.insert(n.descriptor.digest.clone())
+                {
+                    if n.action == Action::Push {
+                        t.manifests_pushed += 1;
+                    } else {
+                        t.manifests_skipped += 1;
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// The repository everything goes to.
+    pub fn target(&self) -> &Repository {
+        &self.target
+    }
+}
+
+/// The engine: a registry client, a concurrency budget and a reporter.
+#[derive(Clone)]
+pub struct Engine {
+    client: Client,
+    jobs: usize,
+    reporter: Option<Arc<dyn Reporter>>,
+}
+
+struct Ctx {
+    client: Client,
+    permits: Arc<Semaphore>,
+    target: Repository,
+}
+
+impl Ctx {
+    async fn permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+fn for_image(key: &ImageKey, image: &str, e: impl Into<Error>) -> Error {
+    Error::Image {
+        key: key.to_string(),
+        image: image.to_owned(),
+        error: Box::new(e.into()),
+    }
+}
+
+fn invalid(key: &ImageKey, image: &str, what: String) -> Error {
+    for_image(key, image, Error::Invalid(what))
+}
+
+impl Engine {
+    /// An engine on `client` with `jobs` concurrent transfers (at least 1).
+    pub fn new(client: Client, jobs: usize) -> Engine {
+        Engine {
+            client,
+            jobs: jobs.max(1),
+            reporter: None,
+        }
+    }
+
+    /// Sends events to `reporter`.
+    #[must_use]
+    pub fn with_reporter(mut self, reporter: Option<Arc<dyn Reporter>>) -> Engine {
+        self.reporter = reporter;
+        self
+    }
+
+    /// The registry client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn ctx(&self, target: &Repository) -> Ctx {
+        Ctx {
+            client: self.client.clone(),
+            permits: Arc::new(Semaphore::new(self.jobs)),
+            target: target.clone(),
+        }
+    }
+
+    /// Resolves and walks every image and decides what to do with every object.
+    /// Writes nothing. Every image that cannot be resolved is reported in one
+    /// error.
+    pub async fn plan(&self, jobs: &[ImageJob], target: &Repository) -> Result<Plan> {
+        let (sink, task) = Sink::new(self.reporter.clone());
+        for j in jobs {
+            sink.send(Event::ImageStarted {
+                key: j.key.clone(),
+                image: j.image.clone(),
+            });
+        }
+        let result = self.plan_inner(jobs, target, &sink).await;
+        if let Err(e) = &result {
+            for j in jobs {
+                sink.send(Event::ImageFinished {
+                    key: j.key.clone(),
+                    image: j.image.clone(),
+                    relocated: None,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+        task.finish(sink).await;
+        result
+    }
+
+    async fn plan_inner(
+        &self,
+        jobs: &[ImageJob],
+        target: &Repository,
+        sink: &Sink,
+    ) -> Result<Plan> {
+        let ctx = self.ctx(target);
+        // 1. Resolve every image; collect every failure.
+        let resolved: Vec<std::result::Result<(Reference, Descriptor), Vec<String>>> =
+            futures::future::join_all(jobs.iter().map(|j| resolve(&ctx, j))).await;
+        let failures: Vec<String> = jobs
+            .iter()
+            .zip(&resolved)
+            .filter_map(|(j, r)| {
+                r.as_ref()
+                    .err()
+                    .map(|errs| format!("{} `{}`: {}", j.key, j.image, errs.join("; ")))
+            })
+            .collect();
+        if !failures.is_empty() {
+            return Err(Error::Resolve(failures));
+        }
+        // 2. Walk every image's graph, all images at once.
+        let walks = jobs
+            .iter()
+            .zip(resolved)
+            .map(|(j, r)| {
+                let (source, desc) = r.expect("failures returned above");
+                walk_image(&ctx, j, source, desc)
+            })
+            .collect::<FuturesUnordered<_>>()
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut walks = walks;
+        walks.sort_by_key(|w| jobs.iter().position(|j| j.key == w.image.key));
+        // 3. Decide for every unique blob.
+        let mut blobs: BTreeMap<Digest, BlobTask> = BTreeMap::new();
+        let mut manifests: BTreeMap<Digest, ManifestTask> = BTreeMap::new();
+        for w in &walks {
+            for (d, b) in &w.blobs {
+                blobs.entry(d.clone()).or_insert_with(|| b.clone());
+            }
+            for (d, m) in &w.manifests {
+                manifests
+                    .entry(d.clone())
+                    .and_modify(|e| e.depth = e.depth.max(m.depth))
+                    .or_insert_with(|| m.clone());
+            }
+        }
+        let decisions = blobs
+            .values()
+            .filter(|b| b.action == Action::Copy)
+            .map(|b| decide_blob(&ctx, b))
+            .collect::<FuturesUnordered<_>>()
+            .try_collect::<Vec<_>>()
+            .await?;
+        for (digest, action) in decisions {
+            if let Some(b) = blobs.get_mut(&digest) {
+                b.action = action;
+            }
+        }
+        let mut trees: Vec<ImageTree> = walks.iter().map(|w| w.tree.clone()).collect();
+        for t in &mut trees {
+            t.root.visit_mut(&mut |n| {
+                if let Some(b) = blobs.get(&n.descriptor.digest) {
+                    if matches!(n.kind, NodeKind::Config | NodeKind::Layer) {
+                        n.action = b.action;
+                        n.done = matches!(b.action, Action::SkipPresent | Action::SkipForeign);
+                    }
+                }
+            });
+        }
+        sink.send(Event::Planned {
+            images: Arc::new(trees.clone()),
+        });
+        Ok(Plan {
+            images: walks.into_iter().map(|w| w.image).collect(),
+            trees,
+            target: target.clone(),
+            blobs,
+            manifests,
+        })
+    }
+
+    /// Carries out `plan`: blobs first (each once), then manifests, children
+    /// before parents. The first failure stops the rest.
+    pub async fn execute(&self, plan: &Plan) -> Result<Totals> {
+        let (sink, task) = Sink::new(self.reporter.clone());
+        let ctx = self.ctx(&plan.target);
+        let state = Arc::new(Mutex::new(plan.trees.clone()));
+        let result = self.execute_inner(&ctx, plan, &sink, &state).await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        for img in &plan.images {
+            sink.send(Event::ImageFinished {
+                key: img.key.clone(),
+                image: img.image.clone(),
+                relocated: error.is_none().then(|| img.relocated.to_string()),
+                error: error.clone(),
+            });
+        }
+        task.finish(sink).await;
+        result.map(|()| plan.totals())
+    }
+
+    async fn execute_inner(
+        &self,
+        ctx: &Ctx,
+        plan: &Plan,
+        sink: &Sink,
+        state: &Arc<Mutex<Vec<ImageTree>>>,
+    ) -> Result<()> {
+        let finished = |digest: &Digest, action: Action, error: Option<String>| {
+            let snapshot = {
+                let mut trees = state.lock().expect("progress");
+                for t in trees.iter_mut() {
+                    t.root.visit_mut(&mut |n| {
+                        if n.descriptor.digest == *digest {
+                            n.done = error.is_none();
+                            n.error.clone_from(&error);
+                        }
+                    });
+                }
+                Arc::new(trees.clone())
+            };
+            sink.send(Event::NodeFinished {
+                digest: digest.to_string(),
+                action,
+                error,
+            });
+            sink.send(Event::Progress { images: snapshot });
+        };
+        // Blobs.
+        plan.blobs
+            .values()
+            .filter(|b| matches!(b.action, Action::Copy | Action::Mount))
+            .map(|b| async {
+                let r = transfer_blob(ctx, b, sink).await;
+                finished(
+                    &b.descriptor.digest,
+                    b.action,
+                    r.as_ref().err().map(ToString::to_string),
+                );
+                r
+            })
+            .collect::<FuturesUnordered<_>>()
+            .try_collect::<Vec<()>>()
+            .await?;
+        // Manifests, deepest first.
+        let mut depths: Vec<usize> = plan.manifests.values().map(|m| m.depth).collect();
+        depths.sort_unstable();
+        depths.dedup();
+        for depth in depths.into_iter().rev() {
+            plan.manifests
+                .values()
+                .filter(|m| m.depth == depth)
+                .map(|m| async {
+                    let r = {
+                        let _permit = ctx.permit().await;
+                        ctx.client
+                            .put_manifest(
+                                &ctx.target,
+                                m.descriptor.digest.as_str(),
+                                m.bytes.clone(),
+                                &m.descriptor.media_type,
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(Error::from)
+                    };
+                    finished(
+                        &m.descriptor.digest,
+                        Action::Push,
+                        r.as_ref().err().map(ToString::to_string),
+                    );
+                    r
+                })
+                .collect::<FuturesUnordered<_>>()
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a job's first working candidate; on failure, every candidate's error.
+async fn resolve(
+    ctx: &Ctx,
+    job: &ImageJob,
+) -> std::result::Result<(Reference, Descriptor), Vec<String>> {
+    let mut errors = Vec::new();
+    for candidate in &job.candidates {
+        let r = {
+            let _permit = ctx.permit().await;
+            ctx.client.resolve(candidate).await
+        };
+        match r {
+            Ok(d) if mt::is_image_manifest_or_index(&d.media_type) => {
+                return Ok((
+                    Reference::parse(&format!("{}@{}", candidate.repository(), d.digest))
+                        .unwrap_or_else(|_| candidate.clone()),
+                    d,
+                ));
+            }
+            Ok(d) => errors.push(format!(
+                "`{candidate}` is a `{}`, not an image manifest or index",
+                d.media_type
+            )),
+            Err(e) => errors.push(format!("`{candidate}`: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        errors.push("no reference to resolve".into());
+    }
+    Err(errors)
+}
+
+struct Walk {
+    image: PlannedImage,
+    tree: ImageTree,
+    blobs: BTreeMap<Digest, BlobTask>,
+    manifests: BTreeMap<Digest, ManifestTask>,
+}
+
+async fn walk_image(
+    ctx: &Ctx,
+    job: &ImageJob,
+    source: Reference,
+    desc: Descriptor,
+) -> Result<Walk> {
+    let src_repo = Repository::of(&source);
+    let same_repo = src_repo == ctx.target;
+    let mut w = Walk {
+        image: PlannedImage {
+            key: job.key.clone(),
+            image: job.image.clone(),
+            source: source.clone(),
+            source_descriptor: desc.clone(),
+            descriptor: desc.clone(),
+            relocated: Reference::parse(&format!("{}/{}", ctx.target.registry, ctx.target.path))
+                .map_err(|e| for_image(&job.key, &job.image, e))?
+                .with_digest_only(desc.digest.clone()),
+        },
+        tree: ImageTree {
+            key: job.key.clone(),
+            image: job.image.clone(),
+            source: source.to_string(),
+            root: leaf(NodeKind::Manifest, &desc, Action::SkipPresent),
+        },
+        blobs: BTreeMap::new(),
+        manifests: BTreeMap::new(),
+    };
+    let filtering = mt::is_index(&desc.media_type) && !job.platforms.is_empty();
+    if !filtering
+        && present(ctx, same_repo, &desc)
+            .await
+            .map_err(|e| for_image(&job.key, &job.image, e))?
+    {
+        w.tree.root.kind = if mt::is_index(&desc.media_type) {
+            NodeKind::Index
+        } else {
+            NodeKind::Manifest
+        };
+        w.tree.root.done = true;
+        return Ok(w);
+    }
+    let bytes = fetch(ctx, &src_repo, &desc)
+        .await
+        .map_err(|e| for_image(&job.key, &job.image, e))?;
+    let (root_desc, root_bytes) = if filtering {
+        let (filtered, kept) = view::filter_index(&bytes, &job.platforms)
+            .map_err(|e| invalid(&job.key, &job.image, format!("index {}: {e}", desc.digest)))?;
+        if kept == 0 {
+            let wanted: Vec<String> = job.platforms.iter().map(ToString::to_string).collect();
+            return Err(invalid(
+                &job.key,
+                &job.image,
+                format!(
+                    "no manifest of index {} matches the platform filter {}",
+                    desc.digest,
+                    wanted.join(",")
+                ),
+            ));
+        }
+        (
+            Descriptor::of(&desc.media_type, &filtered),
+            Bytes::from(filtered),
+        )
+    } else {
+        (desc.clone(), bytes)
+    };
+    w.image.descriptor = root_desc.clone();
+    w.image.relocated = w.image.relocated.with_digest_only(root_desc.digest.clone());
+    let root_present = filtering
+        && present(ctx, same_repo, &root_desc)
+            .await
+            .map_err(|e| for_image(&job.key, &job.image, e))?;
+    let mut path = vec![root_desc.digest.clone()];
+    w.tree.root = walk_node(
+        ctx,
+        job,
+        &src_repo,
+        same_repo,
+        &root_desc,
+        root_bytes,
+        root_present,
+        0,
+        &mut path,
+        &mut w.blobs,
+        &mut w.manifests,
+    )
+    .await?;
+    Ok(w)
+}
+
+fn leaf(kind: NodeKind, d: &Descriptor, action: Action) -> Node {
+    Node {
+        kind,
+        descriptor: Descriptor {
+            annotations: BTreeMap::new(),
+            ..d.clone()
+        },
+        action,
+        done: false,
+        error: None,
+        children: Vec::new(),
+    }
+}
+
+/// Whether the target has manifest `d`. In the source's own repository the
+/// answer is yes without asking.
+async fn present(
+    ctx: &Ctx,
+    same_repo: bool,
+    d: &Descriptor,
+) -> std::result::Result<bool, crate::registry::RegistryError> {
+    if same_repo {
+        return Ok(true);
+    }
+    let target = Reference::parse(&format!(
+        "{}/{}@{}",
+        ctx.target.registry, ctx.target.path, d.digest
+    ))
+    .expect("a valid target reference");
+    let _permit = ctx.permit().await;
+    match ctx.client.resolve(&target).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.status() == Some(404) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn fetch(
+    ctx: &Ctx,
+    repo: &Repository,
+    d: &Descriptor,
+) -> std::result::Result<Bytes, crate::registry::RegistryError> {
+    let r = Reference::parse(&format!("{}/{}@{}", repo.registry, repo.path, d.digest))
+        .expect("a valid source reference");
+    let _permit = ctx.permit().await;
+    let m = ctx.client.get_manifest(&r).await?;
+    if m.bytes.len() as u64 != d.size {
+        return Err(crate::registry::RegistryError::ContentMismatch {
+            registry: repo.registry.clone(),
+            repository: repo.path.clone(),
+            what: format!("size of manifest {}", d.digest),
+            expected: format!("{} bytes", d.size),
+            actual: format!("{} bytes", m.bytes.len()),
+            attempts: 1,
+        });
+    }
+    Ok(m.bytes)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_node<'a>(
+    ctx: &'a Ctx,
+    job: &'a ImageJob,
+    src: &'a Repository,
+    same_repo: bool,
+    desc: &'a Descriptor,
+    bytes: Bytes,
+    already_present: bool,
+    depth: usize,
+    path: &'a mut Vec<Digest>,
+    blobs: &'a mut BTreeMap<Digest, BlobTask>,
+    manifests: &'a mut BTreeMap<Digest, ManifestTask>,
+) -> futures::future::BoxFuture<'a, Result<Node>> {
+    Box::pin(async move {
+        let is_index = mt::is_index(&desc.media_type);
+        let kind = if is_index {
+            NodeKind::Index
+        } else {
+            NodeKind::Manifest
+        };
+        let parsed = view::parse(&bytes, &desc.media_type).map_err(|e| {
+            invalid(
+                &job.key,
+                &job.image,
+                format!("manifest {} from `{src}`: {e}", desc.digest),
+            )
+        })?;
+        let mut node = leaf(
+            kind,
+            desc,
+            if already_present {
+                Action::SkipPresent
+            } else {
+                Action::Push
+            },
+        );
+        node.done = already_present;
+        if !already_present {
+            manifests.insert(
+                desc.digest.clone(),
+                ManifestTask {
+                    descriptor: desc.clone(),
+                    bytes,
+                    depth,
+                },
+            );
+        }
+        match parsed {
+            View::Image { config, layers } => {
+                for (child, kind) in std::iter::once((config, NodeKind::Config))
+                    .chain(layers.into_iter().map(|l| (l, NodeKind::Layer)))
+                {
+                    let action = if !child.urls.is_empty() {
+                        Action::SkipForeign
+                    } else if same_repo || already_present {
+                        Action::SkipPresent
+                    } else {
+                        Action::Copy // refined by decide_blob
+                    };
+                    if !already_present {
+                        blobs
+                            .entry(child.descriptor.digest.clone())
+                            .or_insert_with(|| BlobTask {
+                                descriptor: child.descriptor.clone(),
+                                source: src.clone(),
+                                action,
+                            });
+                    }
+                    node.children.push(leaf(kind, &child.descriptor, action));
+                }
+            }
+            View::Index {
+                manifests: children,
+            } => {
+                if depth >= MAX_NESTING {
+                    return Err(invalid(
+                        &job.key,
+                        &job.image,
+                        format!(
+                            "indexes nest deeper than {MAX_NESTING} levels at {}",
+                            desc.digest
+                        ),
+                    ));
+                }
+                for child in children {
+                    let d = &child.descriptor;
+                    if path.contains(&d.digest) {
+                        return Err(invalid(
+                            &job.key,
+                            &job.image,
+                            format!(
+                                "index {} refers to {} which refers back to it: a cycle",
+                                desc.digest, d.digest
+                            ),
+                        ));
+                    }
+                    if !mt::is_image_manifest_or_index(&d.media_type) {
+                        return Err(invalid(
+                            &job.key,
+                            &job.image,
+                            format!(
+                                "index {} lists {} with media type `{}`, not a manifest",
+                                desc.digest, d.digest, d.media_type
+                            ),
+                        ));
+                    }
+                    let present_child = already_present
+                        || present(ctx, same_repo, d)
+                            .await
+                            .map_err(|e| for_image(&job.key, &job.image, e))?;
+                    if present_child {
+                        let mut n = leaf(
+                            if mt::is_index(&d.media_type) {
+                                NodeKind::Index
+                            } else {
+                                NodeKind::Manifest
+                            },
+                            d,
+                            Action::SkipPresent,
+                        );
+                        n.done = true;
+                        node.children.push(n);
+                        continue;
+                    }
+                    let child_bytes = fetch(ctx, src, d)
+                        .await
+                        .map_err(|e| for_image(&job.key, &job.image, e))?;
+                    path.push(d.digest.clone());
+                    let n = walk_node(
+                        ctx,
+                        job,
+                        src,
+                        same_repo,
+                        d,
+                        child_bytes,
+                        false,
+                        depth + 1,
+                        path,
+                        blobs,
+                        manifests,
+                    )
+                    .await?;
+                    path.pop();
+                    node.children.push(n);
+                }
+            }
+        }
+        Ok(node)
+    })
+}
+
+/// Skip, mount or copy, for a blob the target may lack.
+async fn decide_blob(ctx: &Ctx, b: &BlobTask) -> Result<(Digest, Action)> {
+    let exists = {
+        let _permit = ctx.permit().await;
+        ctx.client
+            .blob_exists(&ctx.target, &b.descriptor.digest)
+            .await?
+    };
+    let action = if exists.is_some() {
+        Action::SkipPresent
+    } else if b.source.registry == ctx.target.registry {
+        Action::Mount
+    } else {
+        Action::Copy
+    };
+    Ok((b.descriptor.digest.clone(), action))
+}
+
+/// Mounts or copies one blob, holding a permit for each request.
+async fn transfer_blob(ctx: &Ctx, b: &BlobTask, sink: &Sink) -> Result<()> {
+    let d = &b.descriptor;
+    let mut session = None;
+    if b.action == Action::Mount {
+        let outcome = {
+            let _permit = ctx.permit().await;
+            ctx.client
+                .mount_blob(&ctx.target, &d.digest, &b.source)
+                .await
+        };
+        match outcome {
+            Ok(MountOutcome::Mounted) => return Ok(()),
+            Ok(MountOutcome::NotMounted(s)) => session = Some(s),
+            Err(_) => {} // fall back to a copy
+        }
+    }
+    let progress: Option<Progress> = sink.enabled().then(|| {
+        let sink = sink.clone();
+        let digest = d.digest.to_string();
+        let total = d.size;
+        let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        Arc::new(move |done: u64| {
+            let prev = last.load(std::sync::atomic::Ordering::Relaxed);
+            if done == total || done < prev || done - prev >= 1 << 20 {
+                last.store(done, std::sync::atomic::Ordering::Relaxed);
+                sink.send(Event::Transfer {
+                    digest: digest.clone(),
+                    done,
+                    total,
+                });
+            }
+        }) as Progress
+    });
+    let _permit = ctx.permit().await;
+    ctx.client
+        .copy_blob(&b.source, &ctx.target, d, session, progress)
+        .await?;
+    Ok(())
+}
+
+/// The relocated reference of every planned image, keyed by the bundle's
+/// reference.
+pub fn relocation_entries(plan: &Plan) -> HashMap<String, String> {
+    plan.images
+        .iter()
+        .map(|i| (i.image.clone(), i.relocated.to_string()))
+        .collect()
+}

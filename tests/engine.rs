@@ -1,0 +1,724 @@
+//! Fixup, push, pull and copy against real registries: across registries,
+//! within one (mounts only), with platform filters, strict and auto-update,
+//! input relocation maps, idempotent reruns with pinned request counts,
+//! registry fallbacks, and the event sequence.
+
+use crate::harness::fake::respond;
+use crate::harness::proxy::Proxy;
+use crate::harness::{Registry, PASSWORD, USER};
+use cnab_oci::oci::manifest::Platform;
+use cnab_oci::oci::media_type as mt;
+use cnab_oci::ops::{self, CopyOptions, FixupOptions, PushOptions};
+use cnab_oci::registry::{Client, ClientConfig, Credentials, Repository, RequestKind};
+use cnab_oci::relocate::events::{Action, Event};
+use cnab_oci::synth::{self, Format, ImageSpec};
+use cnab_oci::{Bundle, Digest, Reference, RelocationMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+fn registry_config(regs: &[&Registry]) -> ClientConfig {
+    let mut c = ClientConfig {
+        docker_config_dir: None,
+        docker_certs_dir: None,
+        ..ClientConfig::default()
+    };
+    for r in regs {
+        if r.options.auth != crate::harness::Auth::None {
+            c.credentials
+                .insert(r.host(), Credentials::basic(USER, PASSWORD));
+        }
+        if let Some(ca) = &r.ca {
+            c.ca_certs.push(ca.ca_path());
+        }
+    }
+    c
+}
+
+fn platforms(list: &[&str]) -> Vec<Platform> {
+    list.iter().map(|p| Platform::parse(p).unwrap()).collect()
+}
+
+/// The images of the test bundle, built and pushed into the source registry.
+struct Fixture {
+    bundle: Bundle,
+    images: BTreeMap<&'static str, synth::Image>,
+    source: String,
+}
+
+async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
+    let client = Client::new(config.clone()).unwrap();
+    let base = synth::layer(1, 2000);
+    let specs: [(&str, &str, ImageSpec); 4] = [
+        (
+            "installer",
+            "app/installer:1.0",
+            ImageSpec {
+                seed: 10,
+                format: Format::Docker,
+                layer_sizes: vec![3000],
+                shared_layers: vec![base.clone()],
+                platforms: vec![],
+            },
+        ),
+        (
+            "web",
+            "app/web:2.0",
+            ImageSpec {
+                seed: 20,
+                format: Format::Oci,
+                layer_sizes: vec![1500],
+                shared_layers: vec![base.clone()],
+                platforms: platforms(&["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]),
+            },
+        ),
+        (
+            "db",
+            "app/db:3.0",
+            ImageSpec {
+                seed: 30,
+                format: Format::Docker,
+                layer_sizes: vec![1000],
+                shared_layers: vec![],
+                platforms: platforms(&["linux/amd64", "linux/arm64/v8"]),
+            },
+        ),
+        (
+            "cache",
+            "app/cache:4.0",
+            ImageSpec {
+                seed: 40,
+                format: Format::Oci,
+                layer_sizes: vec![800],
+                shared_layers: vec![],
+                platforms: vec![],
+            },
+        ),
+    ];
+    let mut images = BTreeMap::new();
+    for (name, reference, spec) in specs {
+        let image = synth::build(&spec);
+        let (path, tag) = reference.split_once(':').unwrap();
+        synth::push(
+            &client,
+            &Repository {
+                registry: src.host(),
+                path: path.to_owned(),
+            },
+            &image,
+            tag,
+        )
+        .await
+        .unwrap();
+        images.insert(name, image);
+    }
+    let s = src.host();
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"demo","version":"1.0.0","description":"a test bundle",
+        "invocationImages":[{{"imageType":"docker","image":"{s}/app/installer:1.0"}}],
+        "images":{{"web":{{"imageType":"oci","image":"{s}/app/web:2.0"}},
+                   "db":{{"imageType":"docker","image":"{s}/app/db:3.0"}},
+                   "cache":{{"image":"{s}/app/cache:4.0","description":"already in the target"}}}}}}"#
+    );
+    Fixture {
+        bundle: Bundle::from_slice(json.as_bytes()).unwrap(),
+        images,
+        source: s,
+    }
+}
+
+fn opts(config: ClientConfig) -> FixupOptions {
+    FixupOptions {
+        jobs: 4,
+        auto_update_bundle: true,
+        registry: config,
+        ..FixupOptions::default()
+    }
+}
+
+/// Every blob digest of an image.
+fn blob_digests(img: &synth::Image) -> HashSet<Digest> {
+    img.blobs.keys().cloned().collect()
+}
+
+async fn assert_in_target(client: &Client, target: &Repository, img: &synth::Image) {
+    for (d, bytes) in &img.manifests {
+        let r =
+            Reference::parse(&format!("{}/{}@{}", target.registry, target.path, d.digest)).unwrap();
+        let m = client
+            .get_manifest(&r)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&m.bytes, bytes, "manifest {} byte-identical", d.digest);
+    }
+    for d in img.blobs.keys() {
+        assert!(
+            client.blob_exists(target, d).await.unwrap().is_some(),
+            "blob {d} in target"
+        );
+    }
+}
+
+/// Across registries: everything is copied (each shared blob once), what the
+/// target has is skipped; then push and pull give back the same bundle and map.
+#[tokio::test]
+async fn relocate_across_registries_then_push_and_pull() {
+    let (src, dst) = (Registry::plain(), Registry::token());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let client = Client::new(config.clone()).unwrap();
+    let target_ref = Reference::parse(&format!("{}/prod/demo:1.0.0", dst.host())).unwrap();
+    let target = Repository::of(&target_ref);
+    // The cache image is already in the target.
+    synth::push(&client, &target, &fx.images["cache"], "cached")
+        .await
+        .unwrap();
+
+    let mut bundle = fx.bundle.clone();
+    let out = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+        .await
+        .unwrap();
+    for img in fx.images.values() {
+        assert_in_target(&client, &target, img).await;
+    }
+    let mut all: HashSet<Digest> = HashSet::new();
+    for (name, img) in &fx.images {
+        if *name != "cache" {
+            all.extend(blob_digests(img));
+        }
+    }
+    assert_eq!(
+        usize::try_from(out.totals.blobs_copied).unwrap(),
+        all.len(),
+        "each unique blob once: {:?}",
+        out.totals
+    );
+    assert_eq!(out.totals.blobs_mounted, 0);
+    assert!(
+        out.totals.manifests_skipped >= 1,
+        "the cache image was skipped"
+    );
+    assert_eq!(
+        usize::try_from(out.stats[&dst.host()].count(RequestKind::UploadFinish)).unwrap(),
+        all.len(),
+        "no blob uploaded twice"
+    );
+    // Relocation map: every image, fully qualified, by digest, in the target.
+    assert_eq!(out.relocation_map.len(), 4);
+    for (orig, reloc) in out.relocation_map.iter() {
+        assert!(orig.starts_with(&fx.source));
+        assert!(
+            reloc.starts_with(&format!("{}/prod/demo@sha256:", dst.host())),
+            "{reloc}"
+        );
+    }
+    // Auto-update filled the bundle; `image` fields are unchanged.
+    assert_eq!(bundle.images["web"].media_type, mt::OCI_INDEX);
+    assert_eq!(
+        bundle.images["web"].content_digest,
+        fx.images["web"].root().digest.to_string()
+    );
+    assert_eq!(bundle.images["web"].image, fx.bundle.images["web"].image);
+
+    let pushed = ops::push(
+        &bundle,
+        &out.relocation_map,
+        &target_ref,
+        &PushOptions {
+            registry: config.clone(),
+            ..PushOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(pushed.fallbacks.is_empty());
+    let pulled = ops::pull(&target_ref, &config).await.unwrap();
+    assert_eq!(pulled.digest, pushed.descriptor.digest);
+    assert_eq!(
+        pulled.bundle.canonical_bytes(),
+        bundle.canonical_bytes(),
+        "pulled.json equals fixed-bundle.json"
+    );
+    assert_eq!(pulled.relocation_map, out.relocation_map);
+}
+
+/// Within one registry every blob is mounted: not one blob is uploaded.
+#[tokio::test]
+async fn relocate_within_a_registry_mounts_only() {
+    let reg = Registry::token();
+    let config = registry_config(&[&reg]);
+    let fx = seed(&reg, &config).await;
+    let target_ref = Reference::parse(&format!("{}/other/demo:1", reg.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let out = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+        .await
+        .unwrap();
+    let stats = &out.stats[&reg.host()];
+    assert_eq!(out.totals.blobs_copied, 0);
+    assert!(out.totals.blobs_mounted > 0);
+    assert_eq!(
+        stats.count(RequestKind::UploadFinish),
+        0,
+        "no blob uploaded"
+    );
+    assert_eq!(stats.count(RequestKind::BlobGet), 0, "no blob downloaded");
+    let client = Client::new(config).unwrap();
+    for img in fx.images.values() {
+        assert_in_target(&client, &Repository::of(&target_ref), img).await;
+    }
+}
+
+/// A rerun with the relocation map of the first run makes one request per image.
+#[tokio::test]
+async fn idempotent_rerun_makes_only_the_checks_it_needs() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/prod/demo:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let first = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+        .await
+        .unwrap();
+
+    let mut again = bundle.clone();
+    let o = FixupOptions {
+        input_relocation_map: Some(first.relocation_map.clone()),
+        ..opts(config.clone())
+    };
+    let rerun = ops::fixup(&mut again, &target_ref, &o).await.unwrap();
+    assert_eq!(rerun.relocation_map, first.relocation_map);
+    assert_eq!(again.canonical_bytes(), bundle.canonical_bytes());
+    assert_eq!(
+        rerun
+            .stats
+            .get(&src.host())
+            .map_or(0, cnab_oci::registry::RegistryStats::total_requests),
+        0,
+        "the source is not touched"
+    );
+    let target = &rerun.stats[&dst.host()];
+    assert_eq!(target.total_requests(), 4, "one HEAD per image: {target:?}");
+    assert_eq!(target.count(RequestKind::ManifestHead), 4);
+
+    // Without the map: one HEAD per image on the source, one on the target.
+    let mut third = bundle.clone();
+    let rerun = ops::fixup(&mut third, &target_ref, &opts(config))
+        .await
+        .unwrap();
+    assert_eq!(rerun.stats[&src.host()].total_requests(), 4);
+    assert_eq!(rerun.stats[&dst.host()].total_requests(), 4);
+    assert_eq!(rerun.totals.blobs_copied + rerun.totals.manifests_pushed, 0);
+}
+
+/// Platform filters keep the matching manifests of indexes (a new index, so a
+/// new digest); a filter that matches nothing is an error naming the image.
+#[tokio::test]
+async fn platform_filters() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/filtered/demo:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let o = FixupOptions {
+        component_platforms: platforms(&["linux/amd64"]),
+        invocation_platforms: platforms(&["linux/arm64"]),
+        ..opts(config.clone())
+    };
+    let out = ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    let client = Client::new(config.clone()).unwrap();
+    for name in ["web", "db"] {
+        let img = &bundle.images[name];
+        assert_ne!(
+            img.content_digest,
+            fx.images[name].root().digest.to_string(),
+            "{name}: a filtered index has a new digest"
+        );
+        let m = client
+            .get_manifest(&Reference::parse(out.relocation_map.get(&img.image).unwrap()).unwrap())
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+        let kept = v["manifests"].as_array().unwrap();
+        assert_eq!(kept.len(), 1, "{name}: {v}");
+        assert_eq!(kept[0]["platform"]["architecture"], "amd64");
+    }
+    // The invocation image is not an index: the filter does not apply.
+    assert_eq!(
+        bundle.invocation_images.as_ref().unwrap()[0].content_digest,
+        fx.images["installer"].root().digest.to_string()
+    );
+    // The other platforms' manifests were not copied.
+    let arm = &fx.images["web"].manifests[1].0;
+    let r = Reference::parse(&format!("{}/filtered/demo@{}", dst.host(), arm.digest)).unwrap();
+    assert_eq!(client.resolve(&r).await.unwrap_err().status(), Some(404));
+
+    let mut b = fx.bundle.clone();
+    let o = FixupOptions {
+        component_platforms: platforms(&["windows/amd64"]),
+        ..opts(config)
+    };
+    let e = ops::fixup(&mut b, &target_ref, &o)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no manifest of index")
+            && e.contains("matches the platform filter windows/amd64"),
+        "{e}"
+    );
+    assert!(
+        e.starts_with("images[\"db\"]") || e.starts_with("images[\"web\"]"),
+        "{e}"
+    );
+}
+
+/// Strict by default: a digest, size or media type that differs from the
+/// bundle is an error naming the image and both values, before any copy.
+#[tokio::test]
+async fn strict_mismatches_and_auto_update() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/strict/demo:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let wrong = Digest::sha256(b"not it");
+    {
+        let inv = &mut bundle.invocation_images.as_mut().unwrap()[0];
+        inv.content_digest = wrong.to_string();
+        inv.size = 1;
+    }
+    let strict = FixupOptions {
+        auto_update_bundle: false,
+        ..opts(config.clone())
+    };
+    let e = ops::fixup(&mut bundle, &target_ref, &strict)
+        .await
+        .unwrap_err()
+        .to_string();
+    let root = fx.images["installer"].root();
+    assert!(e.contains(&format!("invocationImages[0] `{}/app/installer:1.0`: contentDigest is `{wrong}` in the bundle but `{}` in the registry", fx.source, root.digest)), "{e}");
+    assert!(
+        e.contains(&format!(
+            "size is `1` in the bundle but `{}` in the registry",
+            root.size
+        )),
+        "{e}"
+    );
+    assert!(e.contains("--auto-update-bundle"), "{e}");
+    let client = Client::new(config.clone()).unwrap();
+    assert!(
+        client
+            .list_tags(&Repository::of(&target_ref))
+            .await
+            .is_err(),
+        "nothing was copied"
+    );
+
+    let out = ops::fixup(&mut bundle, &target_ref, &opts(config))
+        .await
+        .unwrap();
+    let inv = &bundle.invocation_images.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            inv.content_digest.as_str(),
+            inv.size,
+            inv.media_type.as_str()
+        ),
+        (root.digest.as_str(), root.size, mt::DOCKER_MANIFEST)
+    );
+    assert_eq!(out.relocation_map.len(), 4);
+}
+
+/// The input relocation map is tried first; when no candidate works, every
+/// image's every failure is listed.
+#[tokio::test]
+async fn input_relocation_map_and_collected_failures() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/moved/demo:1", dst.host())).unwrap();
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0",
+        "invocationImages":[{{"imageType":"docker","image":"gone.example.invalid/app/installer:1.0"}}],
+        "images":{{"web":{{"image":"{}/app/nope:1"}}}}}}"#,
+        fx.source
+    );
+    let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
+    let map: RelocationMap = [(
+        "gone.example.invalid/app/installer:1.0",
+        format!("{}/app/installer:1.0", fx.source),
+    )]
+    .into_iter()
+    .collect();
+    let o = FixupOptions {
+        input_relocation_map: Some(map.clone()),
+        ..opts(config.clone())
+    };
+    let e = ops::fixup(&mut bundle, &target_ref, &o)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot resolve the bundle's images:"), "{e}");
+    assert!(
+        e.contains(&format!("images[\"web\"] `{}/app/nope:1`", fx.source)) && e.contains("404"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("invocationImages[0]"),
+        "the invocation image resolved through the map: {e}"
+    );
+
+    let mut bundle = Bundle::from_slice(
+        json.replace(
+            &format!("{}/app/nope:1", fx.source),
+            &format!("{}/app/web:2.0", fx.source),
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let out = ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    assert!(out
+        .relocation_map
+        .get("gone.example.invalid/app/installer:1.0")
+        .unwrap()
+        .starts_with(&format!("{}/moved/demo@", dst.host())));
+}
+
+/// Copy promotes a pushed bundle and keeps the index digest, within a registry
+/// and across registries.
+#[tokio::test]
+async fn copy_keeps_the_index_digest() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let staging = Reference::parse(&format!("{}/staging/demo:1.0.0", src.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let out = ops::fixup(&mut bundle, &staging, &opts(config.clone()))
+        .await
+        .unwrap();
+    let pushed = ops::push(
+        &bundle,
+        &out.relocation_map,
+        &staging,
+        &PushOptions {
+            registry: config.clone(),
+            ..PushOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    for target in [
+        format!("{}/prod/demo:1.0.0", src.host()),
+        format!("{}/prod/demo:1.0.0", dst.host()),
+    ] {
+        let target = Reference::parse(&target).unwrap();
+        let copied = ops::copy(
+            &staging,
+            &target,
+            &CopyOptions {
+                fixup: opts(config.clone()),
+                allow_fallbacks: true,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            copied.descriptor.digest, pushed.descriptor.digest,
+            "{target}"
+        );
+        assert!(!copied.digest_changed);
+        let pulled = ops::pull(&target, &config).await.unwrap();
+        assert_eq!(pulled.bundle.canonical_bytes(), bundle.canonical_bytes());
+    }
+    // A platform filter changes the digest, and says so.
+    let filtered = Reference::parse(&format!("{}/prod/filtered:1", dst.host())).unwrap();
+    let o = CopyOptions {
+        fixup: FixupOptions {
+            component_platforms: platforms(&["linux/amd64"]),
+            ..opts(config.clone())
+        },
+        allow_fallbacks: true,
+    };
+    let copied = ops::copy(&staging, &filtered, &o).await.unwrap();
+    assert!(copied.digest_changed);
+    assert_ne!(copied.descriptor.digest, pushed.descriptor.digest);
+    ops::pull(&filtered, &config).await.unwrap();
+}
+
+/// A registry that refuses OCI indexes and custom config media types gets the
+/// fallback forms, each reported; pull reads them back.
+#[tokio::test]
+async fn push_falls_back_for_narrow_registries() {
+    let (src, upstream) = (Registry::plain(), Registry::plain());
+    let proxy = Proxy::start(upstream.base_url(), |r, headers| {
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let body = String::from_utf8_lossy(&r.body);
+        let refuse = r.method == "PUT"
+            && r.path().contains("/manifests/")
+            && (ct == mt::OCI_INDEX && body.contains("io.cnab.manifest.type")
+                || body.contains(mt::CNAB_CONFIG)
+                || (ct == mt::OCI_MANIFEST
+                    && body.contains(mt::OCI_CONFIG)
+                    && body.contains("\"layers\":null")));
+        refuse.then(|| {
+            respond(
+                400,
+                &[("content-type", "application/json")],
+                r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}"#,
+            )
+        })
+    });
+    let mut config = registry_config(&[&src]);
+    config.insecure_registries.push(proxy.host());
+    let fx = seed(&src, &config).await;
+    let target = Reference::parse(&format!("{}/narrow/demo:1", proxy.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let out = ops::fixup(&mut bundle, &target, &opts(config.clone()))
+        .await
+        .unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let po = PushOptions {
+        registry: config.clone(),
+        reporter: Some(Arc::new(move |e: &Event| {
+            seen.lock().unwrap().push(e.clone());
+        })),
+        ..PushOptions::default()
+    };
+    let pushed = ops::push(&bundle, &out.relocation_map, &target, &po)
+        .await
+        .unwrap();
+    assert_eq!(pushed.descriptor.media_type, mt::DOCKER_MANIFEST_LIST);
+    assert_eq!(pushed.fallbacks.len(), 2, "{:?}", pushed.fallbacks);
+    assert!(
+        pushed.fallbacks[0].contains("docker-manifest"),
+        "{:?}",
+        pushed.fallbacks
+    );
+    assert_eq!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Fallback { .. }))
+            .count(),
+        2
+    );
+    let tag_puts = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path() == "/v2/narrow/demo/manifests/1")
+        .count();
+    assert_eq!(
+        tag_puts, 2,
+        "the tag is tried as an OCI index, then as a manifest list"
+    );
+    let pulled = ops::pull(&target, &config).await.unwrap();
+    assert_eq!(pulled.bundle.canonical_bytes(), bundle.canonical_bytes());
+    // Without fallbacks the refusal is the error.
+    let e = ops::push(
+        &bundle,
+        &out.relocation_map,
+        &target,
+        &PushOptions {
+            registry: config,
+            allow_fallbacks: false,
+            ..PushOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("fallbacks are disabled"), "{e}");
+}
+
+/// The sequence of events for a small bundle: each image starts first, the
+/// plan comes once before any object finishes, each image ends last, after
+/// every event about its objects.
+#[tokio::test]
+async fn event_sequence() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/events/demo:1", dst.host())).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let o = opts(config).with_reporter(move |e: &Event| seen.lock().unwrap().push(e.clone()));
+    let mut bundle = fx.bundle.clone();
+    ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    let events = events.lock().unwrap().clone();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            Event::ImageStarted { .. } => "start",
+            Event::Planned { .. } => "planned",
+            Event::Transfer { .. } => "transfer",
+            Event::NodeFinished { .. } => "node",
+            Event::Progress { .. } => "progress",
+            Event::ImageFinished { .. } => "end",
+            _ => "other",
+        })
+        .collect();
+    // Planning: 4 starts, the plan; then execution; then 4 ends.
+    assert_eq!(&kinds[..4], ["start"; 4]);
+    let planned = kinds.iter().position(|k| *k == "planned").unwrap();
+    assert_eq!(kinds.iter().filter(|k| **k == "planned").count(), 1);
+    assert!(
+        kinds[4..planned]
+            .iter()
+            .all(|k| *k == "start" || *k == "end"),
+        "{kinds:?}"
+    );
+    assert_eq!(&kinds[kinds.len() - 4..], ["end"; 4], "{kinds:?}");
+    assert!(
+        kinds[planned + 1..kinds.len() - 4]
+            .iter()
+            .all(|k| matches!(*k, "transfer" | "node" | "progress")),
+        "{kinds:?}"
+    );
+    // Every object the plan pushes or copies is reported finished, without error.
+    let Event::Planned { images } = &events[planned] else {
+        unreachable!()
+    };
+    let to_do: HashSet<String> = images
+        .iter()
+        .flat_map(|t| t.root.nodes())
+        .filter(|n| matches!(n.action, Action::Copy | Action::Push))
+        .map(|n| n.descriptor.digest.to_string())
+        .collect();
+    let done: HashSet<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeFinished {
+                digest,
+                error: None,
+                ..
+            } => Some(digest.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to_do, done);
+    let Event::Progress { images: last } = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e, Event::Progress { .. }))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert!(
+        last.iter().all(|t| t.root.nodes().iter().all(|n| n.done)),
+        "the last snapshot has everything done"
+    );
+    let ends: HashMap<String, Option<String>> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ImageFinished {
+                image, relocated, ..
+            } => Some((image.clone(), relocated.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(ends.values().all(Option::is_some));
+}
