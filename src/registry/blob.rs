@@ -588,9 +588,9 @@ impl Client {
         let mut location = session.location.clone();
         let mut offset: u64 = 0;
         let mut buf = bytes::BytesMut::with_capacity(chunk_size);
-        let mut done = false;
-        while !done {
-            while buf.len() < chunk_size {
+        let mut eof = false;
+        loop {
+            while !eof && buf.len() < chunk_size {
                 match stream.next().await {
                     Some(Ok(chunk)) => {
                         verify.check(&chunk, progress.as_ref()).map_err(|e| {
@@ -613,16 +613,14 @@ impl Client {
                             attempts: 1,
                         })
                     }
-                    None => {
-                        done = true;
-                        break;
-                    }
+                    None => eof = true,
                 }
             }
             if buf.is_empty() {
                 break;
             }
-            let body = buf.split().freeze();
+            // Exact chunk boundaries, whatever sizes the network delivered.
+            let body = buf.split_to(buf.len().min(chunk_size)).freeze();
             let end = offset + body.len() as u64 - 1;
             let mut req = Req::new(
                 Method::PATCH,
