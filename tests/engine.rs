@@ -16,7 +16,7 @@ use cnab_oci::{Bundle, Digest, Reference, RelocationMap};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-fn registry_config(regs: &[&Registry]) -> ClientConfig {
+pub fn registry_config(regs: &[&Registry]) -> ClientConfig {
     let mut c = ClientConfig {
         docker_config_dir: None,
         docker_certs_dir: None,
@@ -38,14 +38,15 @@ fn platforms(list: &[&str]) -> Vec<Platform> {
     list.iter().map(|p| Platform::parse(p).unwrap()).collect()
 }
 
-/// The images of the test bundle, built and pushed into the source registry.
-struct Fixture {
-    bundle: Bundle,
-    images: BTreeMap<&'static str, synth::Image>,
-    source: String,
+/// The images of the test bundle, built and pushed into the source registry
+/// (also used by the CLI tests).
+pub struct Fixture {
+    pub bundle: Bundle,
+    pub images: BTreeMap<&'static str, synth::Image>,
+    pub source: String,
 }
 
-async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
+pub async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
     let client = Client::new(config.clone()).unwrap();
     let base = synth::layer(1, 2000);
     let specs: [(&str, &str, ImageSpec); 4] = [

@@ -4,6 +4,7 @@ mod alloc;
 mod harness;
 
 mod cli;
+mod cli_registry;
 mod engine;
 mod fake_registry;
 mod registry_client;
