@@ -723,3 +723,112 @@ async fn event_sequence() {
         .collect();
     assert!(ends.values().all(Option::is_some));
 }
+
+/// A foreign layer (a descriptor with `urls`) is not copied, and the plan says so.
+#[tokio::test]
+async fn foreign_layers_are_skipped_and_reported() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let client = Client::new(config.clone()).unwrap();
+    let repo = Repository {
+        registry: src.host(),
+        path: "win/app".into(),
+    };
+    let cfg = client.push_blob(&repo, bytes::Bytes::from_static(br#"{"os":"windows","architecture":"amd64","rootfs":{"type":"layers","diff_ids":[]}}"#), mt::DOCKER_CONFIG).await.unwrap();
+    let local = client
+        .push_blob(&repo, bytes::Bytes::from_static(b"a local layer"), "x")
+        .await
+        .unwrap();
+    let foreign = Digest::sha256(b"a layer only on a vendor's server");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","size":{},"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":1000,"digest":"{foreign}","urls":["https://vendor.example/layer"]}},{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{}"}}]}}"#,
+        mt::DOCKER_MANIFEST,
+        mt::DOCKER_CONFIG,
+        cfg.size,
+        cfg.digest,
+        local.size,
+        local.digest
+    );
+    client
+        .put_manifest(
+            &repo,
+            "1",
+            bytes::Bytes::from(manifest),
+            mt::DOCKER_MANIFEST,
+        )
+        .await
+        .unwrap();
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"imageType":"docker","image":"{}/win/app:1"}}]}}"#,
+        src.host()
+    );
+    let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
+    let target_ref = Reference::parse(&format!("{}/win/relocated:1", dst.host())).unwrap();
+    let out = ops::fixup(&mut bundle, &target_ref, &opts(config))
+        .await
+        .unwrap();
+    assert_eq!(out.totals.foreign_skipped, 1);
+    assert_eq!(out.totals.blobs_copied, 2, "the config and the local layer");
+    let node = out.plan.trees[0]
+        .root
+        .nodes()
+        .into_iter()
+        .find(|n| n.descriptor.digest == foreign)
+        .unwrap();
+    assert_eq!(node.action, Action::SkipForeign);
+    let target = Repository::of(&target_ref);
+    assert_eq!(client.blob_exists(&target, &foreign).await.unwrap(), None);
+    assert!(client
+        .blob_exists(&target, &local.digest)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// The index hook changes the index before it is pushed (cnab-to-oci's
+/// ManifestOption), and the change is what the registry stores; shared blobs
+/// are counted in the plan.
+#[tokio::test]
+async fn index_hook_and_shared_blobs() {
+    let reg = Registry::plain();
+    let config = registry_config(&[&reg]);
+    let fx = seed(&reg, &config).await;
+    let target = Reference::parse(&format!("{}/hooked/demo:1", reg.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let out = ops::fixup(&mut bundle, &target, &opts(config.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.totals.shared_blobs, 1,
+        "the base layer of the installer and web"
+    );
+    let hook: ops::IndexHook = Arc::new(|index: &mut cnab_oci::json::Object| {
+        let Some(cnab_oci::json::Node {
+            value: cnab_oci::json::Value::Object(a),
+            ..
+        }) = index.get("annotations").cloned()
+        else {
+            return Err("no annotations".into());
+        };
+        let mut a = a;
+        a.insert("com.example.release", "42");
+        index.insert("annotations", a);
+        Ok(())
+    });
+    let po = PushOptions {
+        registry: config.clone(),
+        index_hook: Some(hook),
+        ..PushOptions::default()
+    };
+    let pushed = ops::push(&bundle, &out.relocation_map, &target, &po)
+        .await
+        .unwrap();
+    let m = Client::new(config.clone())
+        .unwrap()
+        .get_manifest(&target)
+        .await
+        .unwrap();
+    assert_eq!(m.digest, pushed.descriptor.digest);
+    assert!(String::from_utf8_lossy(&m.bytes).contains(r#""com.example.release":"42""#));
+    ops::pull(&target, &config).await.unwrap();
+}

@@ -107,6 +107,8 @@ pub struct Totals {
     pub manifests_skipped: u64,
     /// Bytes of the blobs to copy.
     pub bytes_to_copy: u64,
+    /// Blobs that more than one image refers to (each moved once).
+    pub shared_blobs: u64,
 }
 
 impl Plan {
@@ -124,6 +126,18 @@ impl Plan {
                 Action::SkipPresent | Action::Push => t.blobs_skipped += 1,
             }
         }
+        let mut users: HashMap<&Digest, HashSet<&ImageKey>> = HashMap::new();
+        for tree in &self.trees {
+            for n in tree.root.nodes() {
+                if matches!(n.kind, NodeKind::Config | NodeKind::Layer) {
+                    users
+                        .entry(&n.descriptor.digest)
+                        .or_default()
+                        .insert(&tree.key);
+                }
+            }
+        }
+        t.shared_blobs = users.values().filter(|u| u.len() > 1).count() as u64;
         let mut seen = HashSet::new();
         for tree in &self.trees {
             for n in tree.root.nodes() {

@@ -276,6 +276,7 @@ fn config_yaml(
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
            maintenance:\n    uploadpurging:\n      enabled: false\n\
+         validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n\
          http:\n  addr: {addr}\n  secret: cnab-oci-test-secret\n",
         dir.join("storage").display()
     );
