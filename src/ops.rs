@@ -166,10 +166,14 @@ pub async fn plan_fixup(
     target: &Reference,
     opts: &FixupOptions,
 ) -> Result<FixupOutcome> {
-    let engine = Engine::new(Client::new(opts.registry.clone())?, opts.jobs)
-        .with_reporter(opts.reporter.clone());
+    let engine = engine_for(opts)?;
     let plan = plan_with(&engine, bundle, target, opts).await?;
     Ok(outcome(&engine, plan))
+}
+
+fn engine_for(opts: &FixupOptions) -> Result<Engine> {
+    Ok(Engine::new(Client::new(opts.registry.clone())?, opts.jobs)
+        .with_reporter(opts.reporter.clone()))
 }
 
 async fn plan_with(
@@ -209,8 +213,7 @@ pub async fn fixup(
     target: &Reference,
     opts: &FixupOptions,
 ) -> Result<FixupOutcome> {
-    let engine = Engine::new(Client::new(opts.registry.clone())?, opts.jobs)
-        .with_reporter(opts.reporter.clone());
+    let engine = engine_for(opts)?;
     let plan = plan_with(&engine, bundle, target, opts).await?;
     engine.execute(&plan).await?;
     Ok(outcome(&engine, plan))

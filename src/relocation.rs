@@ -141,3 +141,25 @@ mod tests {
         assert!(e.to_string().contains("duplicate key `a`"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod spec_example {
+    use super::*;
+
+    /// The CNAB spec's relocation-mapping example (103.01) reads, and writes
+    /// back canonically without losing an entry.
+    #[test]
+    fn spec_103_example() {
+        let bytes = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/examples/cnab-spec/103.01-relocation-mapping.json"
+        ));
+        let m = RelocationMap::from_slice(bytes).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m.get("outside/helloworld:0.1.0"),
+            Some("my.registry/helloworld:0.1.0")
+        );
+        assert_eq!(RelocationMap::from_slice(&m.canonical_bytes()).unwrap(), m);
+    }
+}

@@ -178,10 +178,9 @@ impl Client {
     ) -> Result<Option<u64>, RegistryError> {
         self.t
             .retry(&repository.registry, || async {
-                let mut req = Req::new(
+                let mut req = Req::on(
                     Method::HEAD,
-                    &repository.registry,
-                    &repository.path,
+                    repository,
                     format!("/v2/{}/blobs/{digest}", repository.path),
                     RequestKind::BlobHead,
                     &[Scope::pull(&repository.path)],
@@ -214,10 +213,9 @@ impl Client {
     ) -> Result<MountOutcome, RegistryError> {
         self.t
             .retry(&to.registry, || async {
-                let mut req = Req::new(
+                let mut req = Req::on(
                     Method::POST,
-                    &to.registry,
-                    &to.path,
+                    to,
                     format!(
                         "/v2/{}/blobs/uploads/?mount={digest}&from={}",
                         to.path, from.path
@@ -255,10 +253,9 @@ impl Client {
         &self,
         repository: &Repository,
     ) -> Result<UploadSession, RegistryError> {
-        let mut req = Req::new(
+        let mut req = Req::on(
             Method::POST,
-            &repository.registry,
-            &repository.path,
+            repository,
             format!("/v2/{}/blobs/uploads/", repository.path),
             RequestKind::UploadStart,
             &[Scope::push(&repository.path)],
@@ -280,10 +277,9 @@ impl Client {
     /// registry. A session the registry already forgot is fine.
     pub async fn cancel_upload(&self, session: &UploadSession) -> Result<(), RegistryError> {
         let repo = &session.repository;
-        let mut req = Req::new(
+        let mut req = Req::on(
             Method::DELETE,
-            &repo.registry,
-            &repo.path,
+            repo,
             session.location.to_string(),
             RequestKind::UploadCancel,
             &[Scope::push(&repo.path)],
@@ -375,10 +371,9 @@ impl Client {
         repository: &Repository,
         digest: &Digest,
     ) -> Result<(Req, Response), RegistryError> {
-        let mut req = Req::new(
+        let mut req = Req::on(
             Method::GET,
-            &repository.registry,
-            &repository.path,
+            repository,
             format!("/v2/{}/blobs/{digest}", repository.path),
             RequestKind::BlobGet,
             &[Scope::pull(&repository.path)],
@@ -395,10 +390,9 @@ impl Client {
         let mut url = session.location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let repo = &session.repository;
-        Req::new(
+        Req::on(
             Method::PUT,
-            &repo.registry,
-            &repo.path,
+            repo,
             url.to_string(),
             RequestKind::UploadFinish,
             &[Scope::push(&repo.path)],
@@ -622,10 +616,9 @@ impl Client {
             // Exact chunk boundaries, whatever sizes the network delivered.
             let body = buf.split_to(buf.len().min(chunk_size)).freeze();
             let end = offset + body.len() as u64 - 1;
-            let mut req = Req::new(
+            let mut req = Req::on(
                 Method::PATCH,
-                &repo.registry,
-                &repo.path,
+                repo,
                 location.to_string(),
                 RequestKind::UploadChunk,
                 &[Scope::push(&repo.path)],

@@ -267,10 +267,9 @@ impl Client {
             .map_err(|_| RegistryError::Config(format!("invalid media type `{media_type}`")))?;
         self.t
             .retry(&repository.registry, || async {
-                let mut req = Req::new(
+                let mut req = Req::on(
                     Method::PUT,
-                    &repository.registry,
-                    &repository.path,
+                    repository,
                     format!("/v2/{}/manifests/{reference}", repository.path),
                     RequestKind::ManifestPut,
                     &[Scope::push(&repository.path)],
@@ -322,10 +321,9 @@ impl Client {
             let page = self
                 .t
                 .retry(&repository.registry, || async {
-                    let mut req = Req::new(
+                    let mut req = Req::on(
                         Method::GET,
-                        &repository.registry,
-                        &repository.path,
+                        repository,
                         target.clone(),
                         RequestKind::TagList,
                         &[Scope::pull(&repository.path)],

@@ -56,6 +56,26 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// A request to `repo`.
+    pub(crate) fn on(
+        method: Method,
+        repo: &super::Repository,
+        target: String,
+        kind: RequestKind,
+        scopes: &[Scope],
+        operation: String,
+    ) -> Req {
+        Req::new(
+            method,
+            &repo.registry,
+            &repo.path,
+            target,
+            kind,
+            scopes,
+            operation,
+        )
+    }
+
     pub(crate) fn new(
         method: Method,
         registry: &str,

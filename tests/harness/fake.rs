@@ -23,6 +23,26 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The record of a request.
+    pub fn new(method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Recorded {
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Recorded {
+            method: method.to_string(),
+            target: uri
+                .path_and_query()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            authorization: header("authorization"),
+            content_range: header("content-range"),
+            body,
+        }
+    }
+
     /// The path without the query.
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or_default()
@@ -33,10 +53,8 @@ type Handler = dyn Fn(&Recorded, usize) -> Response + Send + Sync;
 
 /// A running fake. Stops when dropped.
 pub struct Fake {
-    addr: std::net::SocketAddr,
+    server: super::Served,
     requests: Arc<Mutex<Vec<Recorded>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Fake {
@@ -45,32 +63,13 @@ impl Fake {
     pub fn start(handler: impl Fn(&Recorded, usize) -> Response + Send + Sync + 'static) -> Fake {
         let handler: Arc<Handler> = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let recorded = requests.clone();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 async move {
-                    let header = |n: &str| {
-                        headers
-                            .get(n)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    let r = Recorded {
-                        method: method.to_string(),
-                        target: uri
-                            .path_and_query()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        authorization: header("authorization"),
-                        content_range: header("content-range"),
-                        body,
-                    };
+                    let r = Recorded::new(&method, &uri, &headers, body);
                     let n = {
                         let mut all = recorded.lock().expect("fake");
                         all.push(r.clone());
@@ -80,31 +79,15 @@ impl Fake {
                 }
             },
         );
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        });
         Fake {
-            addr,
+            server: super::serve(app),
             requests,
-            shutdown: Some(tx),
-            thread: Some(thread),
         }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.server.addr.to_string()
     }
 
     /// Every request so far.
@@ -118,16 +101,6 @@ impl Fake {
             .iter()
             .map(|r| format!("{} {}", r.method, r.path()))
             .collect()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        // The server may be blocked on a stalled response; do not wait for it.
-        drop(self.thread.take());
     }
 }
 

@@ -344,3 +344,46 @@ pub fn credential_helper_on_path() -> PathBuf {
     });
     dir.join("docker-credential-cnaboci-test")
 }
+
+/// An axum app served on 127.0.0.1 by a thread of its own (so that tests of
+/// any kind, sync or async, can use it). Shuts down when dropped; a response
+/// that never ends (a stalled body) does not hold the drop up.
+pub struct Served {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Serves `app` on a free loopback port.
+pub fn serve(app: axum::Router) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test server");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+    });
+    Served {
+        addr,
+        shutdown: Some(tx),
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

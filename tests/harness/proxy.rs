@@ -11,9 +11,8 @@ type Policy = dyn Fn(&Recorded, &HeaderMap) -> Option<Response> + Send + Sync;
 
 /// A running proxy. Stops when dropped.
 pub struct Proxy {
-    addr: std::net::SocketAddr,
+    server: super::Served,
     requests: Arc<Mutex<Vec<Recorded>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Proxy {
@@ -25,38 +24,23 @@ impl Proxy {
     ) -> Proxy {
         let policy: Arc<Policy> = Arc::new(policy);
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let me = format!("http://{addr}");
+        // The proxy's own address is known once it listens; Location headers
+        // are rewritten to it.
+        let me_cell: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+        let me_for_app = me_cell.clone();
         let recorded = requests.clone();
         let http = reqwest::Client::new();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (policy, recorded, http, upstream, me) = (
+                let (policy, recorded, http, upstream) = (
                     policy.clone(),
                     recorded.clone(),
                     http.clone(),
                     upstream.clone(),
-                    me.clone(),
                 );
+                let me = me_for_app.get().cloned().unwrap_or_default();
                 async move {
-                    let header = |n: &str| {
-                        headers
-                            .get(n)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    let r = Recorded {
-                        method: method.to_string(),
-                        target: uri
-                            .path_and_query()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        authorization: header("authorization"),
-                        content_range: header("content-range"),
-                        body: body.clone(),
-                    };
+                    let r = Recorded::new(&method, &uri, &headers, body.clone());
                     recorded.lock().expect("proxy").push(r.clone());
                     if let Some(resp) = policy(&r, &headers) {
                         return resp;
@@ -93,43 +77,18 @@ impl Proxy {
                 }
             },
         );
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        });
-        Proxy {
-            addr,
-            requests,
-            shutdown: Some(tx),
-        }
+        let server = super::serve(app);
+        let _ = me_cell.set(format!("http://{}", server.addr));
+        Proxy { server, requests }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.server.addr.to_string()
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().expect("proxy").clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }

@@ -77,8 +77,7 @@ pub struct TokenServer {
     realm: String,
     root_cert_path: PathBuf,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::Served,
 }
 
 impl TokenServer {
@@ -106,33 +105,15 @@ impl TokenServer {
             counter: AtomicUsize::new(0),
         });
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind token server");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
             .route("/token", get(issue).post(oauth))
             .with_state(shared.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        });
+        let server = super::serve(app);
         TokenServer {
-            realm: format!("http://{addr}/token"),
+            realm: format!("http://{}/token", server.addr),
             root_cert_path,
             shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -149,17 +130,6 @@ impl TokenServer {
     /// Every request answered so far.
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.shared.requests.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
