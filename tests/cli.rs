@@ -120,18 +120,16 @@ fn usage_errors_and_help() {
 
 const IMG: &str = "sha256:a59a4e74d9cc89e4e75dfb2cc7ea5c108e4236ba6231b53081a9e2506d1197b6";
 
-/// `convert` writes exactly the objects a push uploads and prints one line each.
-#[test]
-fn convert_writes_the_push_objects() {
-    let dir = tempfile::tempdir().unwrap();
-    let map = dir.path().join("map.json");
+/// Runs `convert` on the spec's 201 bundle for target
+/// `registry.example.com/hello:0.1.1`, with the image relocated to `registry`.
+fn convert_201(dir: &Path, registry: &str, out: &Path) -> Output {
+    let map = dir.join("map.json");
     std::fs::write(
         &map,
-        format!(r#"{{"cnab/helloworld:0.1.1":"registry.example.com/hello@{IMG}"}}"#),
+        format!(r#"{{"cnab/helloworld:0.1.1":"{registry}/hello@{IMG}"}}"#),
     )
     .unwrap();
-    let out = dir.path().join("out");
-    let o = cnab_oci(&[
+    cnab_oci(&[
         "convert",
         &testdata("examples/cnab-spec/201-example-bundle.noncanonical.json"),
         "--target",
@@ -140,7 +138,15 @@ fn convert_writes_the_push_objects() {
         map.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// `convert` writes exactly the objects a push uploads and prints one line each.
+#[test]
+fn convert_writes_the_push_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = convert_201(dir.path(), "registry.example.com", &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 6, "{lines:?}");
@@ -179,23 +185,8 @@ fn convert_writes_the_push_objects() {
 #[test]
 fn convert_error_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let map = dir.path().join("map.json");
-    std::fs::write(
-        &map,
-        format!(r#"{{"cnab/helloworld:0.1.1":"elsewhere.example.com/hello@{IMG}"}}"#),
-    )
-    .unwrap();
     let out = dir.path().join("out");
-    let o = cnab_oci(&[
-        "convert",
-        &testdata("examples/cnab-spec/201-example-bundle.noncanonical.json"),
-        "--target",
-        "registry.example.com/hello:0.1.1",
-        "--relocation-map",
-        map.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = convert_201(dir.path(), "elsewhere.example.com", &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("invocationImages[0]: image `cnab/helloworld:0.1.1` is not in the target repository `registry.example.com/hello`"),

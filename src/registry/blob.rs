@@ -178,13 +178,12 @@ impl Client {
     ) -> Result<Option<u64>, RegistryError> {
         self.t
             .retry(&repository.registry, || async {
-                let mut req = Req::on(
+                let mut req = blob_req(
                     Method::HEAD,
                     repository,
-                    format!("/v2/{}/blobs/{digest}", repository.path),
+                    digest,
                     RequestKind::BlobHead,
-                    &[Scope::pull(&repository.path)],
-                    format!("check blob {digest}"),
+                    "check",
                 );
                 let resp = self.t.send(&mut req).await?;
                 match resp.status() {
@@ -371,14 +370,7 @@ impl Client {
         repository: &Repository,
         digest: &Digest,
     ) -> Result<(Req, Response), RegistryError> {
-        let mut req = Req::on(
-            Method::GET,
-            repository,
-            format!("/v2/{}/blobs/{digest}", repository.path),
-            RequestKind::BlobGet,
-            &[Scope::pull(&repository.path)],
-            format!("get blob {digest}"),
-        );
+        let mut req = blob_req(Method::GET, repository, digest, RequestKind::BlobGet, "get");
         let resp = self.t.send(&mut req).await?;
         if resp.status() != StatusCode::OK {
             return Err(self.t.error_for(&req, resp).await);
@@ -673,6 +665,24 @@ fn location_or(
     } else {
         Ok(previous.clone())
     }
+}
+
+/// A `HEAD` or `GET` of blob `digest` in `repo`.
+fn blob_req(
+    method: Method,
+    repo: &Repository,
+    digest: &Digest,
+    kind: RequestKind,
+    verb: &str,
+) -> Req {
+    Req::on(
+        method,
+        repo,
+        format!("/v2/{}/blobs/{digest}", repo.path),
+        kind,
+        &[Scope::pull(&repo.path)],
+        format!("{verb} blob {digest}"),
+    )
 }
 
 /// Statuses with which registries refuse a single-`PUT` upload.
