@@ -7,5 +7,6 @@ mod cli;
 mod cli_registry;
 mod engine;
 mod fake_registry;
+mod faults;
 mod registry_client;
 mod registry_modes;

@@ -155,6 +155,37 @@ impl Plan {
         t
     }
 
+    /// `error` about object `digest`, named with the images that hold it.
+    fn owned_error(&self, digest: &Digest, error: Error) -> Error {
+        let owners: Vec<&ImageTree> = self
+            .trees
+            .iter()
+            .filter(|t| {
+                t.root
+                    .nodes()
+                    .iter()
+                    .any(|n| n.descriptor.digest == *digest)
+            })
+            .collect();
+        match owners.as_slice() {
+            [] => error,
+            [one] => for_image(&one.key, &one.image, error),
+            many => Error::Image {
+                key: many
+                    .iter()
+                    .map(|t| t.key.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                image: many
+                    .iter()
+                    .map(|t| t.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join("`, `"),
+                error: Box::new(error),
+            },
+        }
+    }
+
     /// The repository everything goes to.
     pub fn target(&self) -> &Repository {
         &self.target
@@ -389,7 +420,9 @@ impl Engine {
             .values()
             .filter(|b| matches!(b.action, Action::Copy | Action::Mount))
             .map(|b| async {
-                let r = transfer_blob(ctx, b, sink).await;
+                let r = transfer_blob(ctx, b, sink)
+                    .await
+                    .map_err(|e| plan.owned_error(&b.descriptor.digest, e));
                 finished(
                     &b.descriptor.digest,
                     b.action,
@@ -420,7 +453,7 @@ impl Engine {
                             )
                             .await
                             .map(|_| ())
-                            .map_err(Error::from)
+                            .map_err(|e| plan.owned_error(&m.descriptor.digest, e.into()))
                     };
                     finished(
                         &m.descriptor.digest,

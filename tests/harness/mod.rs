@@ -10,6 +10,7 @@
 //! nothing is ever skipped.
 
 pub mod fake;
+pub mod faults;
 pub mod pki;
 pub mod proxy;
 pub mod token;

@@ -1,0 +1,252 @@
+//! Relocation through injected faults: recoverable ones at a 15% rate on both
+//! the source and the target are survived, and the target ends byte-identical;
+//! persistent ones fail with one clear error and no tag is pushed.
+
+use crate::engine::{registry_config, seed, Fixture};
+use crate::harness::faults::{Fault, FaultProxy, Plan};
+use crate::harness::Registry;
+use cnab_oci::ops::{self, FixupOptions, PushOptions};
+use cnab_oci::registry::{Client, ClientConfig, Repository};
+use cnab_oci::{Bundle, Reference};
+use std::time::Duration;
+
+/// A client for the proxies: short backoffs and stall timeout, so that a test
+/// with many faults stays quick; 8 attempts, so that a false failure (8 faults
+/// in a row at 15%) has a chance of about 3e-7 per operation.
+fn faulty_config(proxies: &[&FaultProxy]) -> ClientConfig {
+    let mut c = ClientConfig {
+        docker_config_dir: None,
+        docker_certs_dir: None,
+        ..ClientConfig::default()
+    };
+    c.insecure_registries = proxies.iter().map(|p| p.host()).collect();
+    c.retry.max_attempts = 8;
+    c.retry.base_delay = Duration::from_millis(10);
+    c.retry.max_delay = Duration::from_millis(100);
+    c.retry.max_retry_after = Duration::from_secs(1);
+    c.stall_timeout = Duration::from_secs(2);
+    c
+}
+
+/// The fixture's bundle, with its images named through `proxy`.
+fn through(fx: &Fixture, proxy: &FaultProxy) -> Bundle {
+    let json = String::from_utf8(fx.bundle.canonical_bytes())
+        .unwrap()
+        .replace(&fx.source, &proxy.host());
+    Bundle::from_slice(json.as_bytes()).unwrap()
+}
+
+/// Fixup and push of a multi-image bundle complete through recoverable faults
+/// at 15% on the source and on the target, and the target is byte-identical
+/// to the source.
+#[tokio::test]
+#[allow(clippy::print_stderr)] // the fault counts, for the README's numbers
+async fn recoverable_faults_on_both_sides_are_survived() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let direct = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &direct).await;
+    let mut faults = Fault::RECOVERABLE.to_vec();
+    faults.extend([Fault::StalledBody, Fault::WrongDigestHeader]);
+    let plan = |seed| Plan {
+        rate: 0.15,
+        faults: faults.clone(),
+        seed,
+        aim: None,
+    };
+    // A lying digest header on a HEAD cannot be caught without the body; the
+    // source proxy aims at GETs and writes, not at HEADs.
+    let src_proxy = FaultProxy::start(
+        src.base_url(),
+        Plan {
+            aim: Some(Box::new(|r| r.method != "HEAD")),
+            ..plan(11)
+        },
+    );
+    let dst_proxy = FaultProxy::start(
+        dst.base_url(),
+        Plan {
+            aim: Some(Box::new(|r| r.method != "HEAD")),
+            ..plan(23)
+        },
+    );
+    let config = faulty_config(&[&src_proxy, &dst_proxy]);
+    let target = Reference::parse(&format!("{}/faulty/demo:1.0.0", dst_proxy.host())).unwrap();
+    let mut bundle = through(&fx, &src_proxy);
+    let fixed = ops::fixup(
+        &mut bundle,
+        &target,
+        &FixupOptions {
+            jobs: 4,
+            auto_update_bundle: true,
+            registry: config.clone(),
+            ..FixupOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "fixup through faults: {e}\ninjected: {:?} / {:?}",
+            src_proxy.injected(),
+            dst_proxy.injected()
+        )
+    });
+    let pushed = ops::push(
+        &bundle,
+        &fixed.relocation_map,
+        &target,
+        &PushOptions {
+            registry: config,
+            ..PushOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("push through faults: {e}"));
+    let (n_src, n_dst) = (src_proxy.injected().len(), dst_proxy.injected().len());
+    eprintln!(
+        "faults injected: {n_src} of {} requests on the source, {n_dst} of {} on the target",
+        src_proxy.requests(),
+        dst_proxy.requests()
+    );
+    assert!(n_src > 0 && n_dst > 0, "faults were injected on both sides");
+
+    // Check the target directly, without the proxy.
+    let client = Client::new(direct.clone()).unwrap();
+    let real_target = Repository {
+        registry: dst.host(),
+        path: "faulty/demo".into(),
+    };
+    for img in fx.images.values() {
+        for (d, bytes) in &img.manifests {
+            let r = Reference::parse(&format!("{}/faulty/demo@{}", dst.host(), d.digest)).unwrap();
+            assert_eq!(&client.get_manifest(&r).await.unwrap().bytes, bytes);
+        }
+        for (d, bytes) in &img.blobs {
+            let desc = cnab_oci::oci::Descriptor::of("x", bytes);
+            assert_eq!(&desc.digest, d);
+            assert_eq!(
+                &client.get_blob(&real_target, &desc, 1 << 30).await.unwrap(),
+                bytes,
+                "blob {d} byte-identical"
+            );
+        }
+    }
+    let pulled = ops::pull(
+        &Reference::parse(&format!("{}/faulty/demo:1.0.0", dst.host())).unwrap(),
+        &direct,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pulled.digest, pushed.descriptor.digest);
+    assert_eq!(pulled.bundle.canonical_bytes(), bundle.canonical_bytes());
+}
+
+/// A persistent 500 on the target's manifests fails with one error naming the
+/// image, the digest, the registry and the attempts; no tag is pushed.
+#[tokio::test]
+async fn persistent_server_error_fails_cleanly() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let direct = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &direct).await;
+    let proxy = FaultProxy::start(
+        dst.base_url(),
+        Plan {
+            rate: 1.0,
+            faults: vec![Fault::Status(500)],
+            seed: 1,
+            aim: Some(Box::new(|r| {
+                r.method == "PUT" && r.path().contains("/manifests/")
+            })),
+        },
+    );
+    let mut config = faulty_config(&[&proxy]);
+    config.retry.max_attempts = 3;
+    config.insecure_registries.push(src.host());
+    let target = Reference::parse(&format!("{}/broken/demo:1", proxy.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let e = ops::fixup(
+        &mut bundle,
+        &target,
+        &FixupOptions {
+            auto_update_bundle: true,
+            registry: config,
+            ..FixupOptions::default()
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("put manifest `sha256:"), "names the digest: {e}");
+    assert!(
+        e.contains(&format!("on `{}/broken/demo`", proxy.host())),
+        "names the registry: {e}"
+    );
+    assert!(
+        e.contains("HTTP 500") && e.ends_with("(after 3 attempts)"),
+        "{e}"
+    );
+    assert!(
+        e.starts_with("invocationImages[0]") || e.starts_with("images["),
+        "names the image: {e}"
+    );
+    let tags = Client::new(direct)
+        .unwrap()
+        .list_tags(&Repository {
+            registry: dst.host(),
+            path: "broken/demo".into(),
+        })
+        .await;
+    assert!(tags.map_or(true, |t| t.is_empty()), "no tag");
+}
+
+/// Content that never matches its digest fails after the attempts, naming both
+/// digests and the image; nothing is tagged.
+#[tokio::test]
+async fn persistent_digest_mismatch_fails_cleanly() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let direct = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &direct).await;
+    let proxy = FaultProxy::start(
+        src.base_url(),
+        Plan {
+            rate: 1.0,
+            faults: vec![Fault::WrongBytes],
+            seed: 1,
+            aim: Some(Box::new(|r| {
+                r.method == "GET" && r.path().contains("/blobs/")
+            })),
+        },
+    );
+    let mut config = faulty_config(&[&proxy]);
+    config.retry.max_attempts = 3;
+    let target = Reference::parse(&format!("{}/mismatch/demo:1", dst.host())).unwrap();
+    let mut bundle = through(&fx, &proxy);
+    let e = ops::fixup(
+        &mut bundle,
+        &target,
+        &FixupOptions {
+            auto_update_bundle: true,
+            registry: config,
+            ..FixupOptions::default()
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("does not match its descriptor: expected sha256:")
+            && e.contains(", got sha256:"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&proxy.host()) && e.ends_with("(after 3 attempts)"),
+        "{e}"
+    );
+    let tags = Client::new(direct)
+        .unwrap()
+        .list_tags(&Repository {
+            registry: dst.host(),
+            path: "mismatch/demo".into(),
+        })
+        .await;
+    assert!(tags.map_or(true, |t| t.is_empty()), "no tag");
+}
