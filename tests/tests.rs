@@ -10,3 +10,4 @@ mod fake_registry;
 mod faults;
 mod registry_client;
 mod registry_modes;
+mod secrets;
