@@ -832,3 +832,65 @@ async fn index_hook_and_shared_blobs() {
     assert!(String::from_utf8_lossy(&m.bytes).contains(r#""com.example.release":"42""#));
     ops::pull(&target, &config).await.unwrap();
 }
+
+/// An index whose descriptor's size disagrees with the manifest's bytes is
+/// refused with the image, the digest and both sizes.
+#[tokio::test]
+async fn descriptor_size_that_disagrees_with_the_bytes() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let client = Client::new(config.clone()).unwrap();
+    let repo = Repository {
+        registry: src.host(),
+        path: "liar/app".into(),
+    };
+    let image = synth::build(&ImageSpec {
+        seed: 5,
+        format: Format::Oci,
+        layer_sizes: vec![100],
+        shared_layers: vec![],
+        platforms: vec![],
+    });
+    synth::push(&client, &repo, &image, "real").await.unwrap();
+    let child = image.root();
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+        mt::OCI_INDEX,
+        child.media_type,
+        child.digest,
+        child.size + 7
+    );
+    client
+        .put_manifest(&repo, "lying", bytes::Bytes::from(index), mt::OCI_INDEX)
+        .await
+        .unwrap();
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"image":"{}/liar/app:lying"}}]}}"#,
+        src.host()
+    );
+    let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
+    let target = Reference::parse(&format!("{}/t/x:1", dst.host())).unwrap();
+    let e = ops::fixup(&mut bundle, &target, &opts(config))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "invocationImages[0] `{}/liar/app:lying`",
+            src.host()
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("size of manifest {}", child.digest)),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "expected {} bytes, got {} bytes",
+            child.size + 7,
+            child.size
+        )),
+        "{e}"
+    );
+}

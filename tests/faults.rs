@@ -250,3 +250,65 @@ async fn persistent_digest_mismatch_fails_cleanly() {
         .await;
     assert!(tags.map_or(true, |t| t.is_empty()), "no tag");
 }
+
+/// The target registry is killed and restarted in the middle of a run: the
+/// run completes, or fails cleanly and a rerun completes; either way the
+/// target ends complete.
+#[tokio::test]
+async fn registry_restart_mid_run() {
+    let src = Registry::plain();
+    let dst = std::sync::Arc::new(std::sync::Mutex::new(Registry::plain()));
+    let dst_host = dst.lock().unwrap().host();
+    let direct = {
+        let d = dst.lock().unwrap();
+        registry_config(&[&src, &d])
+    };
+    let fx = seed(&src, &direct).await;
+    let target = Reference::parse(&format!("{dst_host}/restarted/demo:1")).unwrap();
+    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (dst_for_events, flag) = (dst.clone(), restarted.clone());
+    let opts = FixupOptions {
+        auto_update_bundle: true,
+        registry: direct.clone(),
+        jobs: 2,
+        ..FixupOptions::default()
+    }
+    .with_reporter(move |e: &cnab_oci::relocate::events::Event| {
+        // At the first finished object, the copy is under way: crash the target.
+        if matches!(e, cnab_oci::relocate::events::Event::NodeFinished { .. })
+            && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let dst = dst_for_events.clone();
+            std::thread::spawn(move || dst.lock().unwrap().restart());
+        }
+    });
+    let mut bundle = fx.bundle.clone();
+    let first = ops::fixup(&mut bundle, &target, &opts).await;
+    assert!(
+        restarted.load(std::sync::atomic::Ordering::SeqCst),
+        "the registry was restarted during the run"
+    );
+    if let Err(e) = &first {
+        // A clean failure: one error; then a rerun completes.
+        assert!(!e.to_string().is_empty());
+        let mut again = fx.bundle.clone();
+        ops::fixup(
+            &mut again,
+            &target,
+            &FixupOptions {
+                auto_update_bundle: true,
+                registry: direct.clone(),
+                ..FixupOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the rerun after a restart: {e}"));
+    }
+    let client = Client::new(direct).unwrap();
+    for img in fx.images.values() {
+        for (d, bytes) in &img.manifests {
+            let r = Reference::parse(&format!("{dst_host}/restarted/demo@{}", d.digest)).unwrap();
+            assert_eq!(&client.get_manifest(&r).await.unwrap().bytes, bytes);
+        }
+    }
+}

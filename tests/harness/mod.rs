@@ -244,6 +244,18 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Kills the registry process and starts it again on the same port with
+    /// the same storage, as a crash and a supervisor's restart would.
+    pub fn restart(&mut self) {
+        self.kill();
+        let bin = resolve_binary(std::env::var_os(REGISTRY_BIN_ENV), std::env::var_os("PATH"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.spawn(&bin);
+        if let Err(log) = self.wait_ready(Duration::from_secs(20)) {
+            panic!("the registry did not come back: {log}");
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
