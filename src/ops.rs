@@ -35,6 +35,9 @@ pub struct FixupOptions {
     pub registry: ClientConfig,
     /// Where events go.
     pub reporter: Option<Arc<dyn Reporter>>,
+    /// A client to use instead of one made from `registry` (to share its
+    /// connections, tokens and accounting, or to clean up after it).
+    pub client: Option<Client>,
 }
 
 impl Default for FixupOptions {
@@ -47,6 +50,7 @@ impl Default for FixupOptions {
             input_relocation_map: None,
             registry: ClientConfig::default(),
             reporter: None,
+            client: None,
         }
     }
 }
@@ -171,9 +175,18 @@ pub async fn plan_fixup(
     Ok(outcome(&engine, plan))
 }
 
+fn client_for(given: Option<&Client>, config: &ClientConfig) -> Result<Client> {
+    Ok(match given {
+        Some(c) => c.clone(),
+        None => Client::new(config.clone())?,
+    })
+}
+
 fn engine_for(opts: &FixupOptions) -> Result<Engine> {
-    Ok(Engine::new(Client::new(opts.registry.clone())?, opts.jobs)
-        .with_reporter(opts.reporter.clone()))
+    Ok(
+        Engine::new(client_for(opts.client.as_ref(), &opts.registry)?, opts.jobs)
+            .with_reporter(opts.reporter.clone()),
+    )
 }
 
 async fn plan_with(
@@ -236,6 +249,8 @@ pub struct PushOptions {
     pub reporter: Option<Arc<dyn Reporter>>,
     /// Changes to the index before it is pushed.
     pub index_hook: Option<IndexHook>,
+    /// A client to use instead of one made from `registry`.
+    pub client: Option<Client>,
 }
 
 impl Default for PushOptions {
@@ -245,6 +260,7 @@ impl Default for PushOptions {
             allow_fallbacks: true,
             reporter: None,
             index_hook: None,
+            client: None,
         }
     }
 }
@@ -287,7 +303,7 @@ pub async fn push(
     opts: &PushOptions,
 ) -> Result<PushOutcome> {
     push_with(
-        &Client::new(opts.registry.clone())?,
+        &client_for(opts.client.as_ref(), &opts.registry)?,
         bundle,
         relocation,
         target,
@@ -524,7 +540,7 @@ pub async fn copy(
     target: &Reference,
     opts: &CopyOptions,
 ) -> Result<CopyOutcome> {
-    let client = Client::new(opts.fixup.registry.clone())?;
+    let client = client_for(opts.fixup.client.as_ref(), &opts.fixup.registry)?;
     let engine =
         Engine::new(client.clone(), opts.fixup.jobs).with_reporter(opts.fixup.reporter.clone());
     let f = fetch_bundle(&client, source).await?;
@@ -626,6 +642,7 @@ pub async fn copy(
             allow_fallbacks: opts.allow_fallbacks,
             reporter: opts.fixup.reporter.clone(),
             index_hook: None,
+            client: None,
         },
     )
     .await?;

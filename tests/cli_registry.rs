@@ -264,3 +264,237 @@ fn ctrl_c_exits_130_and_writes_nothing() {
     );
     assert_eq!(std::fs::read_dir(d).unwrap().count(), 1, "only bundle.json");
 }
+
+/// SIGKILL in the middle of a push: the tag does not exist; the next push
+/// completes, copies nothing the first one finished, and gives the same index
+/// as an uninterrupted push.
+#[tokio::test]
+async fn sigkill_mid_push_then_rerun() {
+    use std::fmt::Write as _;
+    use std::io::BufRead;
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let client = cnab_oci::registry::Client::new(config.clone()).unwrap();
+    // Eight images of 4 MiB each: long enough a push to be killed in the middle.
+    let mut images = String::new();
+    for i in 0..8u64 {
+        let img = cnab_oci::synth::build(&cnab_oci::synth::ImageSpec {
+            seed: 100 + i,
+            format: cnab_oci::synth::Format::Oci,
+            layer_sizes: vec![4 << 20],
+            shared_layers: vec![],
+            platforms: vec![],
+        });
+        let repo = cnab_oci::registry::Repository {
+            registry: src.host(),
+            path: format!("big/img{i}"),
+        };
+        cnab_oci::synth::push(&client, &repo, &img, "1")
+            .await
+            .unwrap();
+        let _ = write!(
+            images,
+            r#"{}"c{i}":{{"image":"{}/big/img{i}:1"}}"#,
+            if i > 0 { "," } else { "" },
+            src.host()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("bundle.json"),
+        format!(r#"{{"schemaVersion":"v1.0.0","name":"big","version":"1.0.0","invocationImages":[{{"image":"{}/big/img0:1"}}],"images":{{{images}}}}}"#, src.host()),
+    )
+    .unwrap();
+    let target = format!("{}/killed/big:1", dst.host());
+    let push = |target: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+            .args([
+                "push",
+                "bundle.json",
+                "--target",
+                target,
+                "--auto-update-bundle",
+                "--output",
+                "json",
+                "--jobs",
+                "2",
+            ])
+            .current_dir(d)
+            .env("DOCKER_CONFIG", d.join("none"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = push(&target);
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut finished_before_kill = std::collections::HashSet::new();
+    for line in stderr.lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["event"] == "node_finished" && v["action"] == "copy" {
+            finished_before_kill.insert(v["digest"].as_str().unwrap().to_owned());
+            if finished_before_kill.len() == 3 {
+                Command::new("kill")
+                    .args(["-KILL", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    let tags = client
+        .list_tags(&cnab_oci::registry::Repository {
+            registry: dst.host(),
+            path: "killed/big".into(),
+        })
+        .await;
+    assert!(tags.map_or(true, |t| t.is_empty()), "no tag after a kill");
+
+    let rerun = push(&target).wait_with_output().unwrap();
+    assert!(rerun.status.success(), "{}", text(&rerun.stderr));
+    let copied_again: Vec<String> = text(&rerun.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "node_finished" && v["action"] == "copy")
+        .map(|v| v["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!copied_again.is_empty(), "the rerun finished the work");
+    assert!(
+        copied_again
+            .iter()
+            .all(|d| !finished_before_kill.contains(d)),
+        "nothing complete was copied again"
+    );
+    let digest = |o: &Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let uninterrupted = push(&format!("{}/clean/big:1", dst.host()))
+        .wait_with_output()
+        .unwrap();
+    assert!(uninterrupted.status.success());
+    assert_eq!(
+        digest(&rerun),
+        digest(&uninterrupted),
+        "the same index as an uninterrupted push"
+    );
+}
+
+/// Ctrl-C while blobs are in flight: the open upload sessions are cancelled
+/// (a DELETE each), nothing is written, and the exit code is 130.
+#[test]
+fn ctrl_c_cancels_open_upload_sessions() {
+    use cnab_oci::oci::media_type as mt;
+    let (cfg, layer) = (
+        cnab_oci::Digest::sha256(b"config"),
+        cnab_oci::Digest::sha256(b"layer"),
+    );
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{cfg}","size":1000}},"layers":[{{"mediaType":"x","digest":"{layer}","size":1000}}]}}"#,
+        mt::OCI_MANIFEST,
+        mt::OCI_CONFIG
+    );
+    let m_digest = cnab_oci::Digest::sha256(manifest.as_bytes()).to_string();
+    let sessions = std::sync::atomic::AtomicUsize::new(0);
+    let fake = Fake::start(move |r, _| {
+        let path = r.path().to_owned();
+        match r.method.as_str() {
+            "HEAD" if path == "/v2/src/img/manifests/1" => crate::harness::fake::respond(
+                200,
+                &[
+                    ("content-type", mt::OCI_MANIFEST),
+                    ("docker-content-digest", &m_digest),
+                    ("content-length", &manifest.len().to_string()),
+                ],
+                "",
+            ),
+            "GET" if path.starts_with("/v2/src/img/manifests/") => crate::harness::fake::respond(
+                200,
+                &[("content-type", mt::OCI_MANIFEST)],
+                manifest.clone(),
+            ),
+            "GET" if path.starts_with("/v2/src/img/blobs/") => {
+                stalled(&[("content-length", "1000")], b"x")
+            }
+            "POST" => {
+                let n = sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                crate::harness::fake::respond(
+                    202,
+                    &[("location", &format!("/v2/dst/x/blobs/uploads/session-{n}"))],
+                    "",
+                )
+            }
+            "DELETE" => crate::harness::fake::respond(204, &[], ""),
+            _ => crate::harness::fake::respond(404, &[], ""),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bundle.json"), format!(r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"image":"{}/src/img:1"}}]}}"#, fake.host())).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+        .args([
+            "fixup",
+            "bundle.json",
+            "--target",
+            &format!("{}/dst/x:1", fake.host()),
+            "--insecure-registries",
+            &fake.host(),
+        ])
+        .current_dir(d)
+        .env("DOCKER_CONFIG", d.join("none"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until both blobs are stalled in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path().contains("/blobs/"))
+        .count()
+        < 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let deletes: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path().to_owned())
+        .collect();
+    let opened: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .enumerate()
+        .map(|(n, _)| format!("/v2/dst/x/blobs/uploads/session-{n}"))
+        .collect();
+    assert!(!opened.is_empty());
+    let mut sorted = deletes.clone();
+    sorted.sort();
+    assert_eq!(sorted, opened, "every open session is cancelled");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "cancelled {} open upload session(s)",
+            opened.len()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 1, "only bundle.json");
+}

@@ -70,6 +70,42 @@ enum Command {
     Convert(offline::ConvertArgs),
 }
 
+/// The clients of the running command, so that an interruption can cancel
+/// the upload sessions they left open.
+static CLIENTS: std::sync::Mutex<Vec<cnab_oci::registry::Client>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A client for `config` that an interruption will clean up after.
+pub(crate) fn interruptible(
+    config: cnab_oci::registry::ClientConfig,
+) -> anyhow::Result<cnab_oci::registry::Client> {
+    let c = cnab_oci::registry::Client::new(config)?;
+    CLIENTS.lock().expect("clients").push(c.clone());
+    Ok(c)
+}
+
+/// Resolves on Ctrl-C (SIGINT). The handler is installed when this is called.
+fn interrupt_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+        async move {
+            match sigint {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 fn init_logging(g: &Global) {
     let default = match (g.quiet, g.verbose) {
         (true, _) => "error",
@@ -125,6 +161,9 @@ pub fn main() -> ExitCode {
                 }
             };
             let outcome = runtime.block_on(async {
+                // The handler is in place before any work starts, so that a
+                // Ctrl-C is never met by the default action (an abrupt exit).
+                let interrupted = interrupt_signal();
                 let work = async {
                     match &cli.command {
                         Command::Fixup(c) => registry::fixup(c, &g).await,
@@ -134,10 +173,20 @@ pub fn main() -> ExitCode {
                         _ => unreachable!("offline commands run above"),
                     }
                 };
-                // Ctrl-C drops the work: transfers stop, nothing is written.
+                // Ctrl-C drops the work: transfers stop, nothing is written;
+                // the upload sessions left open are cancelled (best effort).
                 tokio::select! {
+                    biased;
+                    () = interrupted => {
+                        let clients = CLIENTS.lock().expect("clients").clone();
+                        let cancel = futures::future::join_all(clients.iter().map(cnab_oci::registry::Client::cancel_open_uploads));
+                        let cancelled: usize = tokio::time::timeout(std::time::Duration::from_secs(3), cancel).await.map_or(0, |n| n.iter().sum());
+                        if cancelled > 0 {
+                            let _ = writeln!(std::io::stderr(), "interrupted: cancelled {cancelled} open upload session(s)");
+                        }
+                        None
+                    }
                     r = work => Some(r),
-                    _ = tokio::signal::ctrl_c() => None,
                 }
             });
             // Do not wait for transfers that were cancelled.

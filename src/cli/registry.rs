@@ -206,6 +206,7 @@ fn fixup_options(a: &FixupArgs, g: &Global) -> Result<(Bundle, Reference, FixupO
         } else {
             style
         }),
+        client: Some(super::interruptible(a.relocate.registry.config())?),
     };
     Ok((bundle, target, opts, style))
 }
@@ -312,6 +313,7 @@ pub async fn push(c: &PushCmd, g: &Global) -> Result<ExitCode> {
         allow_fallbacks: c.allow_fallbacks,
         reporter: opts.reporter.clone(),
         index_hook: None,
+        client: opts.client.clone(),
     };
     let pushed = ops::push(&bundle, &fixed.relocation_map, &target, &push_opts).await?;
     if let Some(p) = &c.out_bundle {
@@ -320,10 +322,8 @@ pub async fn push(c: &PushCmd, g: &Global) -> Result<ExitCode> {
     if let Some(p) = &c.relocation_map {
         write_output(p, &fixed.relocation_map.canonical_bytes())?;
     }
-    let mut stats = fixed.stats.clone();
-    for (k, v) in &pushed.stats {
-        stats.entry(k.clone()).or_default().merge(v);
-    }
+    // Fixup and push share one client: its stats cover both.
+    let stats = &pushed.stats;
     let mut out = std::io::stdout().lock();
     if g.json() {
         writeln!(
@@ -333,7 +333,7 @@ pub async fn push(c: &PushCmd, g: &Global) -> Result<ExitCode> {
                 Some(pushed.descriptor.digest.as_str()),
                 &fixed.relocation_map,
                 &fixed.totals,
-                &stats,
+                stats,
                 &pushed.fallbacks
             )
         )?;
@@ -379,6 +379,7 @@ pub async fn copy(c: &CopyCmd, g: &Global) -> Result<ExitCode> {
             component_platforms: c.relocate.component_platforms.clone(),
             registry: c.relocate.registry.config(),
             reporter: report::reporter(style),
+            client: Some(super::interruptible(c.relocate.registry.config())?),
             ..FixupOptions::default()
         },
         allow_fallbacks: c.allow_fallbacks,

@@ -228,10 +228,14 @@ impl Client {
                 let resp = self.t.send(&mut req).await?;
                 match resp.status() {
                     StatusCode::CREATED => Ok(MountOutcome::Mounted),
-                    StatusCode::ACCEPTED => Ok(MountOutcome::NotMounted(UploadSession {
-                        repository: to.clone(),
-                        location: location(&resp, to, &req.operation)?,
-                    })),
+                    StatusCode::ACCEPTED => {
+                        let session = UploadSession {
+                            repository: to.clone(),
+                            location: location(&resp, to, &req.operation)?,
+                        };
+                        self.t.opened(&session);
+                        Ok(MountOutcome::NotMounted(session))
+                    }
                     _ => Err(self.t.error_for(&req, resp).await),
                 }
             })
@@ -266,10 +270,12 @@ impl Client {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.t.error_for(&req, resp).await);
         }
-        Ok(UploadSession {
+        let session = UploadSession {
             repository: repository.clone(),
             location: location(&resp, repository, &req.operation)?,
-        })
+        };
+        self.t.opened(&session);
+        Ok(session)
     }
 
     /// Cancels an upload session (`DELETE`), so it does not dangle on the
@@ -284,6 +290,7 @@ impl Client {
             &[Scope::push(&repo.path)],
             "cancel blob upload".to_owned(),
         );
+        self.t.closed(session);
         let resp = self.t.send(&mut req).await?;
         match resp.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -315,6 +322,7 @@ impl Client {
                     let _ = self.cancel_upload(&session).await;
                     return Err(e);
                 }
+                self.t.closed(&session);
                 Ok(desc.clone())
             })
             .await
@@ -558,6 +566,7 @@ impl Client {
         if resp.status() != StatusCode::CREATED {
             return Err(self.t.error_for(&req, resp).await);
         }
+        self.t.closed(session);
         Ok(())
     }
 
@@ -632,6 +641,7 @@ impl Client {
                 return Err(self.t.error_for(&req, resp).await);
             }
             location = location_or(&resp, repo, &req.operation, &location)?;
+            self.t.moved(session, &location);
             offset = end + 1;
         }
         verify.finished()?;
@@ -648,7 +658,17 @@ impl Client {
         if resp.status() != StatusCode::CREATED {
             return Err(self.t.error_for(&req, resp).await);
         }
+        self.t.closed(session);
         Ok(())
+    }
+
+    /// Cancels every upload session this client opened and did not finish
+    /// (after an interruption), and returns how many the registries
+    /// acknowledged. Best effort: one attempt each, at the same time.
+    pub async fn cancel_open_uploads(&self) -> usize {
+        let open = self.t.open_uploads();
+        let results = futures::future::join_all(open.iter().map(|s| self.cancel_upload(s))).await;
+        results.iter().filter(|r| r.is_ok()).count()
     }
 }
 

@@ -108,6 +108,9 @@ pub(crate) struct Transport {
     tokens: TokenCache,
     credentials: CredentialStore,
     stats: Mutex<BTreeMap<String, RegistryStats>>,
+    /// Upload sessions opened and not yet finished or cancelled, by the URL
+    /// they were opened with: what an interrupted run leaves to clean up.
+    open_uploads: Mutex<HashMap<String, super::UploadSession>>,
     /// Registries that refused a single-PUT upload: chunks from then on.
     chunked: Mutex<std::collections::HashSet<String>>,
 }
@@ -241,7 +244,45 @@ impl Transport {
             credentials,
             stats: Mutex::new(BTreeMap::new()),
             chunked: Mutex::new(std::collections::HashSet::new()),
+            open_uploads: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Records an upload session as open.
+    pub(crate) fn opened(&self, s: &super::UploadSession) {
+        self.open_uploads
+            .lock()
+            .expect("uploads")
+            .insert(s.location.to_string(), s.clone());
+    }
+
+    /// Records that an open session now continues at `now` (chunked uploads).
+    pub(crate) fn moved(&self, s: &super::UploadSession, now: &Url) {
+        if let Some(e) = self
+            .open_uploads
+            .lock()
+            .expect("uploads")
+            .get_mut(s.location.as_str())
+        {
+            e.location = now.clone();
+        }
+    }
+
+    /// Records an upload session as finished or cancelled.
+    pub(crate) fn closed(&self, s: &super::UploadSession) {
+        self.open_uploads
+            .lock()
+            .expect("uploads")
+            .remove(s.location.as_str());
+    }
+
+    pub(crate) fn open_uploads(&self) -> Vec<super::UploadSession> {
+        self.open_uploads
+            .lock()
+            .expect("uploads")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Remembers that `registry` needs chunked uploads; false if it already was.
