@@ -52,4 +52,34 @@ mod tests {
         let e = write_atomic(&dir.path().join("missing/x.json"), b"x").unwrap_err();
         assert!(e.to_string().contains("cannot write"), "{e}");
     }
+
+    /// A reader never sees a partial file, whatever moment it reads at: the
+    /// property a crash mid-write relies on. (A plain truncate-and-write fails
+    /// this: readers see empty and half-written files.)
+    #[test]
+    fn readers_see_the_old_file_or_the_new_one_never_a_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.json");
+        let (a, b) = (vec![b'a'; 1 << 20], vec![b'b'; 1 << 20]);
+        write_atomic(&p, &a).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (p, stop) = (p.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let got = std::fs::read(&p).unwrap();
+                    assert_eq!(got.len(), 1 << 20, "a partial file was visible");
+                    assert!(got.iter().all(|&c| c == got[0]), "a mixed file was visible");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..60 {
+            write_atomic(&p, if i % 2 == 0 { &b } else { &a }).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    }
 }

@@ -195,3 +195,53 @@ fn convert_error_writes_nothing() {
     );
     assert!(!out.exists(), "nothing is written when conversion fails");
 }
+
+/// Hostile documents get a clear error and exit 1, never a panic: 100 MB,
+/// 10,000 levels deep, truncated, not UTF-8.
+#[test]
+fn hostile_bundles_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "huge.json",
+            {
+                let mut v = b"{\"name\":\"".to_vec();
+                v.resize(100 << 20, b'x');
+                v.extend_from_slice(b"\"}");
+                v
+            },
+            "larger than the 16777216 bytes accepted",
+        ),
+        (
+            "deep.json",
+            format!(
+                "{{\"custom\":{{\"x\":{}{}}}}}",
+                "[".repeat(10_000),
+                "]".repeat(10_000)
+            )
+            .into_bytes(),
+            "nesting deeper than 256 levels",
+        ),
+        (
+            "truncated.json",
+            br#"{"schemaVersion":"v1.0.0","invocationImages":[{"image":"a"#.to_vec(),
+            "unterminated string",
+        ),
+        (
+            "latin1.json",
+            b"{\"name\":\"caf\xe9\"}".to_vec(),
+            "invalid UTF-8",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        for cmd in ["validate", "canonical"] {
+            let o = cnab_oci(&[cmd, p.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {name}");
+            let all = format!("{}{}", stdout(&o), stderr(&o));
+            assert!(all.contains(want), "{cmd} {name}: {all}");
+            assert!(!all.contains("panicked"), "{cmd} {name}: {all}");
+        }
+    }
+}

@@ -460,3 +460,58 @@ async fn html_oversized_and_digestless_answers() {
         ]
     );
 }
+
+/// An index that lists itself (only a registry that lies about digests can
+/// serve one) ends in a clear error within moments, never a loop.
+#[tokio::test]
+async fn an_index_that_lists_itself() {
+    let claimed = Digest::sha256(b"the index claims to be this");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{claimed}","size":10}}]}}"#,
+        mt::OCI_INDEX,
+        mt::OCI_INDEX
+    );
+    let len = index.len().to_string();
+    let d = claimed.to_string();
+    let fake = Fake::start(move |r: &Recorded, _| match r.method.as_str() {
+        "HEAD" if r.path().contains("/src/") => respond(
+            200,
+            &[
+                ("content-type", mt::OCI_INDEX),
+                ("docker-content-digest", &d),
+                ("content-length", &len),
+            ],
+            "",
+        ),
+        "GET" if r.path().contains("/src/") => respond(
+            200,
+            &[
+                ("content-type", mt::OCI_INDEX),
+                ("docker-content-digest", &d),
+            ],
+            index.clone(),
+        ),
+        _ => respond(404, &[], ""),
+    });
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"image":"{}/src/loop:1"}}]}}"#,
+        fake.host()
+    );
+    let mut bundle = cnab_oci::Bundle::from_slice(json.as_bytes()).unwrap();
+    let target = Reference::parse(&format!("{}/dst/x:1", fake.host())).unwrap();
+    let opts = cnab_oci::ops::FixupOptions {
+        registry: config(),
+        ..cnab_oci::ops::FixupOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let e = cnab_oci::ops::fixup(&mut bundle, &target, &opts)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(e.starts_with("invocationImages[0]"), "{e}");
+    assert!(
+        e.contains("does not match its descriptor") || e.contains("a cycle"),
+        "{e}"
+    );
+}
