@@ -8,6 +8,7 @@ mod cli_registry;
 mod engine;
 mod fake_registry;
 mod faults;
+mod fuzz_corpus;
 mod registry_client;
 mod registry_modes;
 mod secrets;
