@@ -241,6 +241,10 @@ async fn persistent_digest_mismatch_fails_cleanly() {
         e.contains(&proxy.host()) && e.ends_with("(after 3 attempts)"),
         "{e}"
     );
+    assert!(
+        e.starts_with("invocationImages[0]") || e.starts_with("images["),
+        "names the image: {e}"
+    );
     let tags = Client::new(direct)
         .unwrap()
         .list_tags(&Repository {
