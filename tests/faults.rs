@@ -28,6 +28,16 @@ fn faulty_config(proxies: &[&FaultProxy]) -> ClientConfig {
     c
 }
 
+/// Asserts that repository `path` of `reg` has no tag.
+async fn assert_no_tag(config: ClientConfig, reg: &Registry, path: &str) {
+    let repo = Repository {
+        registry: reg.host(),
+        path: path.to_owned(),
+    };
+    let tags = Client::new(config).unwrap().list_tags(&repo).await;
+    assert!(tags.map_or(true, |t| t.is_empty()), "no tag in {repo}");
+}
+
 /// The fixture's bundle, with its images named through `proxy`.
 fn through(fx: &Fixture, proxy: &FaultProxy) -> Bundle {
     let json = String::from_utf8(fx.bundle.canonical_bytes())
@@ -188,14 +198,7 @@ async fn persistent_server_error_fails_cleanly() {
         e.starts_with("invocationImages[0]") || e.starts_with("images["),
         "names the image: {e}"
     );
-    let tags = Client::new(direct)
-        .unwrap()
-        .list_tags(&Repository {
-            registry: dst.host(),
-            path: "broken/demo".into(),
-        })
-        .await;
-    assert!(tags.map_or(true, |t| t.is_empty()), "no tag");
+    assert_no_tag(direct, &dst, "broken/demo").await;
 }
 
 /// Content that never matches its digest fails after the attempts, naming both
@@ -245,14 +248,7 @@ async fn persistent_digest_mismatch_fails_cleanly() {
         e.starts_with("invocationImages[0]") || e.starts_with("images["),
         "names the image: {e}"
     );
-    let tags = Client::new(direct)
-        .unwrap()
-        .list_tags(&Repository {
-            registry: dst.host(),
-            path: "mismatch/demo".into(),
-        })
-        .await;
-    assert!(tags.map_or(true, |t| t.is_empty()), "no tag");
+    assert_no_tag(direct, &dst, "mismatch/demo").await;
 }
 
 /// The target registry is killed and restarted in the middle of a run: the

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A blob's bytes as they arrive.
+type BlobStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
 /// Called with the bytes moved so far in the current attempt of a transfer.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
@@ -508,7 +511,7 @@ impl Client {
         &self,
         session: &UploadSession,
         desc: &Descriptor,
-        stream: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+        stream: BlobStream,
         verify: &Arc<Verify>,
         progress: Option<Progress>,
     ) -> Result<(), RegistryError> {
@@ -542,7 +545,7 @@ impl Client {
         &self,
         session: &UploadSession,
         desc: &Descriptor,
-        stream: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+        stream: BlobStream,
         verify: &Arc<Verify>,
         progress: Option<Progress>,
     ) -> Result<(), RegistryError> {
@@ -574,7 +577,7 @@ impl Client {
         &self,
         session: &UploadSession,
         desc: &Descriptor,
-        mut stream: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+        mut stream: BlobStream,
         verify: &Arc<Verify>,
         progress: Option<Progress>,
     ) -> Result<(), RegistryError> {
