@@ -6,6 +6,10 @@
 //! comes once, after every image is resolved and walked and before anything
 //! is copied. Events are delivered in the order they happen, on a task of
 //! their own: a slow reporter delays reporting, never the copy.
+//!
+//! A plan that is not carried out (a dry run, `ops::plan_fixup`) ends with
+//! `Planned`; a plan that fails ends each image with an `ImageFinished` that
+//! carries the error.
 
 use crate::bundle::ImageKey;
 use crate::oci::Descriptor;
