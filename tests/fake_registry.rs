@@ -357,7 +357,7 @@ async fn chunked_upload_when_single_put_is_refused() {
         ("PUT", _) if !r.body.is_empty() => respond(413, &[], ""),
         ("PATCH", _) => respond(
             202,
-            &[("location", "/v2/to/blobs/uploads/s"), ("range", "0-9")],
+            &[("location", "/v2/to/blobs/uploads/s"), ("range", "0-19")],
             "",
         ),
         ("PUT", _) => respond(201, &[], ""),
@@ -513,5 +513,47 @@ async fn an_index_that_lists_itself() {
     assert!(
         e.contains("does not match its descriptor") || e.contains("a cycle"),
         "{e}"
+    );
+}
+
+/// A chunked upload whose registry acknowledges fewer bytes than were sent
+/// fails (and is retried from the start), naming both ranges.
+#[tokio::test]
+async fn chunk_acknowledged_short_is_an_error() {
+    const DATA: &[u8] = b"0123456789abcdefghij";
+    let fake = Fake::start(|r: &Recorded, _| match r.method.as_str() {
+        "GET" => respond(200, &[], DATA),
+        "POST" => respond(202, &[("location", "/v2/to/blobs/uploads/s")], ""),
+        "PATCH" => respond(
+            202,
+            &[("location", "/v2/to/blobs/uploads/s"), ("range", "0-4")],
+            "",
+        ),
+        "DELETE" => respond(204, &[], ""),
+        _ => respond(201, &[], ""),
+    });
+    let mut cfg = config();
+    cfg.upload_mode = cnab_oci::registry::UploadMode::Chunked;
+    cfg.retry.max_attempts = 2;
+    let c = Client::new(cfg).unwrap();
+    let e = c
+        .copy_blob(
+            &repo(&fake, "from"),
+            &repo(&fake, "to"),
+            &blob_desc(DATA),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the registry holds `0-4` of the upload, not 0-19")
+            && e.to_string().ends_with("(after 2 attempts)"),
+        "{e}"
+    );
+    assert!(
+        !fake.log().iter().any(|l| l.starts_with("PUT")),
+        "the upload was not finished"
     );
 }

@@ -558,6 +558,15 @@ async fn tls_trust_sources() {
     via_certs_d.docker_certs_dir = Some(certs.path().to_owned());
     let mut insecure = bare.clone();
     insecure.insecure_registries = vec!["127.0.0.1".into()];
+    // HTTPS answers come over HTTP/2 (negotiated with ALPN).
+    let c = Client::new(config_for(&reg)).unwrap();
+    let _ = c.resolve(&r).await;
+    let versions = &c.stats()[&reg.host()].http_versions;
+    assert_eq!(
+        versions.keys().collect::<Vec<_>>(),
+        ["HTTP/2.0"],
+        "{versions:?}"
+    );
     for cfg in [config_for(&reg), via_certs_d, insecure] {
         let e = Client::new(cfg).unwrap().resolve(&r).await.unwrap_err();
         assert_eq!(e.status(), Some(404), "reached the registry: {e}");

@@ -643,6 +643,21 @@ impl Client {
             if resp.status() != StatusCode::ACCEPTED {
                 return Err(self.t.error_for(&req, resp).await);
             }
+            // The registry says what it holds so far: it must be all we sent.
+            if let Some(range) = resp.headers().get("range").and_then(|v| v.to_str().ok()) {
+                let held = range
+                    .rsplit('-')
+                    .next()
+                    .and_then(|n| n.trim().parse::<u64>().ok());
+                if held != Some(end) {
+                    return Err(RegistryError::Transport {
+                        registry: repo.registry.clone(),
+                        operation: req.operation.clone(),
+                        reason: format!("the registry holds `{range}` of the upload, not 0-{end}"),
+                        attempts: 1,
+                    });
+                }
+            }
             location = location_or(&resp, repo, &req.operation, &location)?;
             self.t.moved(session, &location);
             offset = end + 1;

@@ -198,6 +198,8 @@ pub struct RegistryStats {
     /// Time spent waiting because the registry said `Retry-After`.
     #[serde(serialize_with = "as_millis")]
     pub rate_limit_wait: Duration,
+    /// Answers by HTTP version (`HTTP/1.1`, `HTTP/2.0`).
+    pub http_versions: BTreeMap<String, u64>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -218,6 +220,9 @@ impl RegistryStats {
         self.bytes_down += other.bytes_down;
         self.retries += other.retries;
         self.rate_limit_wait += other.rate_limit_wait;
+        for (v, n) in &other.http_versions {
+            *self.http_versions.entry(v.clone()).or_default() += n;
+        }
     }
 
     /// All requests sent.

@@ -752,6 +752,12 @@ impl Transport {
                     s.bytes_up += up;
                 });
             }
+            if let Ok(r) = &sent {
+                let version = format!("{:?}", r.version());
+                self.count(&req.registry, |s| {
+                    *s.http_versions.entry(version).or_default() += 1;
+                });
+            }
             match &sent {
                 Ok(r) => {
                     tracing::debug!(method = %req.method, %url, status = r.status().as_u16(), "registry request");
