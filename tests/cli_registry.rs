@@ -275,7 +275,8 @@ async fn sigkill_mid_push_then_rerun() {
     let (src, dst) = (Registry::plain(), Registry::plain());
     let config = registry_config(&[&src, &dst]);
     let client = cnab_oci::registry::Client::new(config.clone()).unwrap();
-    // Eight images of 4 MiB each: long enough a push to be killed in the middle.
+    // Eight images of 4 MiB each, one transfer at a time: long enough a push to
+    // be killed in the middle.
     let mut images = String::new();
     for i in 0..8u64 {
         let img = cnab_oci::synth::build(&cnab_oci::synth::ImageSpec {
@@ -318,7 +319,7 @@ async fn sigkill_mid_push_then_rerun() {
                 "--output",
                 "json",
                 "--jobs",
-                "2",
+                "1",
             ])
             .current_dir(d)
             .env("DOCKER_CONFIG", d.join("none"))

@@ -275,8 +275,10 @@ async fn streaming_copy_between_registries_keeps_memory_flat() {
     let (result, growth) =
         crate::alloc::peak_growth(c.copy_blob(&from, &to, &desc, None, Some(progress))).await;
     result.expect("copy");
+    // The whole process is measured, other tests included; a copy that held the
+    // blob would grow by at least its 80 MiB.
     assert!(
-        growth < 24 * 1024 * 1024,
+        growth < 40 * 1024 * 1024,
         "heap grew by {} MiB copying an 80 MiB blob",
         growth >> 20
     );
