@@ -491,13 +491,12 @@ pub fn parse_config_manifest(bytes: &[u8]) -> Result<Descriptor, ConvertError> {
     Ok(config)
 }
 
-/// The relocation map a pulled bundle implies: each image's `image` string →
-/// `<repository>@<digest of its index entry>`.
-pub fn relocation_map_from_index(
-    bundle: &Bundle,
-    index: &BundleIndex,
-    repository: &Reference,
-) -> Result<RelocationMap, ConvertError> {
+/// Every image of a pulled bundle with its entry in the index: invocation
+/// images by position, component images by `io.cnab.component.name`.
+pub fn index_entries<'a>(
+    bundle: &'a Bundle,
+    index: &'a BundleIndex,
+) -> Result<Vec<(ImageKey, &'a BaseImage, &'a Descriptor)>, ConvertError> {
     let invocation = bundle.invocation_images.as_deref().unwrap_or_default();
     if invocation.len() != index.invocations.len() {
         return Err(ConvertError::Mismatch(format!(
@@ -506,25 +505,39 @@ pub fn relocation_map_from_index(
             index.invocations.len()
         )));
     }
-    let mut map = RelocationMap::new();
-    for (img, d) in invocation.iter().zip(&index.invocations) {
-        map.insert(
-            img.image.clone(),
-            repository.with_digest_only(d.digest.clone()).to_string(),
-        );
-    }
+    let mut out: Vec<(ImageKey, &BaseImage, &Descriptor)> = invocation
+        .iter()
+        .zip(&index.invocations)
+        .enumerate()
+        .map(|(i, (img, d))| (ImageKey::Invocation(i), &img.base, d))
+        .collect();
     for (name, img) in &bundle.images {
         let d = index.components.get(name).ok_or_else(|| {
             ConvertError::Mismatch(format!(
                 "component image `{name}` has no entry in the index"
             ))
         })?;
-        map.insert(
-            img.image.clone(),
-            repository.with_digest_only(d.digest.clone()).to_string(),
-        );
+        out.push((ImageKey::Component(name.clone()), &img.base, d));
     }
-    Ok(map)
+    Ok(out)
+}
+
+/// The relocation map a pulled bundle implies: each image's `image` string →
+/// `<repository>@<digest of its index entry>`.
+pub fn relocation_map_from_index(
+    bundle: &Bundle,
+    index: &BundleIndex,
+    repository: &Reference,
+) -> Result<RelocationMap, ConvertError> {
+    Ok(index_entries(bundle, index)?
+        .into_iter()
+        .map(|(_, img, d)| {
+            (
+                img.image.clone(),
+                repository.with_digest_only(d.digest.clone()).to_string(),
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]

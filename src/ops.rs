@@ -202,11 +202,7 @@ async fn plan_with(
 }
 
 fn outcome(engine: &Engine, plan: Plan) -> FixupOutcome {
-    let relocation_map = plan
-        .images
-        .iter()
-        .map(|i| (i.image.clone(), i.relocated.to_string()))
-        .collect();
+    let relocation_map = plan.relocation_map();
     FixupOutcome {
         relocation_map,
         totals: plan.totals(),
@@ -547,34 +543,16 @@ pub async fn copy(
     let src_repo = source.repository();
     let by_digest = |d: &Digest| Reference::parse(&format!("{src_repo}@{d}"));
     let mut jobs = Vec::new();
-    let invocations = f.bundle.invocation_images.as_deref().unwrap_or_default();
-    if invocations.len() != f.parsed.invocations.len() {
-        return Err(convert::ConvertError::Mismatch(format!(
-            "the bundle has {} invocation image(s) but the index lists {}",
-            invocations.len(),
-            f.parsed.invocations.len()
-        ))
-        .into());
-    }
-    for (i, (img, d)) in invocations.iter().zip(&f.parsed.invocations).enumerate() {
+    for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
+        let platforms = match key {
+            ImageKey::Invocation(_) => opts.fixup.invocation_platforms.clone(),
+            ImageKey::Component(_) => opts.fixup.component_platforms.clone(),
+        };
         jobs.push(ImageJob {
-            key: ImageKey::Invocation(i),
+            key,
             image: img.image.clone(),
             candidates: vec![by_digest(&d.digest)?],
-            platforms: opts.fixup.invocation_platforms.clone(),
-        });
-    }
-    for (name, img) in &f.bundle.images {
-        let d = f.parsed.components.get(name).ok_or_else(|| {
-            convert::ConvertError::Mismatch(format!(
-                "component image `{name}` has no entry in the index"
-            ))
-        })?;
-        jobs.push(ImageJob {
-            key: ImageKey::Component(name.clone()),
-            image: img.image.clone(),
-            candidates: vec![by_digest(&d.digest)?],
-            platforms: opts.fixup.component_platforms.clone(),
+            platforms,
         });
     }
     let plan = engine.plan(&jobs, &Repository::of(target)).await?;
@@ -627,11 +605,7 @@ pub async fn copy(
     }
     let mut bundle = f.bundle;
     reconcile(&mut bundle, &plan, true)?;
-    let relocation: RelocationMap = plan
-        .images
-        .iter()
-        .map(|i| (i.image.clone(), i.relocated.to_string()))
-        .collect();
+    let relocation = plan.relocation_map();
     let pushed = push_with(
         &client,
         &bundle,

@@ -211,20 +211,6 @@ impl RegistryStats {
         *self.requests.entry(kind).or_default() += 1;
     }
 
-    /// Adds `other`'s counts to these.
-    pub fn merge(&mut self, other: &RegistryStats) {
-        for (kind, n) in &other.requests {
-            *self.requests.entry(*kind).or_default() += n;
-        }
-        self.bytes_up += other.bytes_up;
-        self.bytes_down += other.bytes_down;
-        self.retries += other.retries;
-        self.rate_limit_wait += other.rate_limit_wait;
-        for (v, n) in &other.http_versions {
-            *self.http_versions.entry(v.clone()).or_default() += n;
-        }
-    }
-
     /// All requests sent.
     pub fn total_requests(&self) -> u64 {
         self.requests.values().sum()

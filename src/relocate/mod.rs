@@ -186,6 +186,14 @@ impl Plan {
         }
     }
 
+    /// Original reference → relocated reference, for every planned image.
+    pub fn relocation_map(&self) -> crate::relocation::RelocationMap {
+        self.images
+            .iter()
+            .map(|i| (i.image.clone(), i.relocated.to_string()))
+            .collect()
+    }
+
     /// The repository everything goes to.
     pub fn target(&self) -> &Repository {
         &self.target
@@ -868,13 +876,4 @@ async fn transfer_blob(ctx: &Ctx, b: &BlobTask, sink: &Sink) -> Result<()> {
         .copy_blob(&b.source, &ctx.target, d, session, progress)
         .await?;
     Ok(())
-}
-
-/// The relocated reference of every planned image, keyed by the bundle's
-/// reference.
-pub fn relocation_entries(plan: &Plan) -> HashMap<String, String> {
-    plan.images
-        .iter()
-        .map(|i| (i.image.clone(), i.relocated.to_string()))
-        .collect()
 }
