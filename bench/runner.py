@@ -254,7 +254,8 @@ class Bench:
                 # the program it runs, so a child of this Python process would
                 # report at least Python's RSS. GNU time forks from a small
                 # process and reports its child's own peak (%M, KiB).
-                rss_file = self.logs / f"{log_name}.rss{len(running)}"
+                self.seq += 1
+                rss_file = self.logs / f"{log_name}.rss{self.seq}"
                 argv = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd]
                 p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
                 running[p.pid] = (p, cmd, rss_file)

@@ -171,8 +171,9 @@ pub async fn plan_fixup(
     opts: &FixupOptions,
 ) -> Result<FixupOutcome> {
     let engine = engine_for(opts)?;
-    let plan = plan_with(&engine, bundle, target, opts).await?;
-    Ok(outcome(&engine, plan))
+    let plan = plan_with(&engine, bundle, target, opts, true).await?;
+    let totals = plan.totals();
+    Ok(outcome(&engine, plan, totals))
 }
 
 fn client_for(given: Option<&Client>, config: &ClientConfig) -> Result<Client> {
@@ -194,18 +195,24 @@ async fn plan_with(
     bundle: &mut Bundle,
     target: &Reference,
     opts: &FixupOptions,
+    exact: bool,
 ) -> Result<Plan> {
     let jobs = jobs_for(bundle, opts)?;
-    let plan = engine.plan(&jobs, &Repository::of(target)).await?;
+    let target = Repository::of(target);
+    let plan = if exact {
+        engine.plan(&jobs, &target).await?
+    } else {
+        engine.prepare(&jobs, &target).await?
+    };
     reconcile(bundle, &plan, opts.auto_update_bundle)?;
     Ok(plan)
 }
 
-fn outcome(engine: &Engine, plan: Plan) -> FixupOutcome {
+fn outcome(engine: &Engine, plan: Plan, totals: Totals) -> FixupOutcome {
     let relocation_map = plan.relocation_map();
     FixupOutcome {
         relocation_map,
-        totals: plan.totals(),
+        totals,
         plan,
         stats: engine.client().stats(),
     }
@@ -223,9 +230,9 @@ pub async fn fixup(
     opts: &FixupOptions,
 ) -> Result<FixupOutcome> {
     let engine = engine_for(opts)?;
-    let plan = plan_with(&engine, bundle, target, opts).await?;
-    engine.execute(&plan).await?;
-    Ok(outcome(&engine, plan))
+    let plan = plan_with(&engine, bundle, target, opts, false).await?;
+    let totals = engine.execute(&plan).await?;
+    Ok(outcome(&engine, plan, totals))
 }
 
 /// Changes the bundle index before it is pushed (cnab-to-oci's
@@ -330,6 +337,44 @@ async fn push_with(
     } else {
         &ConfigManifestForm::ALL[..1]
     };
+    let index_bytes = |form: IndexForm, config_manifest: &Descriptor| -> Result<Vec<u8>> {
+        let mut bytes = convert::bundle_index(bundle, relocation, target, config_manifest, form)?;
+        if let Some(hook) = &opts.index_hook {
+            let mut node =
+                json::parse(&bytes).map_err(|e| Error::Invalid(format!("index: {e}")))?;
+            let json::Value::Object(obj) = &mut node.value else {
+                unreachable!("the index is an object")
+            };
+            hook(obj).map_err(|e| Error::Invalid(format!("the index hook failed: {e}")))?;
+            bytes = json::go::to_vec(&node);
+        }
+        Ok(bytes)
+    };
+    // A rerun: when the tag already names the very index this push would
+    // write, everything it refers to is there (a registry accepts an index
+    // only when its manifests are), so one HEAD is all the push needs.
+    if let Some(tag) = target.tag() {
+        let preferred = Descriptor::of(
+            IndexForm::Oci.media_type(),
+            &index_bytes(IndexForm::Oci, &probe)?,
+        );
+        if let Ok(found) = client.resolve(target).await {
+            if found.digest == preferred.digest {
+                report(
+                    opts.reporter.as_ref(),
+                    &Event::Pushed {
+                        reference: format!("{repo}:{tag}"),
+                        descriptor: preferred.clone(),
+                    },
+                );
+                return Ok(PushOutcome {
+                    descriptor: preferred,
+                    fallbacks: Vec::new(),
+                    stats: client.stats(),
+                });
+            }
+        }
+    }
     let blob_digest = Digest::sha256(&blob);
     if client.blob_exists(&repo, &blob_digest).await?.is_none() {
         client
@@ -391,16 +436,7 @@ async fn push_with(
     };
     let mut last_err = None;
     for (i, form) in index_forms.iter().enumerate() {
-        let mut bytes = convert::bundle_index(bundle, relocation, target, &config_manifest, *form)?;
-        if let Some(hook) = &opts.index_hook {
-            let mut node =
-                json::parse(&bytes).map_err(|e| Error::Invalid(format!("index: {e}")))?;
-            let json::Value::Object(obj) = &mut node.value else {
-                unreachable!("the index is an object")
-            };
-            hook(obj).map_err(|e| Error::Invalid(format!("the index hook failed: {e}")))?;
-            bytes = json::go::to_vec(&node);
-        }
+        let bytes = index_bytes(*form, &config_manifest)?;
         let desc = Descriptor::of(form.media_type(), &bytes);
         let reference = tag.clone().unwrap_or_else(|| desc.digest.to_string());
         match client
@@ -555,9 +591,8 @@ pub async fn copy(
             platforms,
         });
     }
-    let plan = engine.plan(&jobs, &Repository::of(target)).await?;
-    engine.execute(&plan).await?;
-    let totals = plan.totals();
+    let plan = engine.prepare(&jobs, &Repository::of(target)).await?;
+    let totals = engine.execute(&plan).await?;
     let changed = plan
         .images
         .iter()

@@ -240,6 +240,37 @@ async fn relocate_across_registries_then_push_and_pull() {
         "pulled.json equals fixed-bundle.json"
     );
     assert_eq!(pulled.relocation_map, out.relocation_map);
+
+    // Pushing the same bundle again: one HEAD finds the tag at the same
+    // index, and nothing is written.
+    let push_again = |tag: &str| {
+        let target = Reference::parse(&format!("{}/prod/demo:{tag}", dst.host())).unwrap();
+        let (bundle, map, config) = (bundle.clone(), out.relocation_map.clone(), config.clone());
+        async move {
+            ops::push(
+                &bundle,
+                &map,
+                &target,
+                &PushOptions {
+                    registry: config,
+                    ..PushOptions::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let again = push_again("1.0.0").await;
+    assert_eq!(again.descriptor, pushed.descriptor);
+    let stats = &again.stats[&dst.host()];
+    // One HEAD, sent twice because a new client meets the token challenge.
+    assert_eq!(stats.count(RequestKind::ManifestHead), 2, "{stats:?}");
+    assert_eq!(stats.count(RequestKind::Token), 1, "{stats:?}");
+    assert_eq!(stats.total_requests(), 3, "nothing written: {stats:?}");
+    // Another tag gets the whole bundle written (the same digest).
+    let other = push_again("1.0.1").await;
+    assert_eq!(other.descriptor.digest, pushed.descriptor.digest);
+    assert!(other.stats[&dst.host()].count(RequestKind::ManifestPut) >= 2);
 }
 
 /// Within one registry every blob is mounted: not one blob is uploaded.
@@ -893,4 +924,163 @@ async fn descriptor_size_that_disagrees_with_the_bytes() {
         )),
         "{e}"
     );
+}
+
+/// A target that already holds some blobs (an interrupted earlier run) gets
+/// none of them again, and the check costs no `HEAD`: the first request for
+/// each blob is a mount from the target repository itself, which the registry
+/// answers `201` for a blob it has and `202` (an open upload) for one it
+/// lacks. A dry run still asks with `HEAD` and agrees with what was done.
+#[tokio::test]
+async fn blobs_already_in_the_target_are_found_by_the_first_request() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/prod/partial:1", dst.host())).unwrap();
+    let target = Repository::of(&target_ref);
+    let client = Client::new(config.clone()).unwrap();
+    // The db image's blobs are there, its manifest is not.
+    let db = &fx.images["db"];
+    for bytes in db.blobs.values() {
+        client
+            .push_blob(&target, bytes.clone(), "application/octet-stream")
+            .await
+            .unwrap();
+    }
+    let mut dry_bundle = fx.bundle.clone();
+    let planned = ops::plan_fixup(&mut dry_bundle, &target_ref, &opts(config.clone()))
+        .await
+        .unwrap();
+    assert!(planned.stats[&dst.host()].count(RequestKind::BlobHead) > 0);
+
+    let mut bundle = fx.bundle.clone();
+    let out = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+        .await
+        .unwrap();
+    let stats = &out.stats[&dst.host()];
+    assert_eq!(stats.count(RequestKind::BlobHead), 0, "{stats:?}");
+    assert_eq!(out.totals, planned.totals, "the dry run said what was done");
+    let db_only: HashSet<Digest> = blob_digests(db)
+        .difference(
+            &fx.images
+                .iter()
+                .filter(|(n, _)| **n != "db")
+                .flat_map(|(_, i)| blob_digests(i))
+                .collect(),
+        )
+        .cloned()
+        .collect();
+    assert!(!db_only.is_empty());
+    assert!(out.totals.blobs_skipped >= db_only.len() as u64);
+    assert_eq!(
+        stats.count(RequestKind::UploadFinish) as u64,
+        out.totals.blobs_copied,
+        "one upload per copied blob, none for what was there: {stats:?}"
+    );
+    for img in fx.images.values() {
+        assert_in_target(&client, &target, img).await;
+    }
+}
+
+/// A target registry that refuses a mount from the target repository itself
+/// (as a narrow registry may) is asked once; from then on each blob is
+/// checked with `HEAD`, a blob it has is not uploaded, and the rest are.
+#[tokio::test]
+async fn a_refused_self_mount_falls_back_to_head_checks() {
+    let src = Registry::plain();
+    let config = registry_config(&[&src]);
+    let client = Client::new(config.clone()).unwrap();
+    let image = synth::build(&ImageSpec {
+        seed: 41,
+        format: Format::Oci,
+        layer_sizes: vec![3000, 4000, 5000],
+        shared_layers: vec![],
+        platforms: vec![],
+    });
+    let root = synth::push(
+        &client,
+        &Repository {
+            registry: src.host(),
+            path: "app/one".to_owned(),
+        },
+        &image,
+        "1",
+    )
+    .await
+    .unwrap();
+    let present = image.blobs.keys().next().unwrap().to_string();
+    let present_for_fake = present.clone();
+    let uploads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fake = crate::harness::fake::Fake::start(move |r, _| {
+        let path = r.path();
+        match r.method.as_str() {
+            "HEAD" if path.contains("/manifests/") => respond(404, &[], ""),
+            "POST" if r.target.contains("mount=") => respond(
+                400,
+                &[("content-type", "application/json")],
+                r#"{"errors":[{"code":"UNSUPPORTED","message":"mount"}]}"#,
+            ),
+            "HEAD" if path.ends_with(&present_for_fake) => respond(
+                200,
+                &[
+                    ("content-length", "1"),
+                    ("docker-content-digest", &present_for_fake),
+                ],
+                "",
+            ),
+            "HEAD" => respond(404, &[], ""),
+            "POST" => {
+                let n = uploads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                respond(
+                    202,
+                    &[("location", &format!("/v2/t/blobs/uploads/u{n}"))],
+                    "",
+                )
+            }
+            "PUT" if path.contains("/manifests/") => {
+                let d = path.rsplit('/').next().unwrap().to_owned();
+                respond(201, &[("docker-content-digest", &d)], "")
+            }
+            "PUT" => respond(201, &[], ""),
+            _ => respond(500, &[], "unexpected"),
+        }
+    });
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"one","version":"1.0.0",
+        "invocationImages":[{{"imageType":"oci","image":"{}/app/one:1"}}]}}"#,
+        src.host()
+    );
+    let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
+    let target = Reference::parse(&format!("{}/t:1", fake.host())).unwrap();
+    let out = ops::fixup(&mut bundle, &target, &opts(config))
+        .await
+        .unwrap();
+    let log: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    let count = |pred: &dyn Fn(&str) -> bool| log.iter().filter(|l| pred(l)).count();
+    assert_eq!(
+        count(&|l: &str| l.starts_with("POST") && l.contains("mount=")),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(
+        count(&|l: &str| l.starts_with("HEAD") && l.contains("/blobs/")),
+        image.blobs.len(),
+        "{log:#?}"
+    );
+    assert_eq!(
+        count(&|l: &str| l.starts_with("PUT") && l.contains("/blobs/uploads/")),
+        image.blobs.len() - 1,
+        "the blob the target has is not uploaded: {log:#?}"
+    );
+    assert!(!log
+        .iter()
+        .any(|l| l.starts_with("PUT") && l.contains(&format!("digest={present}"))));
+    assert_eq!(out.totals.blobs_skipped, 1);
+    assert_eq!(out.totals.blobs_copied, image.blobs.len() as u64 - 1);
+    assert_eq!(out.relocation_map.len(), 1);
+    let _ = root;
 }

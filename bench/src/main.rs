@@ -154,26 +154,29 @@ fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
         .map(|p| Platform::parse(p).expect("valid platform"))
         .collect();
     (0..=components)
-        .map(|i| {
+        .map(|i: u64| {
             let (name, repo) = if i == 0 {
                 ("installer".to_owned(), "bench/installer".to_owned())
             } else {
-                (format!("component-{i:02}"), format!("bench/component-{i:02}"))
+                (
+                    format!("component-{i:02}"),
+                    format!("bench/component-{i:02}"),
+                )
             };
             let own = if base.is_some() { layers - 1 } else { layers };
             Planned {
                 name,
                 repo,
                 spec: ImageSpec {
-                    seed: seed * 10_000 + i as u64 + 1,
-                    format: if i % 2 == 0 {
+                    seed: seed * 10_000 + i + 1,
+                    format: if i.is_multiple_of(2) {
                         Format::Docker
                     } else {
                         Format::Oci
                     },
                     layer_sizes: vec![size; own],
                     shared_layers: base.iter().cloned().collect(),
-                    platforms: if multi_every > 0 && i > 0 && i % multi_every == 0 {
+                    platforms: if multi_every > 0 && i > 0 && i.is_multiple_of(multi_every) {
                         multi.clone()
                     } else {
                         Vec::new()
@@ -200,7 +203,7 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
         manifests: Vec::new(),
         unique_blob_bytes: 0,
     };
-    let mut seen = BTreeSet::new();
+    let mut unique = BTreeSet::new();
     // Building is CPU work and an image holds its layers in memory: build on
     // a blocking thread, one image ahead of the push.
     let planned = preset_images(preset, seed);
@@ -222,7 +225,7 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
             .await
             .with_context(|| format!("pushing {registry}/{}", p.repo))?;
         for (digest, bytes) in &image.blobs {
-            if seen.insert(digest.to_string()) {
+            if unique.insert(digest.to_string()) {
                 w.unique_blob_bytes += bytes.len() as u64;
                 w.blobs.push(WBlob {
                     digest: digest.to_string(),
@@ -257,11 +260,11 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
         &serde_json::to_vec_pretty(&w).expect("json"),
     )?;
     eprintln!(
-        "generated {:?}: {} images, {} unique blobs ({:.1} MB), {} manifests in {:.1} s",
+        "generated {:?}: {} images, {} unique blobs ({} MB), {} manifests in {:.1} s",
         preset,
         w.images.len(),
         w.blobs.len(),
-        w.unique_blob_bytes as f64 / 1e6,
+        w.unique_blob_bytes / 1_000_000,
         w.manifests.len(),
         started.elapsed().as_secs_f64()
     );
@@ -406,7 +409,8 @@ async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: usize) -> Res
                                 .header(reqwest::header::ACCEPT, &m.media_type)
                                 .send()
                                 .await?;
-                            let bytes: Bytes = expect(got, 200, "manifest GET").await?.bytes().await?;
+                            let bytes: Bytes =
+                                expect(got, 200, "manifest GET").await?.bytes().await?;
                             let put = client
                                 .put(dst.join(&format!("v2/{path}/manifests/{}", m.digest))?)
                                 .header(reqwest::header::CONTENT_TYPE, &m.media_type)
@@ -441,10 +445,7 @@ async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: usize) -> Res
                 .await?;
         }
     }
-    eprintln!(
-        "limit: done in {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("limit: done in {:.3} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

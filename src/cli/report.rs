@@ -105,6 +105,9 @@ struct BarState {
     bytes: Option<ProgressBar>,
     /// Bytes done per blob, to sum retries and parallel transfers correctly.
     done: HashMap<String, u64>,
+    /// Sizes of the blobs planned as copies: one the target turns out to
+    /// have leaves the byte total.
+    to_copy: HashMap<String, u64>,
 }
 
 impl Bars {
@@ -131,12 +134,13 @@ impl Reporter for Bars {
                 st.images.insert(key.to_string(), bar);
             }
             Event::Planned { images } => {
-                let total: u64 = images
+                st.to_copy = images
                     .iter()
                     .flat_map(|t| t.root.nodes())
                     .filter(|n| n.action == Action::Copy)
-                    .map(|n| n.descriptor.size)
-                    .sum();
+                    .map(|n| (n.descriptor.digest.to_string(), n.descriptor.size))
+                    .collect();
+                let total: u64 = st.to_copy.values().sum();
                 for t in images.iter() {
                     if let Some(bar) = st.images.get(&t.key.to_string()) {
                         let nodes = t.root.nodes();
@@ -196,6 +200,15 @@ impl Reporter for Bars {
                     if let Some(b) = &st.bytes {
                         b.finish();
                     }
+                }
+            }
+            Event::NodeFinished {
+                digest,
+                action: Action::SkipPresent | Action::Mount,
+                error: None,
+            } => {
+                if let (Some(size), Some(b)) = (st.to_copy.remove(digest), &st.bytes) {
+                    b.set_length(b.length().unwrap_or(0).saturating_sub(size));
                 }
             }
             Event::Fallback { message } => {

@@ -68,6 +68,9 @@ struct BlobTask {
     descriptor: Descriptor,
     source: Repository,
     action: Action,
+    /// Whether the plan asked the target for it (`Engine::plan`); if not,
+    /// `execute` finds out with its first request (`Engine::prepare`).
+    checked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -114,9 +117,14 @@ pub struct Totals {
 impl Plan {
     /// The counts of the plan.
     pub fn totals(&self) -> Totals {
+        self.totals_with(&HashMap::new())
+    }
+
+    /// The counts, with the actions `execute` found for some blobs.
+    fn totals_with(&self, found: &HashMap<Digest, Action>) -> Totals {
         let mut t = Totals::default();
         for b in self.blobs.values() {
-            match b.action {
+            match found.get(&b.descriptor.digest).copied().unwrap_or(b.action) {
                 Action::Copy => {
                     t.blobs_copied += 1;
                     t.bytes_to_copy += b.descriptor.size;
@@ -206,12 +214,19 @@ pub struct Engine {
     client: Client,
     jobs: usize,
     reporter: Option<Arc<dyn Reporter>>,
+    /// Per registry: whether it takes a mount from the target repository
+    /// itself (see [`Engine::prepare`]). The first blob asks while the others
+    /// wait; after a refusal blobs are checked with `HEAD`.
+    self_mount: SelfMount,
 }
+
+type SelfMount = Arc<tokio::sync::Mutex<HashMap<String, bool>>>;
 
 struct Ctx {
     client: Client,
     permits: Arc<Semaphore>,
     target: Repository,
+    self_mount: SelfMount,
 }
 
 impl Ctx {
@@ -243,6 +258,7 @@ impl Engine {
             client,
             jobs: jobs.max(1),
             reporter: None,
+            self_mount: Arc::default(),
         }
     }
 
@@ -263,13 +279,37 @@ impl Engine {
             client: self.client.clone(),
             permits: Arc::new(Semaphore::new(self.jobs)),
             target: target.clone(),
+            self_mount: self.self_mount.clone(),
         }
     }
 
-    /// Resolves and walks every image and decides what to do with every object.
-    /// Writes nothing. Every image that cannot be resolved is reported in one
-    /// error.
+    /// Resolves and walks every image and decides what to do with every object,
+    /// asking the target for each blob (`HEAD`): the plan is exact. Writes
+    /// nothing. Every image that cannot be resolved is reported in one error.
+    /// For a plan that is to be carried out, [`Engine::prepare`] is faster.
     pub async fn plan(&self, jobs: &[ImageJob], target: &Repository) -> Result<Plan> {
+        self.plan_with(jobs, target, true).await
+    }
+
+    /// Like [`Engine::plan`], but leaves asking the target about each blob to
+    /// [`Engine::execute`], whose first request for a blob both asks and
+    /// starts the transfer: a mount (from the source repository within a
+    /// registry, or else from the target repository itself) answers
+    /// `201 Created` when the target has the blob and opens the upload when it
+    /// has not. That saves a `HEAD` per blob and a round trip between planning
+    /// and copying. The plan's blob actions are then what will be done unless
+    /// the target turns out to have the blob; `NodeFinished` events and the
+    /// totals `execute` returns say what was done.
+    pub async fn prepare(&self, jobs: &[ImageJob], target: &Repository) -> Result<Plan> {
+        self.plan_with(jobs, target, false).await
+    }
+
+    async fn plan_with(
+        &self,
+        jobs: &[ImageJob],
+        target: &Repository,
+        check_blobs: bool,
+    ) -> Result<Plan> {
         let (sink, task) = Sink::new(self.reporter.clone());
         for j in jobs {
             sink.send(Event::ImageStarted {
@@ -277,7 +317,7 @@ impl Engine {
                 image: j.image.clone(),
             });
         }
-        let result = self.plan_inner(jobs, target, &sink).await;
+        let result = self.plan_inner(jobs, target, &sink, check_blobs).await;
         if let Err(e) = &result {
             for j in jobs {
                 sink.send(Event::ImageFinished {
@@ -297,6 +337,7 @@ impl Engine {
         jobs: &[ImageJob],
         target: &Repository,
         sink: &Sink,
+        check_blobs: bool,
     ) -> Result<Plan> {
         let ctx = self.ctx(target);
         // 1. Resolve every image; collect every failure.
@@ -343,7 +384,7 @@ impl Engine {
         }
         let decisions = blobs
             .values()
-            .filter(|b| b.action == Action::Copy)
+            .filter(|b| check_blobs && b.action == Action::Copy)
             .map(|b| decide_blob(&ctx, b))
             .collect::<FuturesUnordered<_>>()
             .try_collect::<Vec<_>>()
@@ -351,6 +392,14 @@ impl Engine {
         for (digest, action) in decisions {
             if let Some(b) = blobs.get_mut(&digest) {
                 b.action = action;
+                b.checked = true;
+            }
+        }
+        if !check_blobs {
+            for b in blobs.values_mut() {
+                if b.action == Action::Copy && b.source.registry == target.registry {
+                    b.action = Action::Mount;
+                }
             }
         }
         let mut trees: Vec<ImageTree> = walks.iter().map(|w| w.tree.clone()).collect();
@@ -382,7 +431,8 @@ impl Engine {
         let (sink, task) = Sink::new(self.reporter.clone());
         let ctx = self.ctx(&plan.target);
         let state = Arc::new(Mutex::new(plan.trees.clone()));
-        let result = self.execute_inner(&ctx, plan, &sink, &state).await;
+        let found = Mutex::new(HashMap::new());
+        let result = self.execute_inner(&ctx, plan, &sink, &state, &found).await;
         let error = result.as_ref().err().map(ToString::to_string);
         for img in &plan.images {
             sink.send(Event::ImageFinished {
@@ -393,7 +443,7 @@ impl Engine {
             });
         }
         task.finish(sink).await;
-        result.map(|()| plan.totals())
+        result.map(|()| plan.totals_with(&found.into_inner().expect("outcomes")))
     }
 
     async fn execute_inner(
@@ -402,6 +452,7 @@ impl Engine {
         plan: &Plan,
         sink: &Sink,
         state: &Arc<Mutex<Vec<ImageTree>>>,
+        found: &Mutex<HashMap<Digest, Action>>,
     ) -> Result<()> {
         let finished = |digest: &Digest, action: Action, error: Option<String>| {
             let snapshot = {
@@ -409,6 +460,7 @@ impl Engine {
                 for t in trees.iter_mut() {
                     t.root.visit_mut(&mut |n| {
                         if n.descriptor.digest == *digest {
+                            n.action = action;
                             n.done = error.is_none();
                             n.error.clone_from(&error);
                         }
@@ -431,12 +483,19 @@ impl Engine {
                 let r = transfer_blob(ctx, b, sink)
                     .await
                     .map_err(|e| plan.owned_error(&b.descriptor.digest, e));
+                let action = *r.as_ref().unwrap_or(&b.action);
+                if action != b.action {
+                    found
+                        .lock()
+                        .expect("outcomes")
+                        .insert(b.descriptor.digest.clone(), action);
+                }
                 finished(
                     &b.descriptor.digest,
-                    b.action,
+                    action,
                     r.as_ref().err().map(ToString::to_string),
                 );
-                r
+                r.map(|_| ())
             })
             .collect::<FuturesUnordered<_>>()
             .try_collect::<Vec<()>>()
@@ -734,6 +793,7 @@ fn walk_node<'a>(
                                 descriptor: child.descriptor.clone(),
                                 source: src.clone(),
                                 action,
+                                checked: false,
                             });
                     }
                     node.children.push(leaf(kind, &child.descriptor, action));
@@ -837,21 +897,67 @@ async fn decide_blob(ctx: &Ctx, b: &BlobTask) -> Result<(Digest, Action)> {
     Ok((b.descriptor.digest.clone(), action))
 }
 
-/// Mounts or copies one blob, holding a permit for each request.
-async fn transfer_blob(ctx: &Ctx, b: &BlobTask, sink: &Sink) -> Result<()> {
+/// Mounts or copies one blob, holding a permit for each request, and says
+/// what was done. A blob the plan did not ask the target about is asked with
+/// the first request: a mount that answers `201` when the blob is there (or
+/// was mounted) and otherwise opens the upload session the copy uses.
+async fn transfer_blob(ctx: &Ctx, b: &BlobTask, sink: &Sink) -> Result<Action> {
     let d = &b.descriptor;
     let mut session = None;
-    if b.action == Action::Mount {
-        let outcome = {
+    let mut unknown = !b.checked;
+    let mut outcome = None;
+    if b.action == Action::Copy && unknown {
+        let mut works = ctx.self_mount.lock().await;
+        let known = works.get(&ctx.target.registry).copied();
+        if known != Some(false) {
+            if known.is_some() {
+                drop(works); // known to work: no need to keep the others waiting
+                let _permit = ctx.permit().await;
+                outcome = Some(
+                    ctx.client
+                        .mount_blob(&ctx.target, &d.digest, &ctx.target)
+                        .await,
+                );
+            } else {
+                let _permit = ctx.permit().await;
+                let first = ctx
+                    .client
+                    .mount_blob(&ctx.target, &d.digest, &ctx.target)
+                    .await;
+                if let Err(e) = &first {
+                    tracing::debug!(registry = %ctx.target.registry, error = %e, "mount from the target repository refused; checking blobs with HEAD");
+                }
+                works.insert(ctx.target.registry.clone(), first.is_ok());
+                outcome = Some(first);
+            }
+        }
+        if let Some(Ok(MountOutcome::Mounted)) = outcome {
+            return Ok(Action::SkipPresent);
+        }
+    } else if b.action == Action::Mount {
+        let _permit = ctx.permit().await;
+        let r = ctx
+            .client
+            .mount_blob(&ctx.target, &d.digest, &b.source)
+            .await;
+        if let Ok(MountOutcome::Mounted) = r {
+            return Ok(Action::Mount);
+        }
+        outcome = Some(r);
+    }
+    // Not there (or not mountable): copy into the session the answer opened;
+    // after an error, check and copy.
+    if let Some(Ok(MountOutcome::NotMounted(s))) = outcome {
+        session = Some(s);
+        unknown = false;
+    }
+    if unknown {
+        let exists = {
             let _permit = ctx.permit().await;
-            ctx.client
-                .mount_blob(&ctx.target, &d.digest, &b.source)
-                .await
+            ctx.client.blob_exists(&ctx.target, &d.digest).await?
         };
-        match outcome {
-            Ok(MountOutcome::Mounted) => return Ok(()),
-            Ok(MountOutcome::NotMounted(s)) => session = Some(s),
-            Err(_) => {} // fall back to a copy
+        if exists.is_some() {
+            return Ok(Action::SkipPresent);
         }
     }
     let progress: Option<Progress> = sink.enabled().then(|| {
@@ -875,5 +981,5 @@ async fn transfer_blob(ctx: &Ctx, b: &BlobTask, sink: &Sink) -> Result<()> {
     ctx.client
         .copy_blob(&b.source, &ctx.target, d, session, progress)
         .await?;
-    Ok(())
+    Ok(Action::Copy)
 }
