@@ -142,7 +142,9 @@ pub enum Event {
     NodeFinished {
         /// Its digest.
         digest: String,
-        /// What was done.
+        /// What was done. For a blob this can differ from the action in
+        /// `Planned`: a blob planned as a copy or a mount, that the target
+        /// turns out to have, finishes as `SkipPresent`.
         action: Action,
         /// The error, if it failed.
         error: Option<String>,

@@ -5,7 +5,10 @@
 //!
 //! - [`Engine::plan`] resolves all images concurrently (every failure is
 //!   collected), walks indexes and manifests, applies platform filters, and
-//!   checks the target, but never writes.
+//!   checks the target for every object, but never writes (dry runs).
+//! - [`Engine::prepare`] is the same without the per-blob checks, which
+//!   [`Engine::execute`] then makes with the request that starts each
+//!   transfer (a mount answered `201` or `202`).
 //! - [`Engine::execute`] copies: every unique blob once (mounted within a
 //!   registry, streamed across registries), then child manifests, then roots,
 //!   each pushed by digest with its exact bytes. One semaphore of `jobs`
