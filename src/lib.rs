@@ -38,7 +38,7 @@
 //! ## Layout
 //! - [`json`]: a positioned JSON tree, RFC 8785 canonical output, Go-style output.
 //! - [`bundle`]: the bundle model, its validation and canonical form.
-//! - [`reference`]: image references with Docker's grammar and normalisation.
+//! - [`reference`](mod@reference): image references with Docker's grammar and normalisation.
 //! - [`digest`]: validated content digests.
 //! - [`oci`]: media types and descriptors.
 //! - [`convert`]: bundle ⇄ config blob, config manifest, index; relocation maps.
