@@ -324,12 +324,10 @@ async fn push_with(
 ) -> Result<PushOutcome> {
     let repo = Repository::of(target);
     let blob = Bytes::from(convert::config_blob(bundle));
-    // Fail on conversion errors before anything is written.
     let probe = Descriptor::of(
         mt::OCI_MANIFEST,
         &convert::config_manifest(&blob, ConfigManifestForm::Cnab),
     );
-    convert::bundle_index(bundle, relocation, target, &probe, IndexForm::Oci)?;
 
     let mut fallbacks = Vec::new();
     let forms: &[ConfigManifestForm] = if opts.allow_fallbacks {
@@ -350,14 +348,16 @@ async fn push_with(
         }
         Ok(bytes)
     };
+    // The index in its first form: building it fails on conversion and hook
+    // errors before anything is written.
+    let preferred = Descriptor::of(
+        IndexForm::Oci.media_type(),
+        &index_bytes(IndexForm::Oci, &probe)?,
+    );
     // A rerun: when the tag already names the very index this push would
     // write, everything it refers to is there (a registry accepts an index
     // only when its manifests are), so one HEAD is all the push needs.
     if let Some(tag) = target.tag() {
-        let preferred = Descriptor::of(
-            IndexForm::Oci.media_type(),
-            &index_bytes(IndexForm::Oci, &probe)?,
-        );
         if let Ok(found) = client.resolve(target).await {
             if found.digest == preferred.digest {
                 report(

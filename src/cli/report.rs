@@ -204,7 +204,7 @@ impl Reporter for Bars {
             }
             Event::NodeFinished {
                 digest,
-                action: Action::SkipPresent | Action::Mount,
+                action: Action::SkipPresent,
                 error: None,
             } => {
                 if let (Some(size), Some(b)) = (st.to_copy.remove(digest), &st.bytes) {

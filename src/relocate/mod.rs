@@ -387,7 +387,7 @@ impl Engine {
         }
         let decisions = blobs
             .values()
-            .filter(|b| check_blobs && b.action == Action::Copy)
+            .filter(|b| check_blobs && matches!(b.action, Action::Copy | Action::Mount))
             .map(|b| decide_blob(&ctx, b))
             .collect::<FuturesUnordered<_>>()
             .try_collect::<Vec<_>>()
@@ -396,13 +396,6 @@ impl Engine {
             if let Some(b) = blobs.get_mut(&digest) {
                 b.action = action;
                 b.checked = true;
-            }
-        }
-        if !check_blobs {
-            for b in blobs.values_mut() {
-                if b.action == Action::Copy && b.source.registry == target.registry {
-                    b.action = Action::Mount;
-                }
             }
         }
         let mut trees: Vec<ImageTree> = walks.iter().map(|w| w.tree.clone()).collect();
@@ -786,8 +779,10 @@ fn walk_node<'a>(
                         Action::SkipForeign
                     } else if same_repo || already_present {
                         Action::SkipPresent
+                    } else if src.registry == ctx.target.registry {
+                        Action::Mount // or skip: decide_blob or execute finds out
                     } else {
-                        Action::Copy // refined by decide_blob
+                        Action::Copy // or skip: decide_blob or execute finds out
                     };
                     if !already_present {
                         blobs
@@ -892,12 +887,45 @@ async fn decide_blob(ctx: &Ctx, b: &BlobTask) -> Result<(Digest, Action)> {
     };
     let action = if exists.is_some() {
         Action::SkipPresent
-    } else if b.source.registry == ctx.target.registry {
-        Action::Mount
     } else {
-        Action::Copy
+        b.action
     };
     Ok((b.descriptor.digest.clone(), action))
+}
+
+/// Mounts blob `d` into the target from `from`, holding a permit.
+async fn mount(
+    ctx: &Ctx,
+    d: &Descriptor,
+    from: &Repository,
+) -> std::result::Result<MountOutcome, crate::registry::RegistryError> {
+    let _permit = ctx.permit().await;
+    ctx.client.mount_blob(&ctx.target, &d.digest, from).await
+}
+
+/// A mount from the target repository itself: `201` if the target has `d`,
+/// else an open upload. `None` when this registry refused such a mount
+/// before. The first one per registry is asked while the others wait.
+async fn self_mount(
+    ctx: &Ctx,
+    d: &Descriptor,
+) -> Option<std::result::Result<MountOutcome, crate::registry::RegistryError>> {
+    let mut works = ctx.self_mount.lock().await;
+    match works.get(&ctx.target.registry) {
+        Some(false) => None,
+        Some(true) => {
+            drop(works);
+            Some(mount(ctx, d, &ctx.target).await)
+        }
+        None => {
+            let first = mount(ctx, d, &ctx.target).await;
+            if let Err(e) = &first {
+                tracing::debug!(registry = %ctx.target.registry, error = %e, "mount from the target repository refused; checking blobs with HEAD");
+            }
+            works.insert(ctx.target.registry.clone(), first.is_ok());
+            Some(first)
+        }
+    }
 }
 
 /// Mounts or copies one blob, holding a permit for each request, and says
@@ -908,51 +936,23 @@ async fn transfer_blob(ctx: &Ctx, b: &BlobTask, sink: &Sink) -> Result<Action> {
     let d = &b.descriptor;
     let mut session = None;
     let mut unknown = !b.checked;
-    let mut outcome = None;
-    if b.action == Action::Copy && unknown {
-        let mut works = ctx.self_mount.lock().await;
-        let known = works.get(&ctx.target.registry).copied();
-        if known != Some(false) {
-            if known.is_some() {
-                drop(works); // known to work: no need to keep the others waiting
-                let _permit = ctx.permit().await;
-                outcome = Some(
-                    ctx.client
-                        .mount_blob(&ctx.target, &d.digest, &ctx.target)
-                        .await,
-                );
-            } else {
-                let _permit = ctx.permit().await;
-                let first = ctx
-                    .client
-                    .mount_blob(&ctx.target, &d.digest, &ctx.target)
-                    .await;
-                if let Err(e) = &first {
-                    tracing::debug!(registry = %ctx.target.registry, error = %e, "mount from the target repository refused; checking blobs with HEAD");
-                }
-                works.insert(ctx.target.registry.clone(), first.is_ok());
-                outcome = Some(first);
-            }
+    let outcome = if b.action == Action::Mount {
+        Some(mount(ctx, d, &b.source).await)
+    } else if unknown {
+        self_mount(ctx, d).await
+    } else {
+        None
+    };
+    match outcome {
+        Some(Ok(MountOutcome::Mounted)) if b.action == Action::Mount => return Ok(Action::Mount),
+        Some(Ok(MountOutcome::Mounted)) => return Ok(Action::SkipPresent),
+        // Not there (or not mountable): copy into the session the answer opened.
+        Some(Ok(MountOutcome::NotMounted(s))) => {
+            session = Some(s);
+            unknown = false;
         }
-        if let Some(Ok(MountOutcome::Mounted)) = outcome {
-            return Ok(Action::SkipPresent);
-        }
-    } else if b.action == Action::Mount {
-        let _permit = ctx.permit().await;
-        let r = ctx
-            .client
-            .mount_blob(&ctx.target, &d.digest, &b.source)
-            .await;
-        if let Ok(MountOutcome::Mounted) = r {
-            return Ok(Action::Mount);
-        }
-        outcome = Some(r);
-    }
-    // Not there (or not mountable): copy into the session the answer opened;
-    // after an error, check and copy.
-    if let Some(Ok(MountOutcome::NotMounted(s))) = outcome {
-        session = Some(s);
-        unknown = false;
+        // After an error (or without asking): check, then copy.
+        Some(Err(_)) | None => {}
     }
     if unknown {
         let exists = {
