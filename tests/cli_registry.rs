@@ -1,8 +1,8 @@
 //! The registry commands of the `cnab-oci` binary, end to end: push with JSON
 //! output, pull, fixup with its output files, dry runs, copy, errors, Ctrl-C.
 
-use crate::engine::{registry_config, seed};
 use crate::harness::fake::{stalled, Fake};
+use crate::harness::fixtures::{registry_config, seed};
 use crate::harness::Registry;
 use std::path::Path;
 use std::process::{Command, Output};

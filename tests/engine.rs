@@ -4,160 +4,19 @@
 //! registry fallbacks, and the event sequence.
 
 use crate::harness::fake::respond;
+use crate::harness::fixtures::{
+    assert_in_target, blob_digests, opts, platforms, registry_config, seed,
+};
 use crate::harness::proxy::Proxy;
-use crate::harness::{Registry, PASSWORD, USER};
-use cnab_oci::oci::manifest::Platform;
+use crate::harness::Registry;
 use cnab_oci::oci::media_type as mt;
 use cnab_oci::ops::{self, CopyOptions, FixupOptions, PushOptions};
-use cnab_oci::registry::{Client, ClientConfig, Credentials, Repository, RequestKind};
+use cnab_oci::registry::{Client, Repository, RequestKind};
 use cnab_oci::relocate::events::{Action, Event};
 use cnab_oci::synth::{self, Format, ImageSpec};
 use cnab_oci::{Bundle, Digest, Reference, RelocationMap};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-
-pub fn registry_config(regs: &[&Registry]) -> ClientConfig {
-    let mut c = ClientConfig {
-        docker_config_dir: None,
-        docker_certs_dir: None,
-        ..ClientConfig::default()
-    };
-    for r in regs {
-        if r.options.auth != crate::harness::Auth::None {
-            c.credentials
-                .insert(r.host(), Credentials::basic(USER, PASSWORD));
-        }
-        if let Some(ca) = &r.ca {
-            c.ca_certs.push(ca.ca_path());
-        }
-    }
-    c
-}
-
-fn platforms(list: &[&str]) -> Vec<Platform> {
-    list.iter().map(|p| Platform::parse(p).unwrap()).collect()
-}
-
-/// The images of the test bundle, built and pushed into the source registry
-/// (also used by the CLI tests).
-pub struct Fixture {
-    pub bundle: Bundle,
-    pub images: BTreeMap<&'static str, synth::Image>,
-    pub source: String,
-}
-
-pub async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
-    let client = Client::new(config.clone()).unwrap();
-    let base = synth::layer(1, 2000);
-    let specs: [(&str, &str, ImageSpec); 4] = [
-        (
-            "installer",
-            "app/installer:1.0",
-            ImageSpec {
-                seed: 10,
-                format: Format::Docker,
-                layer_sizes: vec![3000],
-                shared_layers: vec![base.clone()],
-                platforms: vec![],
-            },
-        ),
-        (
-            "web",
-            "app/web:2.0",
-            ImageSpec {
-                seed: 20,
-                format: Format::Oci,
-                layer_sizes: vec![1500],
-                shared_layers: vec![base.clone()],
-                platforms: platforms(&["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]),
-            },
-        ),
-        (
-            "db",
-            "app/db:3.0",
-            ImageSpec {
-                seed: 30,
-                format: Format::Docker,
-                layer_sizes: vec![1000],
-                shared_layers: vec![],
-                platforms: platforms(&["linux/amd64", "linux/arm64/v8"]),
-            },
-        ),
-        (
-            "cache",
-            "app/cache:4.0",
-            ImageSpec {
-                seed: 40,
-                format: Format::Oci,
-                layer_sizes: vec![800],
-                shared_layers: vec![],
-                platforms: vec![],
-            },
-        ),
-    ];
-    let mut images = BTreeMap::new();
-    for (name, reference, spec) in specs {
-        let image = synth::build(&spec);
-        let (path, tag) = reference.split_once(':').unwrap();
-        synth::push(
-            &client,
-            &Repository {
-                registry: src.host(),
-                path: path.to_owned(),
-            },
-            &image,
-            tag,
-        )
-        .await
-        .unwrap();
-        images.insert(name, image);
-    }
-    let s = src.host();
-    let json = format!(
-        r#"{{"schemaVersion":"v1.0.0","name":"demo","version":"1.0.0","description":"a test bundle",
-        "invocationImages":[{{"imageType":"docker","image":"{s}/app/installer:1.0"}}],
-        "images":{{"web":{{"imageType":"oci","image":"{s}/app/web:2.0"}},
-                   "db":{{"imageType":"docker","image":"{s}/app/db:3.0"}},
-                   "cache":{{"image":"{s}/app/cache:4.0","description":"already in the target"}}}}}}"#
-    );
-    Fixture {
-        bundle: Bundle::from_slice(json.as_bytes()).unwrap(),
-        images,
-        source: s,
-    }
-}
-
-fn opts(config: ClientConfig) -> FixupOptions {
-    FixupOptions {
-        jobs: 4,
-        auto_update_bundle: true,
-        registry: config,
-        ..FixupOptions::default()
-    }
-}
-
-/// Every blob digest of an image.
-fn blob_digests(img: &synth::Image) -> HashSet<Digest> {
-    img.blobs.keys().cloned().collect()
-}
-
-async fn assert_in_target(client: &Client, target: &Repository, img: &synth::Image) {
-    for (d, bytes) in &img.manifests {
-        let r =
-            Reference::parse(&format!("{}/{}@{}", target.registry, target.path, d.digest)).unwrap();
-        let m = client
-            .get_manifest(&r)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(&m.bytes, bytes, "manifest {} byte-identical", d.digest);
-    }
-    for d in img.blobs.keys() {
-        assert!(
-            client.blob_exists(target, d).await.unwrap().is_some(),
-            "blob {d} in target"
-        );
-    }
-}
 
 /// Across registries: everything is copied (each shared blob once), what the
 /// target has is skipped; then push and pull give back the same bundle and map.

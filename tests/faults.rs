@@ -2,8 +2,8 @@
 //! the source and the target are survived, and the target ends byte-identical;
 //! persistent ones fail with one clear error and no tag is pushed.
 
-use crate::engine::{registry_config, seed, Fixture};
 use crate::harness::faults::{Fault, FaultProxy, Plan};
+use crate::harness::fixtures::{registry_config, seed, Fixture};
 use crate::harness::Registry;
 use cnab_oci::ops::{self, FixupOptions, PushOptions};
 use cnab_oci::registry::{Client, ClientConfig, Repository};

@@ -1,7 +1,7 @@
 //! Secrets never show: not on stdout or stderr, not in events or the JSON
 //! result, not with `RUST_LOG=trace`, not in `Debug` output or errors.
 
-use crate::engine::{registry_config, seed};
+use crate::harness::fixtures::{registry_config, seed};
 use crate::harness::{Registry, PASSWORD, USER};
 use base64::Engine as _;
 use cnab_oci::registry::{ClientConfig, Credentials};

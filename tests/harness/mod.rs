@@ -11,6 +11,7 @@
 
 pub mod fake;
 pub mod faults;
+pub mod fixtures;
 pub mod pki;
 pub mod proxy;
 pub mod token;
