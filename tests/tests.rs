@@ -5,10 +5,14 @@ mod harness;
 
 mod cli;
 mod cli_registry;
-mod engine;
+mod copy;
+mod events;
 mod fake_registry;
 mod faults;
+mod fixup;
+mod fixup_resolve;
 mod fuzz_corpus;
+mod push;
 mod registry_client;
 mod registry_modes;
 mod secrets;

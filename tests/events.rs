@@ -1,0 +1,100 @@
+//! The events a fixup reports, in order: image starts, the plan once, the
+//! transfers, image ends.
+
+use crate::harness::fixtures::{opts, registry_config, seed};
+use crate::harness::Registry;
+use cnab_oci::ops;
+use cnab_oci::relocate::events::{Action, Event};
+use cnab_oci::Reference;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// The sequence of events for a small bundle: each image starts first, the
+/// plan comes once before any object finishes, each image ends last, after
+/// every event about its objects.
+#[tokio::test]
+async fn event_sequence() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let target_ref = Reference::parse(&format!("{}/events/demo:1", dst.host())).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let o = opts(config).with_reporter(move |e: &Event| seen.lock().unwrap().push(e.clone()));
+    let mut bundle = fx.bundle.clone();
+    ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    let events = events.lock().unwrap().clone();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            Event::ImageStarted { .. } => "start",
+            Event::Planned { .. } => "planned",
+            Event::Transfer { .. } => "transfer",
+            Event::NodeFinished { .. } => "node",
+            Event::Progress { .. } => "progress",
+            Event::ImageFinished { .. } => "end",
+            _ => "other",
+        })
+        .collect();
+    // Planning: 4 starts, the plan; then execution; then 4 ends.
+    assert_eq!(&kinds[..4], ["start"; 4]);
+    let planned = kinds.iter().position(|k| *k == "planned").unwrap();
+    assert_eq!(kinds.iter().filter(|k| **k == "planned").count(), 1);
+    assert!(
+        kinds[4..planned]
+            .iter()
+            .all(|k| *k == "start" || *k == "end"),
+        "{kinds:?}"
+    );
+    assert_eq!(&kinds[kinds.len() - 4..], ["end"; 4], "{kinds:?}");
+    assert!(
+        kinds[planned + 1..kinds.len() - 4]
+            .iter()
+            .all(|k| matches!(*k, "transfer" | "node" | "progress")),
+        "{kinds:?}"
+    );
+    // Every object the plan pushes or copies is reported finished, without error.
+    let Event::Planned { images } = &events[planned] else {
+        unreachable!()
+    };
+    let to_do: HashSet<String> = images
+        .iter()
+        .flat_map(|t| t.root.nodes())
+        .filter(|n| matches!(n.action, Action::Copy | Action::Push))
+        .map(|n| n.descriptor.digest.to_string())
+        .collect();
+    let done: HashSet<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeFinished {
+                digest,
+                error: None,
+                ..
+            } => Some(digest.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to_do, done);
+    let Event::Progress { images: last } = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e, Event::Progress { .. }))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert!(
+        last.iter().all(|t| t.root.nodes().iter().all(|n| n.done)),
+        "the last snapshot has everything done"
+    );
+    let ends: HashMap<String, Option<String>> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ImageFinished {
+                image, relocated, ..
+            } => Some((image.clone(), relocated.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(ends.values().all(Option::is_some));
+}
