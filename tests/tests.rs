@@ -5,6 +5,9 @@ mod harness;
 
 mod cli;
 mod cli_registry;
+mod client_auth;
+mod client_blobs;
+mod client_manifests;
 mod copy;
 mod events;
 mod fake_registry;
@@ -13,6 +16,5 @@ mod fixup;
 mod fixup_resolve;
 mod fuzz_corpus;
 mod push;
-mod registry_client;
 mod registry_modes;
 mod secrets;
