@@ -48,6 +48,8 @@
 //! - [`synth`]: deterministic synthetic images for demos, tests and benchmarks.
 //! - [`registry`]: the registry client (auth, TLS, retries, streaming copies).
 //! - [`fs`]: atomic output files.
+//! - [`store`]: what the engine reads and writes; [`store::LayoutStore`] is an OCI
+//!   image layout directory.
 //!
 //! The core does no network I/O and never prints.
 
@@ -66,6 +68,7 @@ pub mod reference;
 pub mod registry;
 pub mod relocate;
 pub mod relocation;
+pub mod store;
 pub mod synth;
 
 pub use bundle::Bundle;
