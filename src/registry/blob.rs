@@ -1,7 +1,8 @@
 //! Blobs: existence, cross-repository mounts, and streaming copies that verify
 //! size and digest on the fly without holding the blob in memory.
 
-use super::transport::{read_limited, Body, Req};
+use super::request::{Body, Req};
+use super::transport::read_limited;
 use super::{Client, RegistryError, Repository, RequestKind, Scope, UploadMode};
 use crate::digest::Digest;
 use crate::oci::Descriptor;
@@ -236,7 +237,7 @@ impl Client {
                             repository: to.clone(),
                             location: location(&resp, to, &req.operation)?,
                         };
-                        self.t.opened(&session);
+                        self.uploads.opened(&session);
                         Ok(MountOutcome::NotMounted(session))
                     }
                     _ => Err(self.t.error_for(&req, resp).await),
@@ -277,7 +278,7 @@ impl Client {
             repository: repository.clone(),
             location: location(&resp, repository, &req.operation)?,
         };
-        self.t.opened(&session);
+        self.uploads.opened(&session);
         Ok(session)
     }
 
@@ -293,7 +294,7 @@ impl Client {
             &[Scope::push(&repo.path)],
             "cancel blob upload".to_owned(),
         );
-        self.t.closed(session);
+        self.uploads.closed(session);
         let resp = self.t.send(&mut req).await?;
         match resp.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -325,7 +326,7 @@ impl Client {
                     let _ = self.cancel_upload(&session).await;
                     return Err(e);
                 }
-                self.t.closed(&session);
+                self.uploads.closed(&session);
                 Ok(desc.clone())
             })
             .await
@@ -569,7 +570,7 @@ impl Client {
         if resp.status() != StatusCode::CREATED {
             return Err(self.t.error_for(&req, resp).await);
         }
-        self.t.closed(session);
+        self.uploads.closed(session);
         Ok(())
     }
 
@@ -659,7 +660,7 @@ impl Client {
                 }
             }
             location = location_or(&resp, repo, &req.operation, &location)?;
-            self.t.moved(session, &location);
+            self.uploads.moved(session, &location);
             offset = end + 1;
         }
         verify.finished()?;
@@ -676,7 +677,7 @@ impl Client {
         if resp.status() != StatusCode::CREATED {
             return Err(self.t.error_for(&req, resp).await);
         }
-        self.t.closed(session);
+        self.uploads.closed(session);
         Ok(())
     }
 
@@ -684,7 +685,7 @@ impl Client {
     /// (after an interruption), and returns how many the registries
     /// acknowledged. Best effort: one attempt each, at the same time.
     pub async fn cancel_open_uploads(&self) -> usize {
-        let open = self.t.open_uploads();
+        let open = self.uploads.open();
         let results = futures::future::join_all(open.iter().map(|s| self.cancel_upload(s))).await;
         results.iter().filter(|r| r.is_ok()).count()
     }

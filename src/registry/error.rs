@@ -313,6 +313,24 @@ fn attempts_note(n: u32) -> String {
     }
 }
 
+/// A reqwest error with its whole source chain, each cause once, and a note
+/// when it was the stall timeout.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    if e.is_timeout() {
+        parts.push("no data within the stall timeout".into());
+    }
+    parts.join(": ")
+}
+
 /// A failure that may pass on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Transient {

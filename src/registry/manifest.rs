@@ -1,6 +1,7 @@
 //! Manifests: resolve, get and put, as raw bytes with verified digests.
 
-use super::transport::{read_limited, Req};
+use super::request::{Body, Req};
+use super::transport::read_limited;
 use super::{Client, RegistryError, Repository, RequestKind, Scope};
 use crate::digest::Digest;
 use crate::oci::{media_type as mt, Descriptor};
@@ -276,7 +277,7 @@ impl Client {
                     format!("put manifest `{reference}`"),
                 );
                 req.headers.insert(CONTENT_TYPE, content_type.clone());
-                req.body = super::transport::Body::Bytes(bytes.clone());
+                req.body = Body::Bytes(bytes.clone());
                 let resp = self.t.send(&mut req).await?;
                 if !resp.status().is_success() {
                     return Err(self.t.error_for(&req, resp).await);
