@@ -11,4 +11,5 @@ mod faults;
 mod fuzz_corpus;
 mod registry_client;
 mod registry_modes;
+mod registry_scopes;
 mod secrets;

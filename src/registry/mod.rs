@@ -135,6 +135,7 @@ impl Default for ClientConfig {
 
 /// A registry client. Cheap to clone; clones share connections, tokens,
 /// credentials, accounting and the record of open upload sessions.
+/// [`Client::scoped`] makes a client that shares all but that record.
 #[derive(Clone)]
 pub struct Client {
     /// Connections, learned schemes, auth, credentials, accounting.
@@ -168,6 +169,19 @@ impl Client {
             t: Arc::new(Transport::new(config)?),
             uploads: Arc::default(),
         })
+    }
+
+    /// A client that shares this one's connections, tokens, credentials and
+    /// accounting, but keeps its own record of open upload sessions: its
+    /// [`cancel_open_uploads`](Client::cancel_open_uploads) cancels only the
+    /// sessions opened through it (and its clones), and this client's cancels
+    /// none of them.
+    #[must_use]
+    pub fn scoped(&self) -> Client {
+        Client {
+            t: self.t.clone(),
+            uploads: Arc::default(),
+        }
     }
 
     /// What the client has done so far, per registry (as named in

@@ -13,6 +13,7 @@ pub mod fake;
 pub mod faults;
 pub mod pki;
 pub mod proxy;
+pub mod samples;
 pub mod token;
 
 use std::ffi::OsString;
