@@ -408,8 +408,9 @@ async fn expired_token_is_renewed() {
 }
 
 /// TLS: without the CA the error says the certificate is not trusted (and
-/// never falls back to HTTP); the CA from --ca-cert, from certs.d, or naming
-/// the registry insecure all work.
+/// never falls back to HTTP), naming no flag but hinting at trusting the CA or
+/// naming the registry insecure; the CA from the configuration, from certs.d,
+/// or naming the registry insecure all work.
 #[tokio::test]
 async fn tls_trust_sources() {
     let reg = Registry::tls();
@@ -422,9 +423,22 @@ async fn tls_trust_sources() {
         .await
         .unwrap_err();
     assert!(matches!(e, RegistryError::Certificate { .. }), "{e}");
+    let msg = e.to_string();
     assert!(
-        e.to_string().contains("--ca-cert") && e.to_string().contains("UnknownIssuer"),
-        "{e}"
+        msg.contains("is not trusted") && msg.contains("UnknownIssuer"),
+        "{msg}"
+    );
+    assert!(!msg.contains("--"), "the library names no flag: {msg}");
+    assert_eq!(
+        e.hints(),
+        [
+            cnab_oci::Hint::TrustCa {
+                registry: reg.host()
+            },
+            cnab_oci::Hint::InsecureRegistry {
+                registry: reg.host()
+            }
+        ]
     );
 
     let certs = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! context every failure carries (registry, repository, operation, attempts).
 
 use crate::digest::Digest;
+use crate::hint::Hint;
 use std::fmt;
 use std::time::Duration;
 
@@ -220,8 +221,10 @@ pub enum RegistryError {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// The registry's TLS certificate was not accepted. Never downgraded.
-    #[error("TLS certificate of `{registry}` is not trusted: {reason}. Pass its CA with --ca-cert (or put it in /etc/docker/certs.d/{registry}/ca.crt), or name the registry in --insecure-registries")]
+    /// The registry's TLS certificate was not accepted. Never downgraded to
+    /// plain HTTP. [`RegistryError::hints`]: trust its CA, or treat the
+    /// registry as insecure.
+    #[error("TLS certificate of `{registry}` is not trusted: {reason}. The CA that signed it is not among the trusted ones, and the registry is not named insecure")]
     Certificate {
         /// The registry host.
         registry: String,
@@ -379,6 +382,32 @@ impl RegistryError {
         }
     }
 
+    /// What the user can do about this failure, for a front end to say in its
+    /// own words: trust the CA or name the registry insecure for
+    /// [`RegistryError::Certificate`]; log in for an
+    /// [`RegistryError::Unauthorized`] with missing or refused credentials;
+    /// nothing otherwise.
+    pub fn hints(&self) -> Vec<Hint> {
+        match self {
+            Self::Certificate { registry, .. } => vec![
+                Hint::TrustCa {
+                    registry: registry.clone(),
+                },
+                Hint::InsecureRegistry {
+                    registry: registry.clone(),
+                },
+            ],
+            Self::Unauthorized {
+                registry,
+                failure: AuthFailure::MissingCredentials | AuthFailure::Refused,
+                ..
+            } => vec![Hint::Login {
+                registry: registry.clone(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
     /// The HTTP status, when the registry answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -457,5 +486,45 @@ mod tests {
             "{u}"
         );
         assert_eq!(u.retry_hint(), None);
+        assert_eq!(
+            u.hints(),
+            [Hint::Login {
+                registry: "r.io".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn certificate_errors_hint_without_naming_flags() {
+        let e = RegistryError::Certificate {
+            registry: "r.io:5000".into(),
+            reason: "UnknownIssuer".into(),
+        };
+        let msg = e.to_string();
+        assert!(!msg.contains("--"), "no flag names: {msg}");
+        assert!(msg.contains("not trusted: UnknownIssuer"), "{msg}");
+        assert_eq!(
+            e.hints(),
+            [
+                Hint::TrustCa {
+                    registry: "r.io:5000".into()
+                },
+                Hint::InsecureRegistry {
+                    registry: "r.io:5000".into()
+                }
+            ]
+        );
+        let token_endpoint = RegistryError::Unauthorized {
+            registry: "r.io".into(),
+            repository: "a".into(),
+            operation: "x".into(),
+            status: 401,
+            scope: String::new(),
+            failure: AuthFailure::TokenEndpoint {
+                status: 400,
+                message: String::new(),
+            },
+        };
+        assert!(token_endpoint.hints().is_empty());
     }
 }

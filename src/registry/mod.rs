@@ -9,9 +9,9 @@
 //!
 //! Auth (anonymous, basic, bearer tokens with identity/refresh tokens),
 //! credentials (explicit, or the docker config with helpers), TLS trust
-//! (system roots, `--ca-cert`, `/etc/docker/certs.d`), insecure registries,
-//! retries and request accounting are handled here; callers name a
-//! [`Repository`] and an operation. The client knows nothing of bundles.
+//! (system roots, [`ClientConfig::ca_certs`], Docker's `certs.d`), insecure
+//! registries, retries and request accounting are handled here; callers name
+//! a [`Repository`] and an operation. The client knows nothing of bundles.
 
 mod auth;
 mod blob;
