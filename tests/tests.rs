@@ -12,4 +12,5 @@ mod fuzz_corpus;
 mod registry_client;
 mod registry_modes;
 mod registry_scopes;
+mod registry_streams;
 mod secrets;

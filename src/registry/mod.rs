@@ -26,7 +26,7 @@ mod transport;
 mod uploads;
 
 pub use auth::{parse_www_authenticate, Challenge, Scope};
-pub use blob::{MountOutcome, Progress, UploadSession};
+pub use blob::{BlobStream, MountOutcome, Progress, UploadSession};
 pub use credentials::{default_docker_config_dir, Credentials};
 pub use error::{ApiError, AuthFailure, ErrorCode, RegistryError};
 pub use manifest::{Manifest, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
