@@ -1,17 +1,17 @@
 //! What a store layer needs of the client, against real registries (and a
-//! fake for bodies a real registry will not send): blob streams verified as
-//! they go, and uploads from a stream the caller opens, retried as whole
-//! transfers without hashing twice.
+//! fake for bodies a real registry will not send): manifests by repository
+//! and name, blob streams verified as they go, and uploads from a stream the
+//! caller opens, retried as whole transfers without hashing twice.
 
 use crate::harness::fake::{respond, Fake, Recorded};
-use crate::harness::samples::{client_for, config_for, digest_of, generated, repo};
+use crate::harness::samples::{client_for, config_for, digest_of, generated, push_sample, repo};
 use crate::harness::Registry;
 use bytes::Bytes;
 use cnab_oci::oci::Descriptor;
 use cnab_oci::registry::{
     BlobStream, Client, ClientConfig, ErrorCode, RegistryError, RequestKind, UploadMode,
 };
-use cnab_oci::Digest;
+use cnab_oci::{Digest, Reference};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +46,67 @@ fn inner(e: &std::io::Error) -> &RegistryError {
     e.get_ref()
         .and_then(|i| i.downcast_ref::<RegistryError>())
         .unwrap_or_else(|| panic!("not a registry error: {e}"))
+}
+
+/// `resolve_in` and `get_manifest_in` by tag and by digest give what
+/// `resolve` and `get_manifest` give for the same reference, byte-exact, with
+/// the same request counts; a name that is neither a tag nor a digest is
+/// refused before any request.
+#[tokio::test]
+async fn manifests_by_repository_and_name() {
+    let reg = Registry::token();
+    let c = client_for(&reg);
+    let r = repo(&reg, "byname/sample");
+    let pushed = push_sample(&c, &r).await;
+    for (i, (mtype, bytes, digest)) in pushed.manifests.iter().enumerate() {
+        let tag = format!("t{i}");
+        c.put_manifest(&r, &tag, bytes.clone(), mtype)
+            .await
+            .unwrap();
+        for (name, reference) in [
+            (tag.clone(), format!("{r}:{tag}")),
+            (digest.to_string(), format!("{r}@{digest}")),
+        ] {
+            let d = c.resolve_in(&r, &name).await.unwrap();
+            assert_eq!(
+                (d.media_type.as_str(), &d.digest, d.size),
+                (mtype.as_str(), digest, bytes.len() as u64),
+                "{name}"
+            );
+            let reference = Reference::parse(&reference).unwrap();
+            assert_eq!(c.resolve(&reference).await.unwrap(), d);
+            let m = c.get_manifest_in(&r, &name).await.unwrap();
+            assert_eq!(
+                (&m.bytes, &m.media_type, &m.digest),
+                (bytes, mtype, digest),
+                "{name}: byte-exact"
+            );
+            assert_eq!(c.get_manifest(&reference).await.unwrap(), m);
+        }
+    }
+    let digest = pushed.manifests[0].2.to_string();
+    let total = |c: &Client| c.stats()[&reg.host()].total_requests();
+    let before = total(&c);
+    c.resolve_in(&r, &digest).await.unwrap();
+    assert_eq!(total(&c) - before, 1, "one HEAD with the token cached");
+
+    let e = c.resolve_in(&r, "nope").await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+    assert!(
+        e.to_string().contains(&format!("resolve `{r}:nope`")),
+        "{e}"
+    );
+    let e = c.get_manifest_in(&r, "nope").await.unwrap_err();
+    assert_eq!(e.codes(), [ErrorCode::ManifestUnknown], "{e}");
+
+    let before = total(&c);
+    for bad in ["a/b", "sha256:0123", "", "x?n=1"] {
+        let e = c.resolve_in(&r, bad).await.unwrap_err();
+        assert!(matches!(e, RegistryError::Config(_)), "{bad}: {e}");
+        let e = c.get_manifest_in(&r, bad).await.unwrap_err();
+        assert!(matches!(e, RegistryError::Config(_)), "{bad}: {e}");
+    }
+    assert_eq!(total(&c), before, "no request for an invalid name");
 }
 
 /// A blob stream gives the blob's bytes with one GET, counted in
