@@ -1,17 +1,37 @@
 //! The registry client: OCI distribution spec v1.1 / Docker registry API v2, on
 //! reqwest with rustls.
 //!
-//! - [`Client::resolve`], [`Client::get_manifest`], [`Client::put_manifest`]:
-//!   manifests as raw bytes, digests verified, size capped.
+//! - [`Client::resolve`], [`Client::get_manifest`], [`Client::put_manifest`],
+//!   and by repository and name [`Client::resolve_in`],
+//!   [`Client::get_manifest_in`]: manifests as raw bytes, digests verified,
+//!   size capped.
 //! - [`Client::blob_exists`], [`Client::mount_blob`], [`Client::copy_blob`],
-//!   [`Client::push_blob`], [`Client::get_blob`]: blobs, streamed and verified.
+//!   [`Client::push_blob`], [`Client::get_blob`], [`Client::blob_stream`],
+//!   [`Client::upload_blob_from`]: blobs, streamed and verified.
 //! - [`Client::list_tags`]: tags, following `Link` pagination.
+//! - [`Client::scoped`], [`Client::cancel_open_uploads`]: upload sessions left
+//!   open by an interrupted scope of work.
 //!
 //! Auth (anonymous, basic, bearer tokens with identity/refresh tokens),
 //! credentials (explicit, or the docker config with helpers), TLS trust
 //! (system roots, [`ClientConfig::ca_certs`], Docker's `certs.d`), insecure
 //! registries, retries and request accounting are handled here; callers name
 //! a [`Repository`] and an operation. The client knows nothing of bundles.
+//!
+//! ## Layout
+//! - `request`: the request model (method, registry, target, body, scopes).
+//! - `transport`: sending one request: scheme, auth handshake, accounting,
+//!   error mapping.
+//! - `tls`: how a registry is reached (scheme choice, CA trust per host).
+//! - `auth/`: challenges, scopes, credentials lookup, tokens (cached,
+//!   single-flight).
+//! - `credentials`: explicit credentials and the docker config.
+//! - `retry`: [`RetryPolicy`] and the one retry loop.
+//! - `stats`: [`RegistryStats`] per registry.
+//! - `uploads`: the open upload sessions of one client scope.
+//! - `manifest`, `blob/`: the operations.
+//! - `error`: [`RegistryError`], the registry's error envelope, and
+//!   [`RegistryError::hints`].
 
 mod auth;
 mod blob;
