@@ -281,7 +281,9 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
-    /// The client could not be built (bad CA file, TLS setup).
+    /// The client could not be built (bad CA file, TLS setup), or an argument
+    /// cannot be sent to a registry (a media type that is no header value, a
+    /// manifest name that is neither a tag nor a digest).
     #[error("invalid registry client configuration: {0}")]
     Config(String),
 }
