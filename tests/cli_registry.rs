@@ -220,6 +220,58 @@ async fn cli_failures() {
     );
 }
 
+/// The library's hints become `hint:` lines naming this command's flags,
+/// after the error: an untrusted certificate (the error itself names no
+/// flag), and missing credentials.
+#[test]
+fn failures_end_with_hint_lines() {
+    let (tls, basic) = (Registry::tls(), Registry::basic());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = cnab_oci(d, &["pull", &format!("{}/a/b:1", tls.host())]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("is not trusted"),
+        "{err}"
+    );
+    assert!(!lines[0].contains("--"), "the error names no flag: {err}");
+    assert_eq!(
+        lines[1..],
+        [
+            format!("hint: pass its CA certificate with --ca-cert FILE, or put it in /etc/docker/certs.d/{}/ca.crt", tls.host()),
+            format!("hint: or name it in --insecure-registries {}", tls.host()),
+        ],
+        "{err}"
+    );
+
+    let ca = basic.ca.as_ref().unwrap().ca_path();
+    let o = cnab_oci(
+        d,
+        &[
+            "pull",
+            &format!("{}/a/b:1", basic.host()),
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("no credentials are configured"), "{err}");
+    assert_eq!(
+        err.lines().last(),
+        Some(
+            format!(
+                "hint: log in with `docker login {}` or configure a credential helper",
+                basic.host()
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+}
+
 /// Ctrl-C stops the work, writes no output file, and exits 130.
 #[test]
 fn ctrl_c_exits_130_and_writes_nothing() {

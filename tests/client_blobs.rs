@@ -2,7 +2,7 @@
 //! mount under token auth, a streaming copy between registries with flat
 //! memory (single PUT and chunked), and content that does not match its digest.
 
-use crate::harness::client::{client_for, config_for, repo};
+use crate::harness::client::{client_for, config_for, digest_of, generated, repo};
 use crate::harness::Registry;
 use bytes::Bytes;
 use cnab_oci::oci::Descriptor;
@@ -42,37 +42,6 @@ async fn mount_across_repositories_with_two_scopes() {
     assert_eq!(stats.count(RequestKind::BlobMount), 1);
 }
 
-/// A deterministic pseudo-random stream of `len` bytes, in 64 KiB chunks.
-fn generated(
-    len: u64,
-    seed: u64,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let mut state = seed | 1;
-    let chunks = len.div_ceil(65536);
-    futures::stream::iter((0..chunks).map(move |i| {
-        let n = usize::try_from((len - i * 65536).min(65536)).unwrap();
-        let mut v = Vec::with_capacity(n);
-        while v.len() < n {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            v.extend_from_slice(&state.to_le_bytes());
-        }
-        v.truncate(n);
-        Ok(Bytes::from(v))
-    }))
-}
-
-async fn digest_of(len: u64, seed: u64) -> Digest {
-    use futures::StreamExt;
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    let mut s = Box::pin(generated(len, seed));
-    while let Some(c) = s.next().await {
-        h.update(c.unwrap());
-    }
-    Digest::parse(&format!("sha256:{:x}", h.finalize())).unwrap()
-}
 
 /// A blob larger than 64 MiB streams from one registry to another with heap
 /// growth far below its size; chunked uploads work against the real registry.

@@ -17,4 +17,6 @@ mod fixup_resolve;
 mod fuzz_corpus;
 mod push;
 mod registry_modes;
+mod registry_scopes;
+mod registry_streams;
 mod secrets;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod hints;
 pub(crate) mod offline;
 mod registry;
 mod report;
@@ -206,8 +207,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the error chain, then one `hint:` line for each thing the user can
+/// do about it, and returns the failure exit code.
 fn fail(e: &anyhow::Error) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "error: {e:#}");
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {e:#}");
+    for h in hints::of(e) {
+        let _ = writeln!(stderr, "hint: {}", hints::render(&h));
+    }
     ExitCode::from(EXIT_FAILURE)
 }
 

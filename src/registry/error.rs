@@ -2,6 +2,7 @@
 //! context every failure carries (registry, repository, operation, attempts).
 
 use crate::digest::Digest;
+use crate::hint::Hint;
 use std::fmt;
 use std::time::Duration;
 
@@ -220,8 +221,10 @@ pub enum RegistryError {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// The registry's TLS certificate was not accepted. Never downgraded.
-    #[error("TLS certificate of `{registry}` is not trusted: {reason}. Pass its CA with --ca-cert (or put it in /etc/docker/certs.d/{registry}/ca.crt), or name the registry in --insecure-registries")]
+    /// The registry's TLS certificate was not accepted. Never downgraded to
+    /// plain HTTP. [`RegistryError::hints`]: trust its CA, or treat the
+    /// registry as insecure.
+    #[error("TLS certificate of `{registry}` is not trusted: {reason}. The CA that signed it is not among the trusted ones, and the registry is not named insecure")]
     Certificate {
         /// The registry host.
         registry: String,
@@ -278,7 +281,9 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
-    /// The client could not be built (bad CA file, TLS setup).
+    /// The client could not be built (bad CA file, TLS setup), or an argument
+    /// cannot be sent to a registry (a media type that is no header value, a
+    /// manifest name that is neither a tag nor a digest).
     #[error("invalid registry client configuration: {0}")]
     Config(String),
 }
@@ -311,6 +316,24 @@ fn attempts_note(n: u32) -> String {
     } else {
         String::new()
     }
+}
+
+/// A reqwest error with its whole source chain, each cause once, and a note
+/// when it was the stall timeout.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    if e.is_timeout() {
+        parts.push("no data within the stall timeout".into());
+    }
+    parts.join(": ")
 }
 
 /// A failure that may pass on its own.
@@ -357,6 +380,32 @@ impl RegistryError {
     pub fn codes(&self) -> Vec<ErrorCode> {
         match self {
             Self::Api { errors, .. } => errors.iter().map(|e| e.code.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the user can do about this failure, for a front end to say in its
+    /// own words: trust the CA or name the registry insecure for
+    /// [`RegistryError::Certificate`]; log in for an
+    /// [`RegistryError::Unauthorized`] with missing or refused credentials;
+    /// nothing otherwise.
+    pub fn hints(&self) -> Vec<Hint> {
+        match self {
+            Self::Certificate { registry, .. } => vec![
+                Hint::TrustCa {
+                    registry: registry.clone(),
+                },
+                Hint::InsecureRegistry {
+                    registry: registry.clone(),
+                },
+            ],
+            Self::Unauthorized {
+                registry,
+                failure: AuthFailure::MissingCredentials | AuthFailure::Refused,
+                ..
+            } => vec![Hint::Login {
+                registry: registry.clone(),
+            }],
             _ => Vec::new(),
         }
     }
@@ -439,5 +488,45 @@ mod tests {
             "{u}"
         );
         assert_eq!(u.retry_hint(), None);
+        assert_eq!(
+            u.hints(),
+            [Hint::Login {
+                registry: "r.io".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn certificate_errors_hint_without_naming_flags() {
+        let e = RegistryError::Certificate {
+            registry: "r.io:5000".into(),
+            reason: "UnknownIssuer".into(),
+        };
+        let msg = e.to_string();
+        assert!(!msg.contains("--"), "no flag names: {msg}");
+        assert!(msg.contains("not trusted: UnknownIssuer"), "{msg}");
+        assert_eq!(
+            e.hints(),
+            [
+                Hint::TrustCa {
+                    registry: "r.io:5000".into()
+                },
+                Hint::InsecureRegistry {
+                    registry: "r.io:5000".into()
+                }
+            ]
+        );
+        let token_endpoint = RegistryError::Unauthorized {
+            registry: "r.io".into(),
+            repository: "a".into(),
+            operation: "x".into(),
+            status: 401,
+            scope: String::new(),
+            failure: AuthFailure::TokenEndpoint {
+                status: 400,
+                message: String::new(),
+            },
+        };
+        assert!(token_endpoint.hints().is_empty());
     }
 }

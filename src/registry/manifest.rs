@@ -1,6 +1,7 @@
 //! Manifests: resolve, get and put, as raw bytes with verified digests.
 
-use super::transport::{read_limited, Req};
+use super::request::{Body, Req};
+use super::transport::read_limited;
 use super::{Client, RegistryError, Repository, RequestKind, Scope};
 use crate::digest::Digest;
 use crate::oci::{media_type as mt, Descriptor};
@@ -45,6 +46,59 @@ fn reference_part(r: &Reference) -> String {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_owned(),
         (None, None) => "latest".to_owned(),
+    }
+}
+
+/// Whether `s` is a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (distribution
+/// spec, "Pulling manifests").
+fn is_tag(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The manifest a request names: where, the tag or digest in its URL, the
+/// digest it must have, and how messages name it.
+struct Named {
+    repo: Repository,
+    name: String,
+    digest: Option<Digest>,
+    label: String,
+}
+
+impl Named {
+    fn of(reference: &Reference) -> Named {
+        Named {
+            repo: Repository::of(reference),
+            name: reference_part(reference),
+            digest: reference.digest().cloned(),
+            label: reference.to_string(),
+        }
+    }
+
+    /// `name` in `repo`: a digest (`algorithm:hex`) or else a tag.
+    fn parse(repo: &Repository, name: &str) -> Result<Named, RegistryError> {
+        let (digest, label) = if name.contains(':') {
+            let d = Digest::parse(name).map_err(|e| {
+                RegistryError::Config(format!("`{name}` in `{repo}` is not a valid digest: {e}"))
+            })?;
+            (Some(d), format!("{repo}@{name}"))
+        } else if is_tag(name) {
+            (None, format!("{repo}:{name}"))
+        } else {
+            return Err(RegistryError::Config(format!(
+                "`{name}` in `{repo}` is neither a tag nor a digest"
+            )));
+        };
+        Ok(Named {
+            repo: repo.clone(),
+            name: name.to_owned(),
+            digest,
+            label,
+        })
     }
 }
 
@@ -99,17 +153,44 @@ fn check_manifest_body(bytes: &[u8], content_type: Option<&str>) -> Result<Strin
 
 impl Client {
     /// Resolves `reference` to a descriptor with one `HEAD` (all manifest types
-    /// accepted), falling back to a `GET` when the registry gives no digest.
+    /// accepted), falling back to a `GET` when the registry gives no digest:
+    /// [`resolve_in`](Client::resolve_in) with the reference's repository and
+    /// its digest, else its tag.
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_in`](Client::resolve_in).
     pub async fn resolve(&self, reference: &Reference) -> Result<Descriptor, RegistryError> {
-        let repo = Repository::of(reference);
+        self.resolve_named(&Named::of(reference)).await
+    }
+
+    /// Resolves `name` (a tag, or a digest `algorithm:hex`) in `repo` to a
+    /// descriptor with one `HEAD` (all manifest types accepted), falling back
+    /// to a `GET` when the registry's headers do not give digest, size and a
+    /// manifest media type. Retried under the retry policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Config`] when `name` is neither a tag nor a valid
+    /// digest; [`RegistryError::ContentMismatch`] when the registry's digest
+    /// differs from the digest named; [`RegistryError::Api`] with status
+    /// `404` for a missing manifest; any other [`RegistryError`] of the
+    /// request (or of the `GET`, as for
+    /// [`get_manifest_in`](Client::get_manifest_in)).
+    pub async fn resolve_in(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<Descriptor, RegistryError> {
+        self.resolve_named(&Named::parse(repo, name)?).await
+    }
+
+    async fn resolve_named(&self, named: &Named) -> Result<Descriptor, RegistryError> {
+        let repo = &named.repo;
         self.t
             .retry(&repo.registry, || async {
-                let mut req = Self::manifest_req(
-                    Method::HEAD,
-                    reference,
-                    RequestKind::ManifestHead,
-                    "resolve",
-                );
+                let mut req =
+                    Self::manifest_req(Method::HEAD, named, RequestKind::ManifestHead, "resolve");
                 let resp = self.t.send(&mut req).await?;
                 if resp.status() != StatusCode::OK {
                     return Err(self.t.error_for(&req, resp).await);
@@ -122,18 +203,18 @@ impl Client {
                 let media_type = header_str(h, CONTENT_TYPE.as_str())
                     .map(bare_media_type)
                     .map(str::to_owned);
-                if let (Some(expected), Some(got)) = (reference.digest(), &header_digest) {
+                if let (Some(expected), Some(got)) = (&named.digest, &header_digest) {
                     if expected != got {
                         return Err(RegistryError::mismatch(
                             &repo.registry,
                             &repo.path,
-                            format!("manifest `{reference}`"),
+                            format!("manifest `{}`", named.label),
                             expected,
                             got,
                         ));
                     }
                 }
-                let digest = header_digest.or_else(|| reference.digest().cloned());
+                let digest = header_digest.or_else(|| named.digest.clone());
                 match (digest, size, media_type) {
                     (Some(digest), Some(size), Some(media_type))
                         if mt::is_image_manifest_or_index(&media_type) =>
@@ -146,10 +227,7 @@ impl Client {
                         })
                     }
                     // Not enough in the headers: fetch the manifest itself.
-                    _ => self
-                        .get_manifest_once(reference)
-                        .await
-                        .map(|m| m.descriptor()),
+                    _ => self.get_manifest_once(named).await.map(|m| m.descriptor()),
                 }
             })
             .await
@@ -158,37 +236,62 @@ impl Client {
     /// Fetches the manifest `reference` names: the raw bytes, their media type
     /// and their digest, verified against the reference's digest or the
     /// registry's `Docker-Content-Digest`. Manifests over 4 MiB are refused.
+    /// [`get_manifest_in`](Client::get_manifest_in) with the reference's
+    /// repository and its digest, else its tag.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_manifest_in`](Client::get_manifest_in).
     pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
-        let registry = reference.domain().to_owned();
+        self.get_manifest_named(&Named::of(reference)).await
+    }
+
+    /// Fetches manifest `name` (a tag, or a digest `algorithm:hex`) from
+    /// `repo`: the raw bytes exactly as served, their media type and their
+    /// digest, verified against the digest named, else the registry's
+    /// `Docker-Content-Digest`. One `GET`, retried under the retry policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Config`] when `name` is neither a tag nor a valid
+    /// digest; [`RegistryError::TooLarge`] for a manifest over
+    /// [`MAX_MANIFEST_SIZE`]; [`RegistryError::ContentMismatch`] when the
+    /// bytes do not have the expected digest; [`RegistryError::Protocol`] when
+    /// the body is not a schema 2 manifest or index of the type the registry
+    /// says; any other [`RegistryError`] of the request (`404`: missing).
+    pub async fn get_manifest_in(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<Manifest, RegistryError> {
+        self.get_manifest_named(&Named::parse(repo, name)?).await
+    }
+
+    async fn get_manifest_named(&self, named: &Named) -> Result<Manifest, RegistryError> {
         self.t
-            .retry(&registry, || self.get_manifest_once(reference))
+            .retry(&named.repo.registry, || self.get_manifest_once(named))
             .await
     }
 
-    fn manifest_req(method: Method, reference: &Reference, kind: RequestKind, verb: &str) -> Req {
-        let repo = Repository::of(reference);
-        let mut req = Req::new(
+    fn manifest_req(method: Method, named: &Named, kind: RequestKind, verb: &str) -> Req {
+        let repo = &named.repo;
+        let mut req = Req::on(
             method,
-            &repo.registry,
-            &repo.path,
-            format!("/v2/{}/manifests/{}", repo.path, reference_part(reference)),
+            repo,
+            format!("/v2/{}/manifests/{}", repo.path, named.name),
             kind,
             &[Scope::pull(&repo.path)],
-            format!("{verb} `{reference}`"),
+            format!("{verb} `{}`", named.label),
         );
         req.headers
             .insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         req
     }
 
-    async fn get_manifest_once(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
-        let repo = Repository::of(reference);
-        let mut req = Self::manifest_req(
-            Method::GET,
-            reference,
-            RequestKind::ManifestGet,
-            "get manifest",
-        );
+    async fn get_manifest_once(&self, named: &Named) -> Result<Manifest, RegistryError> {
+        let repo = &named.repo;
+        let mut req =
+            Self::manifest_req(Method::GET, named, RequestKind::ManifestGet, "get manifest");
         let resp = self.t.send(&mut req).await?;
         if resp.status() != StatusCode::OK {
             return Err(self.t.error_for(&req, resp).await);
@@ -196,7 +299,7 @@ impl Client {
         let too_large = |size: u64| RegistryError::TooLarge {
             registry: repo.registry.clone(),
             repository: repo.path.clone(),
-            what: format!("manifest `{reference}`"),
+            what: format!("manifest `{}`", named.label),
             size,
             limit: MAX_MANIFEST_SIZE,
         };
@@ -221,7 +324,7 @@ impl Client {
         self.t
             .count(&repo.registry, |s| s.bytes_down += body.len() as u64);
         // The reference's digest is the authority; else the registry's header.
-        let expected = reference.digest().cloned().or(header_digest);
+        let expected = named.digest.clone().or(header_digest);
         let digest = match &expected {
             Some(e) => {
                 let actual = e.compute_like(&body);
@@ -229,7 +332,7 @@ impl Client {
                     return Err(RegistryError::mismatch(
                         &repo.registry,
                         &repo.path,
-                        format!("manifest `{reference}`"),
+                        format!("manifest `{}`", named.label),
                         e,
                         &actual,
                     ));
@@ -255,6 +358,14 @@ impl Client {
     /// Pushes a manifest's exact bytes to `repository` under `reference` (a tag
     /// or the digest) with `media_type` as its content type, and returns its
     /// digest. A missing or relative `Location` in the answer is fine.
+    /// Retried under the retry policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Config`] for a media type that cannot be a header;
+    /// [`RegistryError::ContentMismatch`] when the registry stored a different
+    /// digest; any [`RegistryError`] of the `PUT` (`MANIFEST_BLOB_UNKNOWN` when
+    /// a blob it references is missing).
     pub async fn put_manifest(
         &self,
         repository: &Repository,
@@ -276,7 +387,7 @@ impl Client {
                     format!("put manifest `{reference}`"),
                 );
                 req.headers.insert(CONTENT_TYPE, content_type.clone());
-                req.body = super::transport::Body::Bytes(bytes.clone());
+                req.body = Body::Bytes(bytes.clone());
                 let resp = self.t.send(&mut req).await?;
                 if !resp.status().is_success() {
                     return Err(self.t.error_for(&req, resp).await);
@@ -300,11 +411,21 @@ impl Client {
     }
 
     /// Every tag of `repository`, following `Link: <…>; rel="next"` pages.
+    ///
+    /// # Errors
+    ///
+    /// As [`list_tags_paged`](Client::list_tags_paged).
     pub async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, RegistryError> {
         self.list_tags_paged(repository, 1000).await
     }
 
-    /// Every tag of `repository`, asking for `page_size` tags a page.
+    /// Every tag of `repository`, asking for `page_size` tags a page; each
+    /// page is retried on its own.
+    ///
+    /// # Errors
+    ///
+    /// Any [`RegistryError`] of a page's `GET`, or
+    /// [`RegistryError::Protocol`] when a page is not JSON.
     pub async fn list_tags_paged(
         &self,
         repository: &Repository,
@@ -378,6 +499,37 @@ fn next_link(link: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_tags_or_digests() {
+        let repo = Repository {
+            registry: "r.io".into(),
+            path: "a/b".into(),
+        };
+        let d = Digest::sha256(b"x").to_string();
+        let n = Named::parse(&repo, &d).unwrap();
+        assert_eq!(
+            (n.digest.as_ref().map(ToString::to_string), n.label),
+            (Some(d.clone()), format!("r.io/a/b@{d}"))
+        );
+        let n = Named::parse(&repo, "v1.2_rc-1").unwrap();
+        assert_eq!((n.digest, n.label.as_str()), (None, "r.io/a/b:v1.2_rc-1"));
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a/b",
+            "a?b",
+            "sha256:short",
+            &"x".repeat(129),
+        ] {
+            let e = Named::parse(&repo, bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad}"));
+            assert!(matches!(e, RegistryError::Config(_)), "{bad}: {e}");
+        }
+        assert!(is_tag(&"x".repeat(128)));
+    }
 
     #[test]
     fn link_headers() {

@@ -1,30 +1,57 @@
 //! The registry client: OCI distribution spec v1.1 / Docker registry API v2, on
 //! reqwest with rustls.
 //!
-//! - [`Client::resolve`], [`Client::get_manifest`], [`Client::put_manifest`]:
-//!   manifests as raw bytes, digests verified, size capped.
+//! - [`Client::resolve`], [`Client::get_manifest`], [`Client::put_manifest`],
+//!   and by repository and name [`Client::resolve_in`],
+//!   [`Client::get_manifest_in`]: manifests as raw bytes, digests verified,
+//!   size capped.
 //! - [`Client::blob_exists`], [`Client::mount_blob`], [`Client::copy_blob`],
-//!   [`Client::push_blob`], [`Client::get_blob`]: blobs, streamed and verified.
+//!   [`Client::push_blob`], [`Client::get_blob`], [`Client::blob_stream`],
+//!   [`Client::upload_blob_from`]: blobs, streamed and verified.
 //! - [`Client::list_tags`]: tags, following `Link` pagination.
+//! - [`Client::scoped`], [`Client::cancel_open_uploads`]: upload sessions left
+//!   open by an interrupted scope of work.
 //!
 //! Auth (anonymous, basic, bearer tokens with identity/refresh tokens),
 //! credentials (explicit, or the docker config with helpers), TLS trust
-//! (system roots, `--ca-cert`, `/etc/docker/certs.d`), insecure registries,
-//! retries and request accounting are handled here; callers name a
-//! [`Repository`] and an operation. The client knows nothing of bundles.
+//! (system roots, [`ClientConfig::ca_certs`], Docker's `certs.d`), insecure
+//! registries, retries and request accounting are handled here; callers name
+//! a [`Repository`] and an operation. The client knows nothing of bundles.
+//!
+//! ## Layout
+//! - `request`: the request model (method, registry, target, body, scopes).
+//! - `transport`: sending one request: scheme, auth handshake, accounting,
+//!   error mapping.
+//! - `tls`: how a registry is reached (scheme choice, CA trust per host).
+//! - `auth/`: challenges, scopes, credentials lookup, tokens (cached,
+//!   single-flight).
+//! - `credentials`: explicit credentials and the docker config.
+//! - `retry`: [`RetryPolicy`] and the one retry loop.
+//! - `stats`: [`RegistryStats`] per registry.
+//! - `uploads`: the open upload sessions of one client scope.
+//! - `manifest`, `blob/`: the operations.
+//! - `error`: [`RegistryError`], the registry's error envelope, and
+//!   [`RegistryError::hints`].
 
 mod auth;
 mod blob;
 mod credentials;
 mod error;
 mod manifest;
+mod request;
+mod retry;
+mod stats;
+mod tls;
 mod transport;
+mod uploads;
 
 pub use auth::{parse_www_authenticate, Challenge, Scope};
-pub use blob::{MountOutcome, Progress, UploadSession};
+pub use blob::{BlobStream, MountOutcome, Progress, UploadSession};
 pub use credentials::{default_docker_config_dir, Credentials};
 pub use error::{ApiError, AuthFailure, ErrorCode, RegistryError};
 pub use manifest::{Manifest, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
+pub use retry::{RetryPolicy, DEFAULT_MAX_ATTEMPTS};
+pub use stats::{RegistryStats, RequestKind};
 
 use crate::reference::Reference;
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +60,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use transport::Transport;
+use uploads::UploadTracker;
 
 /// A repository on a registry: where blobs and manifests live.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,35 +84,6 @@ impl Repository {
 impl fmt::Display for Repository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.registry, self.path)
-    }
-}
-
-/// The retry policy: which failures are retried is fixed (connection errors and
-/// resets, 408, 429, 500, 502, 503, 504, content that failed verification);
-/// how often and how long to wait is configured here.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The first backoff; it doubles with each attempt, with full jitter.
-    pub base_delay: Duration,
-    /// The longest backoff.
-    pub max_delay: Duration,
-    /// The longest `Retry-After` honoured.
-    pub max_retry_after: Duration,
-}
-
-/// Default number of attempts for one operation.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(60),
-        }
     }
 }
 
@@ -154,79 +153,16 @@ impl Default for ClientConfig {
     }
 }
 
-/// What kind of request, for accounting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestKind {
-    /// A token from the auth realm.
-    Token,
-    /// `HEAD` a manifest.
-    ManifestHead,
-    /// `GET` a manifest.
-    ManifestGet,
-    /// `PUT` a manifest.
-    ManifestPut,
-    /// `HEAD` a blob.
-    BlobHead,
-    /// `GET` a blob.
-    BlobGet,
-    /// `POST` a cross-repository mount.
-    BlobMount,
-    /// `POST` to start an upload.
-    UploadStart,
-    /// `PATCH` an upload chunk.
-    UploadChunk,
-    /// `PUT` to finish an upload.
-    UploadFinish,
-    /// `DELETE` an upload session.
-    UploadCancel,
-    /// `GET` a tag list page.
-    TagList,
-}
-
-/// What the client did with one registry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RegistryStats {
-    /// Requests sent, by kind (retries and auth rounds included).
-    pub requests: BTreeMap<RequestKind, u64>,
-    /// Body bytes sent.
-    pub bytes_up: u64,
-    /// Body bytes received for manifests and blobs.
-    pub bytes_down: u64,
-    /// Retries made.
-    pub retries: u64,
-    /// Time spent waiting because the registry said `Retry-After`.
-    #[serde(serialize_with = "as_millis")]
-    pub rate_limit_wait: Duration,
-    /// Answers by HTTP version (`HTTP/1.1`, `HTTP/2.0`).
-    pub http_versions: BTreeMap<String, u64>,
-}
-
-fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-impl RegistryStats {
-    pub(crate) fn add(&mut self, kind: RequestKind) {
-        *self.requests.entry(kind).or_default() += 1;
-    }
-
-    /// All requests sent.
-    pub fn total_requests(&self) -> u64 {
-        self.requests.values().sum()
-    }
-
-    /// Requests of one kind.
-    pub fn count(&self, kind: RequestKind) -> u64 {
-        self.requests.get(&kind).copied().unwrap_or(0)
-    }
-}
-
-/// A registry client. Cheap to clone; clones share connections, tokens and
-/// accounting.
+/// A registry client. Cheap to clone; clones share connections, tokens,
+/// credentials, accounting and the record of open upload sessions.
+/// [`Client::scoped`] makes a client that shares all but that record.
 #[derive(Clone)]
 pub struct Client {
+    /// Connections, learned schemes, auth, credentials, accounting.
     t: Arc<Transport>,
+    /// The upload sessions opened through this client and its clones, which
+    /// [`Client::cancel_open_uploads`] cancels.
+    uploads: Arc<UploadTracker>,
 }
 
 impl fmt::Debug for Client {
@@ -242,14 +178,34 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client with `config`. Fails on an unreadable `--ca-cert` file.
+    /// A client with `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Config`] when a file of [`ClientConfig::ca_certs`]
+    /// cannot be read or holds no PEM certificate, or the TLS setup fails.
     pub fn new(config: ClientConfig) -> Result<Client, RegistryError> {
         Ok(Client {
             t: Arc::new(Transport::new(config)?),
+            uploads: Arc::default(),
         })
     }
 
-    /// What the client has done so far, per registry.
+    /// A client that shares this one's connections, tokens, credentials and
+    /// accounting, but keeps its own record of open upload sessions: its
+    /// [`cancel_open_uploads`](Client::cancel_open_uploads) cancels only the
+    /// sessions opened through it (and its clones), and this client's cancels
+    /// none of them.
+    #[must_use]
+    pub fn scoped(&self) -> Client {
+        Client {
+            t: self.t.clone(),
+            uploads: Arc::default(),
+        }
+    }
+
+    /// What the client has done so far, per registry (as named in
+    /// references): the totals of every client sharing its transport.
     pub fn stats(&self) -> BTreeMap<String, RegistryStats> {
         self.t.stats()
     }

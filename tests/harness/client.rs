@@ -104,3 +104,36 @@ pub async fn push_sample(c: &Client, r: &Repository) -> Pushed {
     }
     Pushed { manifests }
 }
+
+/// A deterministic pseudo-random stream of `len` bytes, in 64 KiB chunks.
+pub fn generated(
+    len: u64,
+    seed: u64,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut state = seed | 1;
+    let chunks = len.div_ceil(65536);
+    futures::stream::iter((0..chunks).map(move |i| {
+        let n = usize::try_from((len - i * 65536).min(65536)).unwrap();
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            v.extend_from_slice(&state.to_le_bytes());
+        }
+        v.truncate(n);
+        Ok(Bytes::from(v))
+    }))
+}
+
+/// The digest of [`generated`]`(len, seed)`.
+pub async fn digest_of(len: u64, seed: u64) -> Digest {
+    use futures::StreamExt;
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut s = Box::pin(generated(len, seed));
+    while let Some(c) = s.next().await {
+        h.update(c.unwrap());
+    }
+    Digest::parse(&format!("sha256:{:x}", h.finalize())).unwrap()
+}

@@ -1,0 +1,110 @@
+//! The command line's words for the library's [`Hint`]s: the flags and
+//! commands of `cnab-oci` that do what a hint says.
+
+use cnab_oci::registry::{RegistryError, DOCKER_CERTS_DIR};
+use cnab_oci::Hint;
+
+/// What to tell the user for hint `h`, naming this command's flags.
+pub(crate) fn render(h: &Hint) -> String {
+    match h {
+        Hint::TrustCa { registry } => format!(
+            "pass its CA certificate with --ca-cert FILE, or put it in {DOCKER_CERTS_DIR}/{registry}/ca.crt"
+        ),
+        Hint::InsecureRegistry { registry } => {
+            format!("or name it in --insecure-registries {registry}")
+        }
+        Hint::Login { registry } => format!(
+            "log in with `docker login {registry}` or configure a credential helper"
+        ),
+        Hint::UpdateBundle => "run with --auto-update-bundle to update the bundle instead".into(),
+        Hint::AllowFallbacks => "pass --allow-fallbacks to let push try other forms".into(),
+        Hint::SetBundleField { key, field } => format!("set `{field}` of {key} in the bundle"),
+        // A hint this build does not know yet: say it as data.
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every hint of the errors in `e`'s chain, in order, each once.
+pub(crate) fn of(e: &anyhow::Error) -> Vec<Hint> {
+    let mut out: Vec<Hint> = Vec::new();
+    for cause in e.chain() {
+        let found = if let Some(r) = cause.downcast_ref::<RegistryError>() {
+            r.hints()
+        } else if let Some(cnab_oci::Error::Registry(r)) = cause.downcast_ref::<cnab_oci::Error>() {
+            r.hints()
+        } else {
+            Vec::new()
+        };
+        for h in found {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_flags() {
+        let r = "r.io:5000".to_owned();
+        assert_eq!(
+            render(&Hint::TrustCa {
+                registry: r.clone()
+            }),
+            "pass its CA certificate with --ca-cert FILE, or put it in /etc/docker/certs.d/r.io:5000/ca.crt"
+        );
+        assert_eq!(
+            render(&Hint::InsecureRegistry {
+                registry: r.clone()
+            }),
+            "or name it in --insecure-registries r.io:5000"
+        );
+        assert_eq!(
+            render(&Hint::Login { registry: r }),
+            "log in with `docker login r.io:5000` or configure a credential helper"
+        );
+        assert_eq!(
+            render(&Hint::UpdateBundle),
+            "run with --auto-update-bundle to update the bundle instead"
+        );
+        assert_eq!(
+            render(&Hint::AllowFallbacks),
+            "pass --allow-fallbacks to let push try other forms"
+        );
+        assert_eq!(
+            render(&Hint::SetBundleField {
+                key: "images[\"db\"]".into(),
+                field: "size".into()
+            }),
+            "set `size` of images[\"db\"] in the bundle"
+        );
+    }
+
+    #[test]
+    fn hints_are_found_through_the_chain() {
+        let cert = || RegistryError::Certificate {
+            registry: "r.io".into(),
+            reason: "UnknownIssuer".into(),
+        };
+        let direct = anyhow::Error::new(cert()).context("cannot pull");
+        let wrapped = anyhow::Error::new(cnab_oci::Error::Registry(cert())).context("cannot pull");
+        for e in [direct, wrapped] {
+            assert_eq!(
+                of(&e),
+                [
+                    Hint::TrustCa {
+                        registry: "r.io".into()
+                    },
+                    Hint::InsecureRegistry {
+                        registry: "r.io".into()
+                    }
+                ]
+            );
+        }
+        assert!(of(&anyhow::anyhow!("plain")).is_empty());
+    }
+}
