@@ -15,6 +15,7 @@ mod faults;
 mod fixup;
 mod fixup_resolve;
 mod fuzz_corpus;
+mod layout;
 mod push;
 mod registry_modes;
 mod registry_scopes;

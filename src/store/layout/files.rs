@@ -28,6 +28,19 @@ const READ_CHUNK: usize = 256 * 1024;
 const TEMP_PREFIX: &str = ".cnab-oci-";
 const TEMP_SUFFIX: &str = ".tmp";
 
+/// A temporary file in `dir`, readable by all (`0644` less the umask), as
+/// other tools write layout files: a layout is often made by one user and
+/// read by another.
+fn temp_file_in(dir: &Path) -> Result<tempfile::NamedTempFile, LayoutError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder
+        .tempfile_in(dir)
+        .map_err(io("cannot create a temporary file in", dir))
+}
+
 /// `blobs/<alg>/<encoded>` under `root`. [`Digest`] admits only `sha256` and
 /// `sha512` with lower-case hex, so the path never leaves `blobs/`.
 pub(super) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
@@ -88,11 +101,7 @@ fn sync_dir(dir: &Path) -> Result<(), LayoutError> {
 /// other.
 pub(super) fn write_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), LayoutError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(io("cannot create a temporary file in", dir))?;
+    let mut tmp = temp_file_in(dir)?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(io("cannot write", tmp.path()))?;
@@ -145,15 +154,9 @@ pub(super) async fn put_blob(
         .map_err(io("cannot create directory", &dir))?;
     let tmp = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .suffix(TEMP_SUFFIX)
-                .tempfile_in(&dir)
-                .map_err(io("cannot create a temporary file in", &dir))
-        })
-        .await
-        .expect("the temporary file task does not panic")?
+        tokio::task::spawn_blocking(move || temp_file_in(&dir))
+            .await
+            .expect("the temporary file task does not panic")?
     };
     // The `TempPath` removes the file when dropped: on every early return,
     // and when this future is cancelled.

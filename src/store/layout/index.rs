@@ -3,7 +3,7 @@
 //!
 //! Entries are kept as the `serde_json` values they were read as, so fields
 //! and annotations written by other tools survive a rewrite (in meaning; the
-//! members of an object come out sorted by key). Each entry also gets a typed
+//! members of an object come out in `serde_json`'s order, sorted by key). Each entry also gets a typed
 //! view: its digest (validated, so that it can never name a path outside
 //! `blobs/`), size, media type and name.
 

@@ -18,9 +18,9 @@
 //!   read-modify-write of `index.json`, so concurrent [`LayoutStore::tag`]s
 //!   all land. Other processes are not locked out: two programs naming images
 //!   in one layout at the same moment can lose one of the names.
-//! - Entries and fields other tools wrote are kept (in meaning: members come
-//!   out sorted by key); only the entry of the name being set is replaced,
-//!   in place. New names are appended. The file is compact JSON, the same
+//! - Entries and fields other tools wrote are kept (in meaning: the order of
+//!   an object's members is not); only the entry of the name being set is
+//!   replaced, in place. New names are appended. The file is compact JSON, the same
 //!   bytes for the same index.
 //!
 //! Reading is lenient where writers differ: any indentation (Porter's ggcr

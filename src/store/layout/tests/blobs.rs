@@ -32,6 +32,18 @@ async fn blobs_round_trip_and_puts_are_idempotent() {
             "oci-layout".into()
         ]
     );
+    // Readable by all as a plain file would be (0644 less the umask), not
+    // the 0600 of a temporary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        std::fs::write(tmp.path().join("plain"), "x").unwrap();
+        let plain = mode(&tmp.path().join("plain")) & 0o644;
+        std::fs::remove_file(tmp.path().join("plain")).unwrap();
+        assert_eq!(mode(&files::blob_path(tmp.path(), &desc.digest)), plain);
+        assert_eq!(mode(&tmp.path().join("index.json")), plain);
+    }
     let got: Vec<u8> = collect(store.blob(&desc).await.unwrap())
         .await
         .into_iter()
