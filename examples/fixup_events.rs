@@ -6,7 +6,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use cnab_oci::ops::{self, FixupOptions};
+use cnab_oci::ops::{FixupOptions, Relocator};
 use cnab_oci::registry::ClientConfig;
 use cnab_oci::relocate::events::Event;
 use cnab_oci::{Bundle, Reference};
@@ -22,10 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = Reference::parse(&target)?;
     let options = FixupOptions {
         auto_update_bundle: true,
-        registry: ClientConfig::default(),
         ..FixupOptions::default()
-    }
-    .with_reporter(|event: &Event| match event {
+    };
+    let reporter = |event: &Event| match event {
         Event::ImageStarted { key, image } => println!("start    {key} {image}"),
         Event::Planned { images } => {
             let objects: usize = images.iter().map(|t| t.root.nodes().len()).sum();
@@ -65,8 +64,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         _ => {}
-    });
-    let outcome = ops::fixup(&mut bundle, &target, &options).await?;
+    };
+    let relocator =
+        Relocator::new(ClientConfig::default())?.with_reporter(Some(std::sync::Arc::new(reporter)));
+    let outcome = relocator.fixup(&mut bundle, &target, &options).await?;
     for (original, relocated) in outcome.relocation_map.iter() {
         println!("{original} -> {relocated}");
     }

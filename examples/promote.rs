@@ -6,7 +6,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use cnab_oci::ops::{self, CopyOptions, FixupOptions, PushOptions};
+use cnab_oci::ops::{CopyOptions, FixupOptions, Location, PushOptions, Relocator};
 use cnab_oci::{Bundle, Reference};
 
 #[tokio::main]
@@ -24,33 +24,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         auto_update_bundle: true,
         ..FixupOptions::default()
     };
-    let fixed = ops::fixup(&mut bundle, &staging, &fixup).await?;
-    let pushed = ops::push(
-        &bundle,
-        &fixed.relocation_map,
-        &staging,
-        &PushOptions::default(),
-    )
-    .await?;
+    // One relocator for the whole pipeline: one client, one budget.
+    let relocator = Relocator::new(cnab_oci::registry::ClientConfig::default())?;
+    let fixed = relocator.fixup(&mut bundle, &staging, &fixup).await?;
+    let pushed = relocator
+        .push(
+            &bundle,
+            &fixed.relocation_map,
+            &staging,
+            &PushOptions::default(),
+        )
+        .await?;
     println!("staged   {staging} {}", pushed.descriptor.digest);
 
     // Release stage: promote what was tested, byte for byte.
-    let copied = ops::copy(
-        &staging,
-        &production,
-        &CopyOptions {
-            fixup,
-            allow_fallbacks: true,
-        },
-    )
-    .await?;
+    let copied = relocator
+        .copy(
+            &Location::Registry(staging.clone()),
+            &Location::Registry(production.clone()),
+            &CopyOptions {
+                platforms: fixup.platforms.clone(),
+                allow_fallbacks: true,
+            },
+        )
+        .await?;
     println!("promoted {production} {}", copied.descriptor.digest);
     assert_eq!(
         copied.descriptor.digest, pushed.descriptor.digest,
         "promotion keeps the digest"
     );
 
-    let pulled = ops::pull(&production, &cnab_oci::registry::ClientConfig::default()).await?;
+    let pulled = relocator.pull(&production).await?;
     println!(
         "pulled   {} {} ({} images)",
         pulled.bundle.name,

@@ -71,7 +71,7 @@ pub enum ConvertError {
         relocated: String,
     },
     /// The image's `size` is 0.
-    #[error("{key}: image `{image}` size is not set: run fixup with --auto-update-bundle, or set `size` to the manifest size")]
+    #[error("{key}: image `{image}` size is not set: it must be the manifest's size in bytes")]
     SizeNotSet {
         /// Which image.
         key: ImageKey,
@@ -157,6 +157,22 @@ impl IndexForm {
         match self {
             Self::Oci => mt::OCI_INDEX,
             Self::DockerManifestList => mt::DOCKER_MANIFEST_LIST,
+        }
+    }
+}
+
+impl ConvertError {
+    /// What the user can do about it.
+    pub fn hints(&self) -> Vec<crate::Hint> {
+        match self {
+            ConvertError::SizeNotSet { key, .. } => vec![
+                crate::Hint::UpdateBundle,
+                crate::Hint::SetBundleField {
+                    key: key.to_string(),
+                    field: "size".into(),
+                },
+            ],
+            _ => Vec::new(),
         }
     }
 }
@@ -738,7 +754,7 @@ mod tests {
         );
         assert_eq!(
             convert_err(|b, _| b.images.get_mut("alpha").unwrap().size = 0),
-            "images[\"alpha\"]: image `a/a:1` size is not set: run fixup with --auto-update-bundle, or set `size` to the manifest size"
+            "images[\"alpha\"]: image `a/a:1` size is not set: it must be the manifest's size in bytes"
         );
         assert_eq!(
             convert_err(|b, _| b.images.get_mut("alpha").unwrap().media_type = "text/plain".into()),

@@ -1,18 +1,27 @@
-//! The crate's error type: one variant per layer, each keeping its context.
+//! The crate's error type: one variant per layer or per kind of failure, each
+//! keeping its context (image key, reference, digest, registry) as fields.
 //!
-//! Rule for every error in this crate: the message includes its cause, and the
-//! cause is then not also exposed as `source()`, so that printing the chain
-//! (`{:#}` with anyhow) never says the same thing twice.
+//! Two rules hold for every error in this crate:
+//! - the message includes its cause, and the cause is then not also exposed as
+//!   `source()`, so that printing the chain (`{:#}` with anyhow) never says the
+//!   same thing twice;
+//! - what the user can do is data, never text naming a flag: [`Error::hints`]
+//!   gives [`Hint`]s, which each front end words for itself.
 
-use crate::bundle::BundleError;
+use crate::bundle::{BundleError, ImageKey};
 use crate::convert::ConvertError;
-use crate::digest::DigestError;
+use crate::digest::{Digest, DigestError};
+use crate::hint::Hint;
 use crate::reference::ReferenceError;
+use crate::registry::RegistryError;
 use crate::relocation::RelocationMapError;
+use crate::store::{LayoutError, StoreError};
+use std::fmt;
 use std::path::PathBuf;
 
 /// Any failure of this library.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A bundle document could not be read.
     #[error(transparent)]
@@ -28,32 +37,136 @@ pub enum Error {
     RelocationMap(#[from] RelocationMapError),
     /// A registry operation failed.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] RegistryError),
+    /// An OCI layout operation failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     /// Converting between a bundle and its registry objects failed.
     #[error(transparent)]
     Convert(#[from] ConvertError),
-    /// One or more images could not be resolved (or referenced): every
-    /// failure, one per line.
-    #[error("cannot resolve the bundle's images:\n  {}", .0.join("\n  "))]
-    Resolve(Vec<String>),
-    /// The registry's digest, size or media type of images differ from the
-    /// bundle's (strict mode): every difference.
-    #[error("images differ from the bundle (run with --auto-update-bundle to update the bundle instead):\n  {}", .0.join("\n  "))]
-    Mismatch(Vec<String>),
-    /// Something about one image of the bundle failed.
+    /// Images of the bundle that could not be found: each with every
+    /// candidate's cause, in bundle order.
+    #[error("cannot resolve the bundle's images:{}", lines(.0))]
+    Unresolved(Vec<ImageFailure>),
+    /// The bundle has no invocation image, so there is nothing to run.
+    #[error("the bundle has no invocation image")]
+    NoInvocationImage,
+    /// What the registry says of images differs from the bundle (strict
+    /// mode): every difference, in bundle order.
+    #[error("images differ from the bundle:{}", lines(.0))]
+    Mismatch(Vec<Difference>),
+    /// Something about one image (or the images sharing one object) failed.
     #[error("{key} `{image}`: {error}")]
     Image {
-        /// Which image (`invocationImages[0]`, `images["db"]`).
+        /// Which image (`invocationImages[0]`, `images["db"]`); several,
+        /// comma-separated, for an object they share.
         key: String,
         /// Its reference in the bundle.
         image: String,
         /// What failed.
         error: Box<Error>,
     },
-    /// Content that cannot be used (a manifest that is not one, a cycle, no
-    /// platform matching a filter).
-    #[error("{0}")]
-    Invalid(String),
+    /// One place an image was looked for, and why it was not found there.
+    #[error("`{reference}`: {error}")]
+    Candidate {
+        /// Where it was looked for (`registry/repo:tag`, `oci:PATH:NAME`).
+        reference: String,
+        /// What failed.
+        error: Box<Error>,
+    },
+    /// A reference resolved to something that is not an image manifest or
+    /// index.
+    #[error("`{reference}` is a `{media_type}`, not an image manifest or index")]
+    NotAnImage {
+        /// The reference, as resolved.
+        reference: String,
+        /// What it is.
+        media_type: String,
+    },
+    /// A manifest or index that cannot be parsed as its media type says.
+    #[error("manifest {digest} from `{store}`: {reason}")]
+    BadManifest {
+        /// The manifest.
+        digest: Digest,
+        /// Where it was read.
+        store: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An index lists something that is not a manifest or index.
+    #[error("index {index} lists {child} with media type `{media_type}`, not a manifest")]
+    NotAManifest {
+        /// The index.
+        index: Digest,
+        /// The entry.
+        child: Digest,
+        /// The entry's media type.
+        media_type: String,
+    },
+    /// An index refers back to itself through its entries.
+    #[error("index {index} refers to {child} which refers back to it: a cycle")]
+    Cycle {
+        /// The index.
+        index: Digest,
+        /// The entry that closes the cycle.
+        child: Digest,
+    },
+    /// Indexes nest deeper than the engine follows.
+    #[error("indexes nest deeper than {limit} levels at {index}")]
+    TooDeep {
+        /// Where the limit was passed.
+        index: Digest,
+        /// The limit.
+        limit: usize,
+    },
+    /// A platform filter keeps nothing of an index.
+    #[error("no manifest of index {index} matches the platform filter {}", .platforms.join(","))]
+    NoPlatformMatch {
+        /// The index.
+        index: Digest,
+        /// The filter, as `os/arch[/variant]`.
+        platforms: Vec<String>,
+    },
+    /// An object whose bytes disagree with the size its descriptor states.
+    #[error("size of {what} {digest} does not match its descriptor: expected {expected} bytes, got {actual} bytes")]
+    SizeMismatch {
+        /// `manifest`, `config manifest`.
+        what: &'static str,
+        /// The object.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// The bytes' size.
+        actual: u64,
+    },
+    /// The registry refused the preferred form of a document, and fallbacks
+    /// are off.
+    #[error("{error} (fallbacks are disabled)")]
+    FallbacksDisabled {
+        /// The refusal.
+        error: Box<Error>,
+    },
+    /// A platform-filtered copy into an OCI layout: the rebuilt bundle index
+    /// names its images by registry repository, which a layout has not.
+    #[error("a platform-filtered copy cannot go into the OCI layout `{target}`: copy without a filter, or into a registry repository")]
+    FilteredIntoLayout {
+        /// The layout, as `oci:PATH:NAME`.
+        target: String,
+    },
+    /// The index hook failed.
+    #[error("the index hook failed: {reason}")]
+    IndexHook {
+        /// What the hook said.
+        reason: String,
+    },
+    /// The operation was cancelled (its cancellation token fired); the upload
+    /// sessions it had open were cancelled.
+    #[error("cancelled")]
+    Cancelled {
+        /// How many open upload sessions the registries acknowledged
+        /// cancelling.
+        uploads_cancelled: usize,
+    },
     /// Reading or writing a file failed.
     #[error("{action} `{}`: {reason}", path.display())]
     Io {
@@ -64,6 +177,135 @@ pub enum Error {
         /// The OS error.
         reason: std::io::Error,
     },
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::Registry(e) => Error::Registry(e),
+            StoreError::Layout(e) => Error::Layout(e),
+        }
+    }
+}
+
+/// One image that failed, with its own causes (one per place it was looked
+/// for).
+#[derive(Debug)]
+pub struct ImageFailure {
+    /// Which image.
+    pub key: ImageKey,
+    /// Its reference in the bundle.
+    pub image: String,
+    /// What failed, in the order the candidates were tried.
+    pub causes: Vec<Error>,
+}
+
+impl fmt::Display for ImageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`: ", self.key, self.image)?;
+        for (i, c) in self.causes.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A field of an image that the bundle and the registry disagree on
+/// (cnab-to-oci's strict check). An absent value in the bundle is a
+/// difference too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// Which image.
+    pub key: ImageKey,
+    /// Its reference in the bundle.
+    pub image: String,
+    /// `contentDigest`, `size` or `mediaType`.
+    pub field: &'static str,
+    /// What the bundle says (`None`: not set).
+    pub bundle: Option<String>,
+    /// What the registry says.
+    pub found: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.bundle {
+            Some(b) => write!(
+                f,
+                "{} `{}`: {} is `{b}` in the bundle but `{}` in the registry",
+                self.key, self.image, self.field, self.found
+            ),
+            None => write!(
+                f,
+                "{} `{}`: {} is not set in the bundle; the registry says `{}`",
+                self.key, self.image, self.field, self.found
+            ),
+        }
+    }
+}
+
+fn lines<T: fmt::Display>(items: &[T]) -> String {
+    use std::fmt::Write as _;
+    items.iter().fold(String::new(), |mut out, i| {
+        let _ = write!(out, "\n  {i}");
+        out
+    })
+}
+
+impl Error {
+    /// What the user can do about this failure, most useful first, without
+    /// repeats. Empty when nothing specific helps.
+    pub fn hints(&self) -> Vec<Hint> {
+        let mut out = Vec::new();
+        self.collect_hints(&mut out);
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|h| seen.insert(h.clone()));
+        out
+    }
+
+    fn collect_hints(&self, out: &mut Vec<Hint>) {
+        match self {
+            Error::Registry(e) => out.extend(e.hints()),
+            Error::Convert(e) => out.extend(e.hints()),
+            Error::Mismatch(_) => out.push(Hint::UpdateBundle),
+            Error::Image { error, .. } | Error::Candidate { error, .. } => {
+                error.collect_hints(out);
+            }
+            Error::FallbacksDisabled { error } => {
+                error.collect_hints(out);
+                out.push(Hint::AllowFallbacks);
+            }
+            Error::Unresolved(failures) => {
+                for f in failures {
+                    for c in &f.causes {
+                        c.collect_hints(out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether this is a cancellation rather than a failure.
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Cancelled { .. } => true,
+            Error::Image { error, .. } => error.is_cancelled(),
+            _ => false,
+        }
+    }
+
+    /// `self`, about image `key` `image`.
+    pub(crate) fn for_image(self, key: &ImageKey, image: &str) -> Error {
+        Error::Image {
+            key: key.to_string(),
+            image: image.to_owned(),
+            error: Box::new(self),
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -43,13 +43,13 @@
 //! - [`oci`]: media types and descriptors.
 //! - [`convert`]: bundle ⇄ config blob, config manifest, index; relocation maps.
 //! - [`relocation`]: the relocation map file.
+//! - [`store`]: what the engine reads and writes: a registry repository or an OCI layout.
 //! - [`relocate`]: the engine: plan, then copy under one concurrency budget; events.
-//! - [`ops`]: `fixup`, `push`, `pull`, `copy`.
+//! - [`ops`]: the front doors on a [`ops::Relocator`]: `fixup`, `push`, `pull`, `copy`.
+//! - [`hint`]: what a user can do about an error, as data.
 //! - [`synth`]: deterministic synthetic images for demos, tests and benchmarks.
 //! - [`registry`]: the registry client (auth, TLS, retries, streaming copies).
 //! - [`fs`]: atomic output files.
-//! - [`store`]: what the engine reads and writes; [`store::LayoutStore`] is an OCI
-//!   image layout directory.
 //!
 //! The core does no network I/O and never prints.
 

@@ -7,6 +7,7 @@ use crate::harness::{self, Auth, Options, Registry, TokenPolicy, IDENTITY_TOKEN,
 use bytes::Bytes;
 use cnab_oci::oci::Descriptor;
 use cnab_oci::registry::{AuthFailure, Client, Credentials, RegistryError};
+use cnab_oci::Hint;
 use std::path::PathBuf;
 
 fn write_docker_config(json: &str) -> tempfile::TempDir {
@@ -200,8 +201,8 @@ async fn expired_token_is_renewed() {
 }
 
 /// TLS: without the CA the error says the certificate is not trusted (and
-/// never falls back to HTTP); the CA from --ca-cert, from certs.d, or naming
-/// the registry insecure all work.
+/// never falls back to HTTP) and hints at trusting its CA; the CA from the
+/// configuration, from certs.d, or naming the registry insecure all work.
 #[tokio::test]
 async fn tls_trust_sources() {
     let reg = Registry::tls();
@@ -214,9 +215,13 @@ async fn tls_trust_sources() {
         .await
         .unwrap_err();
     assert!(matches!(e, RegistryError::Certificate { .. }), "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
     assert!(
-        e.to_string().contains("--ca-cert") && e.to_string().contains("UnknownIssuer"),
-        "{e}"
+        e.hints().contains(&Hint::TrustCa {
+            registry: reg.host()
+        }),
+        "{:?}",
+        e.hints()
     );
 
     let certs = tempfile::tempdir().unwrap();

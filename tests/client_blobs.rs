@@ -42,7 +42,6 @@ async fn mount_across_repositories_with_two_scopes() {
     assert_eq!(stats.count(RequestKind::BlobMount), 1);
 }
 
-
 /// A blob larger than 64 MiB streams from one registry to another with heap
 /// growth far below its size; chunked uploads work against the real registry.
 #[tokio::test]

@@ -1,9 +1,8 @@
 //! The events a fixup reports, in order: image starts, the plan once, the
 //! transfers, image ends.
 
-use crate::harness::fixtures::{opts, registry_config, seed};
+use crate::harness::fixtures::{opts, registry_config, relocator, seed};
 use crate::harness::Registry;
-use cnab_oci::ops;
 use cnab_oci::relocate::events::{Action, Event};
 use cnab_oci::Reference;
 use std::collections::{HashMap, HashSet};
@@ -20,9 +19,14 @@ async fn event_sequence() {
     let target_ref = Reference::parse(&format!("{}/events/demo:1", dst.host())).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let o = opts(config).with_reporter(move |e: &Event| seen.lock().unwrap().push(e.clone()));
+    let relocator = relocator(&config).with_reporter(Some(Arc::new(move |e: &Event| {
+        seen.lock().unwrap().push(e.clone());
+    })));
     let mut bundle = fx.bundle.clone();
-    ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    relocator
+        .fixup(&mut bundle, &target_ref, &opts())
+        .await
+        .unwrap();
     let events = events.lock().unwrap().clone();
     let kinds: Vec<&str> = events
         .iter()

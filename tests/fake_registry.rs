@@ -499,12 +499,14 @@ async fn an_index_that_lists_itself() {
     );
     let mut bundle = cnab_oci::Bundle::from_slice(json.as_bytes()).unwrap();
     let target = Reference::parse(&format!("{}/dst/x:1", fake.host())).unwrap();
-    let opts = cnab_oci::ops::FixupOptions {
-        registry: config(),
-        ..cnab_oci::ops::FixupOptions::default()
-    };
+    let relocator = cnab_oci::ops::Relocator::new(config()).unwrap();
     let started = std::time::Instant::now();
-    let e = cnab_oci::ops::fixup(&mut bundle, &target, &opts)
+    let e = relocator
+        .fixup(
+            &mut bundle,
+            &target,
+            &cnab_oci::ops::FixupOptions::default(),
+        )
         .await
         .unwrap_err()
         .to_string();

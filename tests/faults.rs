@@ -5,7 +5,7 @@
 use crate::harness::faults::{Fault, FaultProxy, Plan};
 use crate::harness::fixtures::{registry_config, seed, Fixture};
 use crate::harness::Registry;
-use cnab_oci::ops::{self, FixupOptions, PushOptions};
+use cnab_oci::ops::{FixupOptions, PushOptions, Relocator};
 use cnab_oci::registry::{Client, ClientConfig, Repository};
 use cnab_oci::{Bundle, Reference};
 use std::time::Duration;
@@ -26,6 +26,14 @@ fn faulty_config(proxies: &[&FaultProxy]) -> ClientConfig {
     c.retry.max_retry_after = Duration::from_secs(1);
     c.stall_timeout = Duration::from_secs(2);
     c
+}
+
+/// Fixup options with auto-update.
+fn auto_update() -> FixupOptions {
+    FixupOptions {
+        auto_update_bundle: true,
+        ..FixupOptions::default()
+    }
 }
 
 /// Asserts that repository `path` of `reg` has no tag.
@@ -82,35 +90,26 @@ async fn recoverable_faults_on_both_sides_are_survived() {
     let config = faulty_config(&[&src_proxy, &dst_proxy]);
     let target = Reference::parse(&format!("{}/faulty/demo:1.0.0", dst_proxy.host())).unwrap();
     let mut bundle = through(&fx, &src_proxy);
-    let fixed = ops::fixup(
-        &mut bundle,
-        &target,
-        &FixupOptions {
-            jobs: 4,
-            auto_update_bundle: true,
-            registry: config.clone(),
-            ..FixupOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "fixup through faults: {e}\ninjected: {:?} / {:?}",
-            src_proxy.injected(),
-            dst_proxy.injected()
+    let relocator = Relocator::new(config).unwrap().with_jobs(4);
+    let fixed = relocator
+        .fixup(&mut bundle, &target, &auto_update())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "fixup through faults: {e}\ninjected: {:?} / {:?}",
+                src_proxy.injected(),
+                dst_proxy.injected()
+            )
+        });
+    let pushed = relocator
+        .push(
+            &bundle,
+            &fixed.relocation_map,
+            &target,
+            &PushOptions::default(),
         )
-    });
-    let pushed = ops::push(
-        &bundle,
-        &fixed.relocation_map,
-        &target,
-        &PushOptions {
-            registry: config,
-            ..PushOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("push through faults: {e}"));
+        .await
+        .unwrap_or_else(|e| panic!("push through faults: {e}"));
     let (n_src, n_dst) = (src_proxy.injected().len(), dst_proxy.injected().len());
     eprintln!(
         "faults injected: {n_src} of {} requests on the source, {n_dst} of {} on the target",
@@ -140,12 +139,11 @@ async fn recoverable_faults_on_both_sides_are_survived() {
             );
         }
     }
-    let pulled = ops::pull(
-        &Reference::parse(&format!("{}/faulty/demo:1.0.0", dst.host())).unwrap(),
-        &direct,
-    )
-    .await
-    .unwrap();
+    let pulled = Relocator::new(direct)
+        .unwrap()
+        .pull(&Reference::parse(&format!("{}/faulty/demo:1.0.0", dst.host())).unwrap())
+        .await
+        .unwrap();
     assert_eq!(pulled.digest, pushed.descriptor.digest);
     assert_eq!(pulled.bundle.canonical_bytes(), bundle.canonical_bytes());
 }
@@ -173,18 +171,12 @@ async fn persistent_server_error_fails_cleanly() {
     config.insecure_registries.push(src.host());
     let target = Reference::parse(&format!("{}/broken/demo:1", proxy.host())).unwrap();
     let mut bundle = fx.bundle.clone();
-    let e = ops::fixup(
-        &mut bundle,
-        &target,
-        &FixupOptions {
-            auto_update_bundle: true,
-            registry: config,
-            ..FixupOptions::default()
-        },
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = Relocator::new(config)
+        .unwrap()
+        .fixup(&mut bundle, &target, &auto_update())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("put manifest `sha256:"), "names the digest: {e}");
     assert!(
         e.contains(&format!("on `{}/broken/demo`", proxy.host())),
@@ -223,18 +215,12 @@ async fn persistent_digest_mismatch_fails_cleanly() {
     config.retry.max_attempts = 3;
     let target = Reference::parse(&format!("{}/mismatch/demo:1", dst.host())).unwrap();
     let mut bundle = through(&fx, &proxy);
-    let e = ops::fixup(
-        &mut bundle,
-        &target,
-        &FixupOptions {
-            auto_update_bundle: true,
-            registry: config,
-            ..FixupOptions::default()
-        },
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = Relocator::new(config)
+        .unwrap()
+        .fixup(&mut bundle, &target, &auto_update())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("does not match its descriptor: expected sha256:")
             && e.contains(", got sha256:"),
@@ -267,23 +253,22 @@ async fn registry_restart_mid_run() {
     let target = Reference::parse(&format!("{dst_host}/restarted/demo:1")).unwrap();
     let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (dst_for_events, flag) = (dst.clone(), restarted.clone());
-    let opts = FixupOptions {
-        auto_update_bundle: true,
-        registry: direct.clone(),
-        jobs: 2,
-        ..FixupOptions::default()
-    }
-    .with_reporter(move |e: &cnab_oci::relocate::events::Event| {
-        // At the first finished object, the copy is under way: crash the target.
-        if matches!(e, cnab_oci::relocate::events::Event::NodeFinished { .. })
-            && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            let dst = dst_for_events.clone();
-            std::thread::spawn(move || dst.lock().unwrap().restart());
-        }
-    });
+    let relocator = Relocator::new(direct.clone())
+        .unwrap()
+        .with_jobs(2)
+        .with_reporter(Some(std::sync::Arc::new(
+            move |e: &cnab_oci::relocate::events::Event| {
+                // At the first finished object, the copy is under way: crash the target.
+                if matches!(e, cnab_oci::relocate::events::Event::NodeFinished { .. })
+                    && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    let dst = dst_for_events.clone();
+                    std::thread::spawn(move || dst.lock().unwrap().restart());
+                }
+            },
+        )));
     let mut bundle = fx.bundle.clone();
-    let first = ops::fixup(&mut bundle, &target, &opts).await;
+    let first = relocator.fixup(&mut bundle, &target, &auto_update()).await;
     assert!(
         restarted.load(std::sync::atomic::Ordering::SeqCst),
         "the registry was restarted during the run"
@@ -292,17 +277,11 @@ async fn registry_restart_mid_run() {
         // A clean failure: one error; then a rerun completes.
         assert!(!e.to_string().is_empty());
         let mut again = fx.bundle.clone();
-        ops::fixup(
-            &mut again,
-            &target,
-            &FixupOptions {
-                auto_update_bundle: true,
-                registry: direct.clone(),
-                ..FixupOptions::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("the rerun after a restart: {e}"));
+        Relocator::new(direct.clone())
+            .unwrap()
+            .fixup(&mut again, &target, &auto_update())
+            .await
+            .unwrap_or_else(|e| panic!("the rerun after a restart: {e}"));
     }
     let client = Client::new(direct).unwrap();
     for img in fx.images.values() {

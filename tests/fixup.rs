@@ -5,10 +5,12 @@
 //! refuses a mount from itself.
 
 use crate::harness::fake::respond;
-use crate::harness::fixtures::{assert_in_target, blob_digests, opts, registry_config, seed};
+use crate::harness::fixtures::{
+    assert_in_target, blob_digests, opts, registry_config, relocator, seed,
+};
 use crate::harness::Registry;
 use cnab_oci::oci::media_type as mt;
-use cnab_oci::ops::{self, FixupOptions, PushOptions};
+use cnab_oci::ops::{FixupOptions, PushOptions};
 use cnab_oci::registry::{Client, Repository, RequestKind};
 use cnab_oci::relocate::events::Action;
 use cnab_oci::synth::{self, Format, ImageSpec};
@@ -32,7 +34,8 @@ async fn relocate_across_registries_then_push_and_pull() {
         .unwrap();
 
     let mut bundle = fx.bundle.clone();
-    let out = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
         .await
         .unwrap();
     for img in fx.images.values() {
@@ -77,19 +80,17 @@ async fn relocate_across_registries_then_push_and_pull() {
     );
     assert_eq!(bundle.images["web"].image, fx.bundle.images["web"].image);
 
-    let pushed = ops::push(
-        &bundle,
-        &out.relocation_map,
-        &target_ref,
-        &PushOptions {
-            registry: config.clone(),
-            ..PushOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let pushed = relocator(&config)
+        .push(
+            &bundle,
+            &out.relocation_map,
+            &target_ref,
+            &PushOptions::default(),
+        )
+        .await
+        .unwrap();
     assert!(pushed.fallbacks.is_empty());
-    let pulled = ops::pull(&target_ref, &config).await.unwrap();
+    let pulled = relocator(&config).pull(&target_ref).await.unwrap();
     assert_eq!(pulled.digest, pushed.descriptor.digest);
     assert_eq!(
         pulled.bundle.canonical_bytes(),
@@ -104,17 +105,12 @@ async fn relocate_across_registries_then_push_and_pull() {
         let target = Reference::parse(&format!("{}/prod/demo:{tag}", dst.host())).unwrap();
         let (bundle, map, config) = (bundle.clone(), out.relocation_map.clone(), config.clone());
         async move {
-            ops::push(
-                &bundle,
-                &map,
-                &target,
-                &PushOptions {
-                    registry: config,
-                    ..PushOptions::default()
-                },
-            )
-            .await
-            .unwrap()
+            // A new relocator each time: a new client, so the stats are this
+            // push's alone.
+            relocator(&config)
+                .push(&bundle, &map, &target, &PushOptions::default())
+                .await
+                .unwrap()
         }
     };
     let again = push_again("1.0.0").await;
@@ -138,7 +134,8 @@ async fn relocate_within_a_registry_mounts_only() {
     let fx = seed(&reg, &config).await;
     let target_ref = Reference::parse(&format!("{}/other/demo:1", reg.host())).unwrap();
     let mut bundle = fx.bundle.clone();
-    let out = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
         .await
         .unwrap();
     let stats = &out.stats[&reg.host()];
@@ -164,16 +161,20 @@ async fn idempotent_rerun_makes_only_the_checks_it_needs() {
     let fx = seed(&src, &config).await;
     let target_ref = Reference::parse(&format!("{}/prod/demo:1", dst.host())).unwrap();
     let mut bundle = fx.bundle.clone();
-    let first = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+    let first = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
         .await
         .unwrap();
 
     let mut again = bundle.clone();
     let o = FixupOptions {
         input_relocation_map: Some(first.relocation_map.clone()),
-        ..opts(config.clone())
+        ..opts()
     };
-    let rerun = ops::fixup(&mut again, &target_ref, &o).await.unwrap();
+    let rerun = relocator(&config)
+        .fixup(&mut again, &target_ref, &o)
+        .await
+        .unwrap();
     assert_eq!(rerun.relocation_map, first.relocation_map);
     assert_eq!(again.canonical_bytes(), bundle.canonical_bytes());
     assert_eq!(
@@ -190,7 +191,8 @@ async fn idempotent_rerun_makes_only_the_checks_it_needs() {
 
     // Without the map: one HEAD per image on the source, one on the target.
     let mut third = bundle.clone();
-    let rerun = ops::fixup(&mut third, &target_ref, &opts(config))
+    let rerun = relocator(&config)
+        .fixup(&mut third, &target_ref, &opts())
         .await
         .unwrap();
     assert_eq!(rerun.stats[&src.host()].total_requests(), 4);
@@ -238,7 +240,8 @@ async fn foreign_layers_are_skipped_and_reported() {
     );
     let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
     let target_ref = Reference::parse(&format!("{}/win/relocated:1", dst.host())).unwrap();
-    let out = ops::fixup(&mut bundle, &target_ref, &opts(config))
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
         .await
         .unwrap();
     assert_eq!(out.totals.foreign_skipped, 1);
@@ -281,13 +284,15 @@ async fn blobs_already_in_the_target_are_found_by_the_first_request() {
             .unwrap();
     }
     let mut dry_bundle = fx.bundle.clone();
-    let planned = ops::plan_fixup(&mut dry_bundle, &target_ref, &opts(config.clone()))
+    let planned = relocator(&config)
+        .plan_fixup(&mut dry_bundle, &target_ref, &opts())
         .await
         .unwrap();
     assert!(planned.stats[&dst.host()].count(RequestKind::BlobHead) > 0);
 
     let mut bundle = fx.bundle.clone();
-    let out = ops::fixup(&mut bundle, &target_ref, &opts(config.clone()))
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
         .await
         .unwrap();
     let stats = &out.stats[&dst.host()];
@@ -385,7 +390,8 @@ async fn a_refused_self_mount_falls_back_to_head_checks() {
     );
     let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
     let target = Reference::parse(&format!("{}/t:1", fake.host())).unwrap();
-    let out = ops::fixup(&mut bundle, &target, &opts(config))
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target, &opts())
         .await
         .unwrap();
     let log: Vec<String> = fake

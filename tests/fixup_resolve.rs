@@ -3,13 +3,13 @@
 //! auto-update, the input relocation map and the collected failures, and a
 //! descriptor size that disagrees with the bytes.
 
-use crate::harness::fixtures::{opts, platforms, registry_config, seed};
+use crate::harness::fixtures::{opts, platforms, registry_config, relocator, seed};
 use crate::harness::Registry;
 use cnab_oci::oci::media_type as mt;
-use cnab_oci::ops::{self, FixupOptions};
+use cnab_oci::ops::{FixupOptions, Platforms};
 use cnab_oci::registry::{Client, Repository};
 use cnab_oci::synth::{self, Format, ImageSpec};
-use cnab_oci::{Bundle, Digest, Reference, RelocationMap};
+use cnab_oci::{Bundle, Digest, Hint, Reference, RelocationMap};
 
 /// Platform filters keep the matching manifests of indexes (a new index, so a
 /// new digest); a filter that matches nothing is an error naming the image.
@@ -20,12 +20,15 @@ async fn platform_filters() {
     let fx = seed(&src, &config).await;
     let target_ref = Reference::parse(&format!("{}/filtered/demo:1", dst.host())).unwrap();
     let mut bundle = fx.bundle.clone();
+    let relocator = relocator(&config);
     let o = FixupOptions {
-        component_platforms: platforms(&["linux/amd64"]),
-        invocation_platforms: platforms(&["linux/arm64"]),
-        ..opts(config.clone())
+        platforms: Platforms {
+            invocation: platforms(&["linux/arm64"]),
+            component: platforms(&["linux/amd64"]),
+        },
+        ..opts()
     };
-    let out = ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    let out = relocator.fixup(&mut bundle, &target_ref, &o).await.unwrap();
     let client = Client::new(config.clone()).unwrap();
     for name in ["web", "db"] {
         let img = &bundle.images[name];
@@ -55,10 +58,14 @@ async fn platform_filters() {
 
     let mut b = fx.bundle.clone();
     let o = FixupOptions {
-        component_platforms: platforms(&["windows/amd64"]),
-        ..opts(config)
+        platforms: Platforms {
+            component: platforms(&["windows/amd64"]),
+            ..Platforms::default()
+        },
+        ..opts()
     };
-    let e = ops::fixup(&mut b, &target_ref, &o)
+    let e = relocator
+        .fixup(&mut b, &target_ref, &o)
         .await
         .unwrap_err()
         .to_string();
@@ -88,14 +95,16 @@ async fn strict_mismatches_and_auto_update() {
         inv.content_digest = wrong.to_string();
         inv.size = 1;
     }
+    let relocator = relocator(&config);
     let strict = FixupOptions {
         auto_update_bundle: false,
-        ..opts(config.clone())
+        ..opts()
     };
-    let e = ops::fixup(&mut bundle, &target_ref, &strict)
+    let err = relocator
+        .fixup(&mut bundle, &target_ref, &strict)
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let e = err.to_string();
     let root = fx.images["installer"].root();
     assert!(e.contains(&format!("invocationImages[0] `{}/app/installer:1.0`: contentDigest is `{wrong}` in the bundle but `{}` in the registry", fx.source, root.digest)), "{e}");
     assert!(
@@ -105,7 +114,11 @@ async fn strict_mismatches_and_auto_update() {
         )),
         "{e}"
     );
-    assert!(e.contains("--auto-update-bundle"), "{e}");
+    assert!(
+        err.hints().contains(&Hint::UpdateBundle),
+        "{:?}",
+        err.hints()
+    );
     let client = Client::new(config.clone()).unwrap();
     assert!(
         client
@@ -115,7 +128,8 @@ async fn strict_mismatches_and_auto_update() {
         "nothing was copied"
     );
 
-    let out = ops::fixup(&mut bundle, &target_ref, &opts(config))
+    let out = relocator
+        .fixup(&mut bundle, &target_ref, &opts())
         .await
         .unwrap();
     let inv = &bundle.invocation_images.as_ref().unwrap()[0];
@@ -151,11 +165,13 @@ async fn input_relocation_map_and_collected_failures() {
     )]
     .into_iter()
     .collect();
+    let relocator = relocator(&config);
     let o = FixupOptions {
         input_relocation_map: Some(map.clone()),
-        ..opts(config.clone())
+        ..opts()
     };
-    let e = ops::fixup(&mut bundle, &target_ref, &o)
+    let e = relocator
+        .fixup(&mut bundle, &target_ref, &o)
         .await
         .unwrap_err()
         .to_string();
@@ -177,7 +193,7 @@ async fn input_relocation_map_and_collected_failures() {
         .as_bytes(),
     )
     .unwrap();
-    let out = ops::fixup(&mut bundle, &target_ref, &o).await.unwrap();
+    let out = relocator.fixup(&mut bundle, &target_ref, &o).await.unwrap();
     assert!(out
         .relocation_map
         .get("gone.example.invalid/app/installer:1.0")
@@ -222,7 +238,8 @@ async fn descriptor_size_that_disagrees_with_the_bytes() {
     );
     let mut bundle = Bundle::from_slice(json.as_bytes()).unwrap();
     let target = Reference::parse(&format!("{}/t/x:1", dst.host())).unwrap();
-    let e = ops::fixup(&mut bundle, &target, &opts(config))
+    let e = relocator(&config)
+        .fixup(&mut bundle, &target, &opts())
         .await
         .unwrap_err()
         .to_string();

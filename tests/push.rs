@@ -3,11 +3,11 @@
 //! changes the index before it is pushed.
 
 use crate::harness::fake::respond;
-use crate::harness::fixtures::{opts, registry_config, seed};
+use crate::harness::fixtures::{opts, registry_config, relocator, seed};
 use crate::harness::proxy::Proxy;
 use crate::harness::Registry;
 use cnab_oci::oci::media_type as mt;
-use cnab_oci::ops::{self, PushOptions};
+use cnab_oci::ops::{IndexHook, PushOptions};
 use cnab_oci::registry::Client;
 use cnab_oci::relocate::events::Event;
 use cnab_oci::Reference;
@@ -44,19 +44,22 @@ async fn push_falls_back_for_narrow_registries() {
     let fx = seed(&src, &config).await;
     let target = Reference::parse(&format!("{}/narrow/demo:1", proxy.host())).unwrap();
     let mut bundle = fx.bundle.clone();
-    let out = ops::fixup(&mut bundle, &target, &opts(config.clone()))
-        .await
-        .unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let po = PushOptions {
-        registry: config.clone(),
-        reporter: Some(Arc::new(move |e: &Event| {
-            seen.lock().unwrap().push(e.clone());
-        })),
-        ..PushOptions::default()
-    };
-    let pushed = ops::push(&bundle, &out.relocation_map, &target, &po)
+    let relocator = relocator(&config).with_reporter(Some(Arc::new(move |e: &Event| {
+        seen.lock().unwrap().push(e.clone());
+    })));
+    let out = relocator
+        .fixup(&mut bundle, &target, &opts())
+        .await
+        .unwrap();
+    let pushed = relocator
+        .push(
+            &bundle,
+            &out.relocation_map,
+            &target,
+            &PushOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(pushed.descriptor.media_type, mt::DOCKER_MANIFEST_LIST);
@@ -84,21 +87,21 @@ async fn push_falls_back_for_narrow_registries() {
         tag_puts, 2,
         "the tag is tried as an OCI index, then as a manifest list"
     );
-    let pulled = ops::pull(&target, &config).await.unwrap();
+    let pulled = relocator.pull(&target).await.unwrap();
     assert_eq!(pulled.bundle.canonical_bytes(), bundle.canonical_bytes());
     // Without fallbacks the refusal is the error.
-    let e = ops::push(
-        &bundle,
-        &out.relocation_map,
-        &target,
-        &PushOptions {
-            registry: config,
-            allow_fallbacks: false,
-            ..PushOptions::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let e = relocator
+        .push(
+            &bundle,
+            &out.relocation_map,
+            &target,
+            &PushOptions {
+                allow_fallbacks: false,
+                ..PushOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("fallbacks are disabled"), "{e}");
 }
 
@@ -112,14 +115,16 @@ async fn index_hook_and_shared_blobs() {
     let fx = seed(&reg, &config).await;
     let target = Reference::parse(&format!("{}/hooked/demo:1", reg.host())).unwrap();
     let mut bundle = fx.bundle.clone();
-    let out = ops::fixup(&mut bundle, &target, &opts(config.clone()))
+    let relocator = relocator(&config);
+    let out = relocator
+        .fixup(&mut bundle, &target, &opts())
         .await
         .unwrap();
     assert_eq!(
         out.totals.shared_blobs, 1,
         "the base layer of the installer and web"
     );
-    let hook: ops::IndexHook = Arc::new(|index: &mut cnab_oci::json::Object| {
+    let hook: IndexHook = Arc::new(|index: &mut cnab_oci::json::Object| {
         let Some(cnab_oci::json::Node {
             value: cnab_oci::json::Value::Object(a),
             ..
@@ -133,11 +138,11 @@ async fn index_hook_and_shared_blobs() {
         Ok(())
     });
     let po = PushOptions {
-        registry: config.clone(),
         index_hook: Some(hook),
         ..PushOptions::default()
     };
-    let pushed = ops::push(&bundle, &out.relocation_map, &target, &po)
+    let pushed = relocator
+        .push(&bundle, &out.relocation_map, &target, &po)
         .await
         .unwrap();
     let m = Client::new(config.clone())
@@ -147,5 +152,5 @@ async fn index_hook_and_shared_blobs() {
         .unwrap();
     assert_eq!(m.digest, pushed.descriptor.digest);
     assert!(String::from_utf8_lossy(&m.bytes).contains(r#""com.example.release":"42""#));
-    ops::pull(&target, &config).await.unwrap();
+    relocator.pull(&target).await.unwrap();
 }

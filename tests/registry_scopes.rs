@@ -2,8 +2,8 @@
 //! credentials and accounting with the client it came from, but keeps its own
 //! record of open upload sessions, so each scope cancels only its own.
 
-use crate::harness::fake::{respond, Fake, Recorded};
 use crate::harness::client::{client_for, repo};
+use crate::harness::fake::{respond, Fake, Recorded};
 use crate::harness::Registry;
 use bytes::Bytes;
 use cnab_oci::registry::{Client, ClientConfig, Repository, RequestKind};

@@ -3,8 +3,8 @@
 //! and name, blob streams verified as they go, and uploads from a stream the
 //! caller opens, retried as whole transfers without hashing twice.
 
-use crate::harness::fake::{respond, Fake, Recorded};
 use crate::harness::client::{client_for, config_for, digest_of, generated, push_sample, repo};
+use crate::harness::fake::{respond, Fake, Recorded};
 use crate::harness::Registry;
 use bytes::Bytes;
 use cnab_oci::oci::Descriptor;

@@ -16,6 +16,7 @@ mod fixup;
 mod fixup_resolve;
 mod fuzz_corpus;
 mod layout;
+mod layout_roundtrip;
 mod push;
 mod registry_modes;
 mod registry_scopes;

@@ -30,8 +30,8 @@ pub(crate) fn of(e: &anyhow::Error) -> Vec<Hint> {
     for cause in e.chain() {
         let found = if let Some(r) = cause.downcast_ref::<RegistryError>() {
             r.hints()
-        } else if let Some(cnab_oci::Error::Registry(r)) = cause.downcast_ref::<cnab_oci::Error>() {
-            r.hints()
+        } else if let Some(e) = cause.downcast_ref::<cnab_oci::Error>() {
+            e.hints()
         } else {
             Vec::new()
         };

@@ -71,20 +71,6 @@ enum Command {
     Convert(offline::ConvertArgs),
 }
 
-/// The clients of the running command, so that an interruption can cancel
-/// the upload sessions they left open.
-static CLIENTS: std::sync::Mutex<Vec<cnab_oci::registry::Client>> =
-    std::sync::Mutex::new(Vec::new());
-
-/// A client for `config` that an interruption will clean up after.
-pub(crate) fn interruptible(
-    config: cnab_oci::registry::ClientConfig,
-) -> anyhow::Result<cnab_oci::registry::Client> {
-    let c = cnab_oci::registry::Client::new(config)?;
-    CLIENTS.lock().expect("clients").push(c.clone());
-    Ok(c)
-}
-
 /// Resolves on Ctrl-C (SIGINT). The handler is installed when this is called.
 fn interrupt_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
@@ -161,43 +147,47 @@ pub fn main() -> ExitCode {
                     return fail(&anyhow::Error::new(e).context("cannot start the async runtime"))
                 }
             };
-            let outcome = runtime.block_on(async {
+            let result = runtime.block_on(async {
                 // The handler is in place before any work starts, so that a
                 // Ctrl-C is never met by the default action (an abrupt exit).
                 let interrupted = interrupt_signal();
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let watcher = {
+                    let cancel = cancel.clone();
+                    tokio::spawn(async move {
+                        interrupted.await;
+                        cancel.cancel();
+                    })
+                };
                 let work = async {
                     match &cli.command {
-                        Command::Fixup(c) => registry::fixup(c, &g).await,
-                        Command::Push(c) => registry::push(c, &g).await,
-                        Command::Pull(c) => registry::pull(c, &g).await,
-                        Command::Copy(c) => registry::copy(c, &g).await,
+                        Command::Fixup(c) => registry::fixup(c, &g, &cancel).await,
+                        Command::Push(c) => registry::push(c, &g, &cancel).await,
+                        Command::Pull(c) => registry::pull(c, &g, &cancel).await,
+                        Command::Copy(c) => registry::copy(c, &g, &cancel).await,
                         _ => unreachable!("offline commands run above"),
                     }
                 };
-                // Ctrl-C drops the work: transfers stop, nothing is written;
-                // the upload sessions left open are cancelled (best effort).
-                tokio::select! {
-                    biased;
-                    () = interrupted => {
-                        let clients = CLIENTS.lock().expect("clients").clone();
-                        let cancel = futures::future::join_all(clients.iter().map(cnab_oci::registry::Client::cancel_open_uploads));
-                        let cancelled: usize = tokio::time::timeout(std::time::Duration::from_secs(3), cancel).await.map_or(0, |n| n.iter().sum());
-                        if cancelled > 0 {
-                            let _ = writeln!(std::io::stderr(), "interrupted: cancelled {cancelled} open upload session(s)");
-                        }
-                        None
-                    }
-                    r = work => Some(r),
-                }
+                // Ctrl-C cancels the work: the library stops its transfers,
+                // cancels the upload sessions it opened, and returns
+                // `Cancelled`; no output file or tag has been written.
+                let r = work.await;
+                watcher.abort();
+                r
             });
             // Do not wait for transfers that were cancelled.
             runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-            if let Some(r) = outcome {
-                r
-            } else {
+            if let Some(cancelled) = result.as_ref().err().and_then(uploads_cancelled) {
+                if cancelled > 0 {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "interrupted: cancelled {cancelled} open upload session(s)"
+                    );
+                }
                 let _ = writeln!(std::io::stderr(), "interrupted: nothing was written");
                 return ExitCode::from(EXIT_INTERRUPTED);
             }
+            result
         }
     };
     match result {
@@ -216,6 +206,15 @@ fn fail(e: &anyhow::Error) -> ExitCode {
         let _ = writeln!(stderr, "hint: {}", hints::render(&h));
     }
     ExitCode::from(EXIT_FAILURE)
+}
+
+/// For a cancelled run, how many upload sessions were cancelled.
+fn uploads_cancelled(e: &anyhow::Error) -> Option<usize> {
+    e.chain()
+        .find_map(|c| match c.downcast_ref::<cnab_oci::Error>()? {
+            cnab_oci::Error::Cancelled { uploads_cancelled } => Some(*uploads_cancelled),
+            other => other.is_cancelled().then_some(0),
+        })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -6,7 +6,9 @@ use super::Global;
 use anyhow::{Context, Result};
 use clap::Args;
 use cnab_oci::oci::manifest::Platform;
-use cnab_oci::ops::{self, CopyOptions, FixupOptions, FixupOutcome, PushOptions};
+use cnab_oci::ops::{
+    CopyOptions, FixupOptions, FixupOutcome, Location, Platforms, PushOptions, Relocator,
+};
 use cnab_oci::registry::{ClientConfig, RegistryStats};
 use cnab_oci::relocate::{Totals, DEFAULT_JOBS};
 use cnab_oci::{fs, Bundle, Reference, RelocationMap};
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 /// How to reach registries.
 #[derive(Args, Clone, Debug)]
@@ -35,6 +38,19 @@ impl RegistryArgs {
             ..ClientConfig::default()
         }
     }
+
+    /// A relocator for these registry settings, stopped by `cancel`.
+    fn relocator(
+        &self,
+        jobs: usize,
+        style: Style,
+        cancel: &CancellationToken,
+    ) -> Result<Relocator> {
+        Ok(Relocator::new(self.config())?
+            .with_jobs(jobs)
+            .with_reporter(report::reporter(style))
+            .with_cancellation(cancel.clone()))
+    }
 }
 
 /// How to relocate images.
@@ -52,6 +68,15 @@ pub struct RelocateArgs {
     jobs: usize,
     #[command(flatten)]
     registry: RegistryArgs,
+}
+
+impl RelocateArgs {
+    fn platforms(&self) -> Platforms {
+        Platforms {
+            invocation: self.invocation_platforms.clone(),
+            component: self.component_platforms.clone(),
+        }
+    }
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -183,7 +208,11 @@ fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn fixup_options(a: &FixupArgs, g: &Global) -> Result<(Bundle, Reference, FixupOptions, Style)> {
+fn fixup_options(
+    a: &FixupArgs,
+    g: &Global,
+    cancel: &CancellationToken,
+) -> Result<(Bundle, Reference, FixupOptions, Relocator)> {
     let bundle = super::offline::load_bundle(&a.bundle_file)?;
     let target = reference(&a.target, "--target")?;
     let input_relocation_map = match &a.input_relocation_map {
@@ -194,21 +223,21 @@ fn fixup_options(a: &FixupArgs, g: &Global) -> Result<(Bundle, Reference, FixupO
         None => None,
     };
     let style = report::style(g.json(), g.quiet);
+    let style = if a.dry_run && style != Style::Json {
+        Style::Quiet
+    } else {
+        style
+    };
     let opts = FixupOptions {
-        jobs: a.relocate.jobs,
-        invocation_platforms: a.relocate.invocation_platforms.clone(),
-        component_platforms: a.relocate.component_platforms.clone(),
+        platforms: a.relocate.platforms(),
         auto_update_bundle: a.auto_update_bundle,
         input_relocation_map,
-        registry: a.relocate.registry.config(),
-        reporter: report::reporter(if a.dry_run && style != Style::Json {
-            Style::Quiet
-        } else {
-            style
-        }),
-        client: Some(super::interruptible(a.relocate.registry.config())?),
     };
-    Ok((bundle, target, opts, style))
+    let relocator = a
+        .relocate
+        .registry
+        .relocator(a.relocate.jobs, style, cancel)?;
+    Ok((bundle, target, opts, relocator))
 }
 
 fn print_plan(outcome: &FixupOutcome, json: bool) -> Result<()> {
@@ -274,14 +303,14 @@ fn result_json(
     })
 }
 
-pub async fn fixup(c: &FixupCmd, g: &Global) -> Result<ExitCode> {
-    let (mut bundle, target, opts, _) = fixup_options(&c.args, g)?;
+pub async fn fixup(c: &FixupCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
+    let (mut bundle, target, opts, relocator) = fixup_options(&c.args, g, cancel)?;
     if c.args.dry_run {
-        let outcome = ops::plan_fixup(&mut bundle, &target, &opts).await?;
+        let outcome = relocator.plan_fixup(&mut bundle, &target, &opts).await?;
         print_plan(&outcome, g.json())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = ops::fixup(&mut bundle, &target, &opts).await?;
+    let outcome = relocator.fixup(&mut bundle, &target, &opts).await?;
     write_output(&c.out_bundle, &bundle.canonical_bytes())?;
     write_output(&c.relocation_map, &outcome.relocation_map.canonical_bytes())?;
     if g.json() {
@@ -300,22 +329,21 @@ pub async fn fixup(c: &FixupCmd, g: &Global) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn push(c: &PushCmd, g: &Global) -> Result<ExitCode> {
-    let (mut bundle, target, opts, _) = fixup_options(&c.args, g)?;
+pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
+    let (mut bundle, target, opts, relocator) = fixup_options(&c.args, g, cancel)?;
     if c.args.dry_run {
-        let outcome = ops::plan_fixup(&mut bundle, &target, &opts).await?;
+        let outcome = relocator.plan_fixup(&mut bundle, &target, &opts).await?;
         print_plan(&outcome, g.json())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let fixed = ops::fixup(&mut bundle, &target, &opts).await?;
+    let fixed = relocator.fixup(&mut bundle, &target, &opts).await?;
     let push_opts = PushOptions {
-        registry: opts.registry.clone(),
         allow_fallbacks: c.allow_fallbacks,
-        reporter: opts.reporter.clone(),
         index_hook: None,
-        client: opts.client.clone(),
     };
-    let pushed = ops::push(&bundle, &fixed.relocation_map, &target, &push_opts).await?;
+    let pushed = relocator
+        .push(&bundle, &fixed.relocation_map, &target, &push_opts)
+        .await?;
     if let Some(p) = &c.out_bundle {
         write_output(p, &bundle.canonical_bytes())?;
     }
@@ -347,9 +375,10 @@ pub async fn push(c: &PushCmd, g: &Global) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn pull(c: &PullCmd, g: &Global) -> Result<ExitCode> {
+pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let r = reference(&c.reference, "reference")?;
-    let pulled = ops::pull(&r, &c.registry.config()).await?;
+    let relocator = c.registry.relocator(DEFAULT_JOBS, Style::Quiet, cancel)?;
+    let pulled = relocator.pull(&r).await?;
     write_output(&c.out_bundle, &pulled.bundle.canonical_bytes())?;
     write_output(&c.relocation_map, &pulled.relocation_map.canonical_bytes())?;
     if g.json() {
@@ -368,23 +397,25 @@ pub async fn pull(c: &PullCmd, g: &Global) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn copy(c: &CopyCmd, g: &Global) -> Result<ExitCode> {
+pub async fn copy(c: &CopyCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let source = reference(&c.source, "source")?;
     let target = reference(&c.target, "--target")?;
     let style = report::style(g.json(), g.quiet);
+    let relocator = c
+        .relocate
+        .registry
+        .relocator(c.relocate.jobs, style, cancel)?;
     let opts = CopyOptions {
-        fixup: FixupOptions {
-            jobs: c.relocate.jobs,
-            invocation_platforms: c.relocate.invocation_platforms.clone(),
-            component_platforms: c.relocate.component_platforms.clone(),
-            registry: c.relocate.registry.config(),
-            reporter: report::reporter(style),
-            client: Some(super::interruptible(c.relocate.registry.config())?),
-            ..FixupOptions::default()
-        },
+        platforms: c.relocate.platforms(),
         allow_fallbacks: c.allow_fallbacks,
     };
-    let outcome = ops::copy(&source, &target, &opts).await?;
+    let outcome = relocator
+        .copy(
+            &Location::Registry(source),
+            &Location::Registry(target),
+            &opts,
+        )
+        .await?;
     let mut out = std::io::stdout().lock();
     if g.json() {
         let mut doc = result_json(

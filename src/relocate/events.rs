@@ -4,8 +4,9 @@
 //! `ImageFinished` last; every `Planned`, `Transfer`, `NodeFinished` and
 //! `Progress` event that concerns the image comes between them. `Planned`
 //! comes once, after every image is resolved and walked and before anything
-//! is copied. Events are delivered in the order they happen, on a task of
-//! their own: a slow reporter delays reporting, never the copy.
+//! is copied. Events are delivered in the order they happen, on a thread of
+//! their own off the async runtime: a slow reporter delays reporting, never
+//! a transfer. A call returns after its reporter has seen its last event.
 //!
 //! A plan that is not carried out (a dry run, `ops::plan_fixup`) ends with
 //! `Planned`; a plan that fails ends each image with an `ImageFinished` that
@@ -192,26 +193,36 @@ impl<F: Fn(&Event) + Send + Sync> Reporter for F {
     }
 }
 
-/// Sends events to a reporter on a task of its own.
+/// Sends events to a reporter on a thread of its own, off the async
+/// runtime: a slow reporter delays reporting, never a transfer.
 #[derive(Clone)]
 pub(crate) struct Sink {
-    tx: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    tx: Option<std::sync::mpsc::Sender<Event>>,
 }
 
-pub(crate) struct SinkTask(Option<tokio::task::JoinHandle<()>>);
+/// The reporter's thread; [`SinkTask::finish`] waits for it to drain.
+pub(crate) struct SinkTask(Option<tokio::sync::oneshot::Receiver<()>>);
 
 impl Sink {
     pub(crate) fn new(reporter: Option<Arc<dyn Reporter>>) -> (Sink, SinkTask) {
         let Some(reporter) = reporter else {
             return (Sink { tx: None }, SinkTask(None));
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let task = tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                reporter.on_event(&e);
-            }
-        });
-        (Sink { tx: Some(tx) }, SinkTask(Some(task)))
+        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("cnab-oci-reporter".into())
+            .spawn(move || {
+                while let Ok(e) = rx.recv() {
+                    reporter.on_event(&e);
+                }
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) => (Sink { tx: Some(tx) }, SinkTask(Some(done_rx))),
+            // No thread to be had: report nothing rather than fail the work.
+            Err(_) => (Sink { tx: None }, SinkTask(None)),
+        }
     }
 
     pub(crate) fn send(&self, event: Event) {
@@ -226,11 +237,13 @@ impl Sink {
 }
 
 impl SinkTask {
-    /// Waits until every event sent before `sink` was dropped is delivered.
+    /// Waits until every event sent before `sink` was dropped is delivered:
+    /// the call that made the sink returns only after its reporter has seen
+    /// its last event.
     pub(crate) async fn finish(self, sink: Sink) {
         drop(sink);
-        if let Some(t) = self.0 {
-            let _ = t.await;
+        if let Some(done) = self.0 {
+            let _ = done.await;
         }
     }
 }

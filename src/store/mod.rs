@@ -1,11 +1,360 @@
-//! Stores: what the relocation engine reads from and writes to. (A stub of
-//! this branch: the registry store and the `Store` enum are merged later.)
+//! Stores: what the relocation engine reads from and writes to.
+//!
+//! A [`Store`] is one repository of a registry ([`Store::Registry`]) or one OCI
+//! image layout directory ([`Store::Layout`], image-spec `image-layout.md`:
+//! `oci-layout`, `index.json`, `blobs/<alg>/<encoded>`). Both offer the same
+//! operations: resolve a name to a descriptor, the exact bytes of a manifest,
+//! a blob as a verified stream, presence, putting blobs and manifests by
+//! digest, tagging, listing tags, and (registries only) mounting a blob from
+//! another repository of the same registry.
+//!
+//! ## Why an enum and not a trait
+//! The engine's fast paths need to see *both* sides of a transfer: a mount
+//! works only between two repositories of one registry, a registry-to-registry
+//! copy streams the source `GET` straight into the target upload and restarts
+//! both on a transient failure, and a `202` mount hands back an upload session
+//! that only the registry that opened it can use. With an enum these are plain
+//! `match`es over `(target, source)`, checked for exhaustiveness when a store
+//! is added (the archive stream of a later release), and nothing is boxed per
+//! call. A trait object would hide exactly the types those paths must compare.
+//!
+//! ## Semantics per store
+//! | operation | registry repository | OCI layout |
+//! |---|---|---|
+//! | presence of a blob | `HEAD /v2/<repo>/blobs/<digest>`; `404` is absent | `blobs/<alg>/<hex>` exists (a complete file: blobs are renamed into place) |
+//! | presence of a manifest | `HEAD /v2/<repo>/manifests/<digest>` | the same file test as a blob |
+//! | resolve | `HEAD` by tag or digest (GET fallback) | `index.json` entry whose `org.opencontainers.image.ref.name` is the name, or any blob by digest |
+//! | put blob | stream into an upload session (monolithic, chunked on refusal), verified on the fly | temporary file in `blobs/<alg>/`, verified, then renamed |
+//! | put manifest | `PUT` by digest, exact bytes | a blob |
+//! | tag | `PUT` of the exact bytes by tag | the manifest's blob, then `index.json` rewritten atomically with the entry (replacing one of the same name) |
+//! | mount | `POST ?mount=&from=` within one registry: `201` mounted, `202` an open session to upload into | none: [`Store::mount`] answers `None` |
+//!
+//! A layout's `index.json` is only ever replaced whole and last, so a reader
+//! never sees a name for content that is not complete.
 
 pub mod layout;
+
+use crate::digest::Digest;
+use crate::oci::Descriptor;
+use crate::registry::{
+    Client, Manifest, MountOutcome, Progress, RegistryError, Repository, UploadSession,
+};
+use bytes::Bytes;
+use std::fmt;
 
 pub use layout::{LayoutError, LayoutStore};
 
 /// A blob's bytes as they arrive. A verified stream ends with an error item,
-/// not with the last chunk, when the bytes do not match the descriptor.
-pub type BlobStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>>;
+/// not with a clean end, when the bytes do not match the descriptor.
+pub use crate::registry::BlobStream;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An OCI layout operation failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+impl StoreError {
+    /// Whether the object asked for is not there (a registry's `404`, a
+    /// layout's missing name or blob).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            StoreError::Registry(e) => e.status() == Some(404),
+            StoreError::Layout(e) => e.is_not_found(),
+        }
+    }
+}
+
+/// One repository of a registry, through a shared [`Client`].
+#[derive(Debug, Clone)]
+pub struct RegistryStore {
+    /// The client: connections, tokens, credentials and accounting.
+    pub client: Client,
+    /// The repository.
+    pub repository: Repository,
+}
+
+/// Where the engine reads or writes. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// One repository of a registry.
+    Registry(RegistryStore),
+    /// An OCI image layout directory.
+    Layout(LayoutStore),
+}
+
+impl fmt::Display for Store {
+    /// `registry/repository`, or `oci:PATH`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::Registry(r) => write!(f, "{}", r.repository),
+            Store::Layout(l) => write!(f, "oci:{}", l.path().display()),
+        }
+    }
+}
+
+impl Store {
+    /// The store for repository `repository` through `client`.
+    pub fn registry(client: Client, repository: Repository) -> Store {
+        Store::Registry(RegistryStore { client, repository })
+    }
+
+    /// The same store, with upload sessions tracked apart from other users of
+    /// its client, so that [`Store::cancel_open_uploads`] cancels only those
+    /// opened through it (and its clones).
+    #[must_use]
+    pub fn scoped(&self) -> Store {
+        match self {
+            Store::Registry(r) => Store::Registry(RegistryStore {
+                client: r.client.scoped(),
+                repository: r.repository.clone(),
+            }),
+            Store::Layout(l) => Store::Layout(l.clone()),
+        }
+    }
+
+    /// Cancels every upload session opened through this store (of its scope,
+    /// see [`Store::scoped`]) and not finished, and says how many the
+    /// registry acknowledged. A layout has none: a blob being written is a
+    /// temporary file, removed when its writer is dropped.
+    pub async fn cancel_open_uploads(&self) -> usize {
+        match self {
+            Store::Registry(r) => r.client.cancel_open_uploads().await,
+            Store::Layout(_) => 0,
+        }
+    }
+
+    /// Whether `self` and `other` are the same repository or the same layout
+    /// directory: everything one has, the other has.
+    pub fn same_as(&self, other: &Store) -> bool {
+        match (self, other) {
+            (Store::Registry(a), Store::Registry(b)) => a.repository == b.repository,
+            (Store::Layout(a), Store::Layout(b)) => a.path() == b.path(),
+            _ => false,
+        }
+    }
+
+    /// Whether a blob of `other` can be mounted into `self` ([`Store::mount`]):
+    /// two repositories of the same registry.
+    pub fn can_mount_from(&self, other: &Store) -> bool {
+        match (self, other) {
+            (Store::Registry(a), Store::Registry(b)) => {
+                a.repository.registry == b.repository.registry
+            }
+            _ => false,
+        }
+    }
+
+    /// How an object with `digest` in this store is referred to by digest:
+    /// `registry/repository@digest`, or `oci:PATH@digest`.
+    pub fn reference_for(&self, digest: &Digest) -> String {
+        format!("{self}@{digest}")
+    }
+
+    /// Resolves `name` (a tag or a digest) to the descriptor of a manifest or
+    /// index, with its media type, digest and size.
+    ///
+    /// # Errors
+    /// [`StoreError::is_not_found`] when nothing has that name; registry and
+    /// I/O failures otherwise.
+    pub async fn resolve(&self, name: &str) -> Result<Descriptor, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.resolve_in(&r.repository, name).await?),
+            Store::Layout(l) => Ok(l.resolve(name).await?),
+        }
+    }
+
+    /// The exact bytes of the manifest named `name` (a tag or a digest), at
+    /// most [`crate::registry::MAX_MANIFEST_SIZE`] bytes, checked against the
+    /// digest when `name` is one.
+    ///
+    /// # Errors
+    /// Not found, too large, a digest mismatch, or a transport failure.
+    pub async fn manifest(&self, name: &str) -> Result<Manifest, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.get_manifest_in(&r.repository, name).await?),
+            Store::Layout(l) => Ok(l.manifest(name).await?),
+        }
+    }
+
+    /// Blob `desc` as a verified stream: the size and digest are checked as
+    /// the bytes go by.
+    ///
+    /// # Errors
+    /// Not found, or the request failed; a mismatch is an error item of the
+    /// stream.
+    pub async fn blob(&self, desc: &Descriptor) -> Result<BlobStream, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.blob_stream(&r.repository, desc).await?),
+            Store::Layout(l) => Ok(l.blob(desc).await?),
+        }
+    }
+
+    /// Blob `desc` read whole, at most `limit` bytes, verified.
+    ///
+    /// # Errors
+    /// As [`Store::blob`], and a blob larger than `limit`.
+    pub async fn blob_bytes(&self, desc: &Descriptor, limit: u64) -> Result<Bytes, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.get_blob(&r.repository, desc, limit).await?),
+            Store::Layout(l) => Ok(l.blob_bytes(desc, limit).await?),
+        }
+    }
+
+    /// Whether the store has blob `digest`.
+    ///
+    /// # Errors
+    /// A failure to ask (not an absent blob, which is `Ok(false)`).
+    pub async fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.blob_exists(&r.repository, digest).await?.is_some()),
+            Store::Layout(l) => Ok(l.has_blob(digest).await?),
+        }
+    }
+
+    /// Whether the store has manifest `digest`.
+    ///
+    /// # Errors
+    /// A failure to ask (not an absent manifest, which is `Ok(false)`).
+    pub async fn has_manifest(&self, digest: &Digest) -> Result<bool, StoreError> {
+        match self {
+            Store::Registry(r) => match r.client.resolve_in(&r.repository, digest.as_str()).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.status() == Some(404) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            Store::Layout(l) => Ok(l.has_blob(digest).await?),
+        }
+    }
+
+    /// Mounts blob `desc` into this store from `from`, when
+    /// [`Store::can_mount_from`]: `Some(Mounted)` when the store now has it,
+    /// `Some(NotMounted(session))` when the registry opened an upload instead,
+    /// `None` when these two stores cannot mount.
+    ///
+    /// # Errors
+    /// A registry that refuses the mount request itself.
+    pub async fn mount(
+        &self,
+        desc: &Descriptor,
+        from: &Store,
+    ) -> Result<Option<MountOutcome>, StoreError> {
+        match (self, from) {
+            (Store::Registry(t), Store::Registry(s))
+                if t.repository.registry == s.repository.registry =>
+            {
+                Ok(Some(
+                    t.client
+                        .mount_blob(&t.repository, &desc.digest, &s.repository)
+                        .await?,
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Puts blob `desc`, read from `from`, into this store. `session` is an
+    /// upload session a `202` mount opened on this store, used first.
+    /// Transient failures restart the transfer from the source, under the
+    /// registry client's retry policy; `progress` gets the bytes moved.
+    ///
+    /// # Errors
+    /// The source or the target failed (after retries), or the bytes did not
+    /// match `desc`: nothing is then stored under `desc`'s digest.
+    pub async fn put_blob(
+        &self,
+        desc: &Descriptor,
+        from: &Store,
+        session: Option<UploadSession>,
+        progress: Option<Progress>,
+    ) -> Result<(), StoreError> {
+        match (self, from) {
+            (Store::Registry(t), Store::Registry(s)) => Ok(t
+                .client
+                .copy_blob(&s.repository, &t.repository, desc, session, progress)
+                .await?),
+            (Store::Registry(t), Store::Layout(s)) => {
+                let s = s.clone();
+                let d = desc.clone();
+                Ok(t.client
+                    .upload_blob_from(&t.repository, desc, session, progress, move || {
+                        let s = s.clone();
+                        let d = d.clone();
+                        async move { s.blob(&d).await.map_err(std::io::Error::other) }
+                    })
+                    .await?)
+            }
+            (Store::Layout(t), from) => {
+                let stream = from.blob(desc).await?;
+                Ok(t.put_blob(desc, stream, progress).await?)
+            }
+        }
+    }
+
+    /// Puts blob `desc` whose bytes are `bytes` (small blobs: a bundle's
+    /// config).
+    ///
+    /// # Errors
+    /// The store refused it, or `bytes` do not match `desc`.
+    pub async fn put_blob_bytes(&self, desc: &Descriptor, bytes: Bytes) -> Result<(), StoreError> {
+        match self {
+            Store::Registry(r) => {
+                r.client
+                    .push_blob(&r.repository, bytes, &desc.media_type)
+                    .await?;
+                Ok(())
+            }
+            Store::Layout(l) => Ok(l.put_blob_bytes(desc, bytes).await?),
+        }
+    }
+
+    /// Puts manifest `desc` by digest, with exactly `bytes`.
+    ///
+    /// # Errors
+    /// The store refused it (a registry's status and error codes are kept).
+    pub async fn put_manifest(&self, desc: &Descriptor, bytes: Bytes) -> Result<(), StoreError> {
+        match self {
+            Store::Registry(r) => {
+                r.client
+                    .put_manifest(&r.repository, desc.digest.as_str(), bytes, &desc.media_type)
+                    .await?;
+                Ok(())
+            }
+            Store::Layout(l) => Ok(l.put_manifest(desc, bytes).await?),
+        }
+    }
+
+    /// Names manifest `desc` (whose bytes are `bytes`) `tag`: a registry
+    /// `PUT` by tag, or a layout's `index.json` entry. Everything the
+    /// manifest refers to must already be in the store.
+    ///
+    /// # Errors
+    /// The store refused it.
+    pub async fn tag(&self, tag: &str, desc: &Descriptor, bytes: Bytes) -> Result<(), StoreError> {
+        match self {
+            Store::Registry(r) => {
+                r.client
+                    .put_manifest(&r.repository, tag, bytes, &desc.media_type)
+                    .await?;
+                Ok(())
+            }
+            Store::Layout(l) => Ok(l.tag(tag, desc, bytes).await?),
+        }
+    }
+
+    /// Every tag (registry) or name (layout), in the store's order.
+    ///
+    /// # Errors
+    /// The listing failed.
+    pub async fn tags(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.list_tags(&r.repository).await?),
+            Store::Layout(l) => Ok(l.tags().await?),
+        }
+    }
+}

@@ -1,12 +1,12 @@
 //! The bundle fixture of the fixup, push, copy, event, CLI, fault and secret
 //! tests: a bundle of four images (shared layers, indexes, both formats)
 //! pushed into a source registry, the client configuration for a set of
-//! registries, the fixup options the tests start from, and assertions on what
+//! registries, the relocator and fixup options the tests start from, and assertions on what
 //! a target holds.
 
 use super::{Registry, PASSWORD, USER};
 use cnab_oci::oci::manifest::Platform;
-use cnab_oci::ops::FixupOptions;
+use cnab_oci::ops::{FixupOptions, Relocator};
 use cnab_oci::registry::{Client, ClientConfig, Credentials, Repository};
 use cnab_oci::synth::{self, Format, ImageSpec};
 use cnab_oci::{Bundle, Digest, Reference};
@@ -128,12 +128,15 @@ pub async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
     }
 }
 
-/// The fixup options the tests start from: 4 jobs, auto-update, `config`.
-pub fn opts(config: ClientConfig) -> FixupOptions {
+/// The relocator the tests start from: a client made from `config`, 4 jobs.
+pub fn relocator(config: &ClientConfig) -> Relocator {
+    Relocator::new(config.clone()).unwrap().with_jobs(4)
+}
+
+/// The fixup options the tests start from: auto-update.
+pub fn opts() -> FixupOptions {
     FixupOptions {
-        jobs: 4,
         auto_update_bundle: true,
-        registry: config,
         ..FixupOptions::default()
     }
 }

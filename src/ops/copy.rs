@@ -1,0 +1,143 @@
+//! `copy`: promotes a pushed bundle between stores (registry repositories
+//! or OCI layouts) with the same index digest.
+
+use super::fixup::{reconcile, Platforms};
+use super::push::PushOptions;
+use super::{Location, Relocator};
+use crate::convert;
+use crate::error::{Error, Result};
+use crate::oci::Descriptor;
+use crate::registry::RegistryStats;
+use crate::relocate::{Candidate, ImageJob, Totals};
+use std::collections::BTreeMap;
+
+/// Options of [`Relocator::copy`].
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// Platforms to keep of multi-platform images. Filtering changes the
+    /// filtered images' digests, and so the bundle's.
+    pub platforms: Platforms,
+    /// Fallback forms, for a filtered copy that pushes a new index.
+    pub allow_fallbacks: bool,
+}
+
+/// What [`Relocator::copy`] did.
+#[derive(Debug, Clone)]
+pub struct CopyOutcome {
+    /// The bundle index in the target.
+    pub descriptor: Descriptor,
+    /// Whether its digest differs from the source's (platform filters).
+    pub digest_changed: bool,
+    /// Objects by action.
+    pub totals: Totals,
+    /// Requests and bytes per registry, for the relocator's client so far.
+    pub stats: BTreeMap<String, RegistryStats>,
+}
+
+impl Relocator {
+    /// Promotes the bundle at `source` to `target`: every image the index
+    /// lists is relocated from the source store into the target's, then the
+    /// same config and index bytes are written, so the index digest is
+    /// unchanged, and the target's tag (or layout name) is written last.
+    /// Either side may be a registry repository or an OCI layout (created
+    /// when the target does not exist). With platform filters, filtered
+    /// images get new digests, so the bundle and its index are rebuilt and
+    /// the digest changes (`digest_changed`).
+    ///
+    /// # Errors
+    /// As [`Relocator::pull`] for the source and [`Relocator::fixup`] for the
+    /// images; a filtered copy fails as [`Relocator::push`] does, and into
+    /// an OCI layout it is refused ([`Error::FilteredIntoLayout`]) before
+    /// anything is written, because the rebuilt index names a registry
+    /// repository.
+    pub async fn copy(
+        &self,
+        source: &Location,
+        target: &Location,
+        opts: &CopyOptions,
+    ) -> Result<CopyOutcome> {
+        let (src, src_name) = self.open(source, false)?;
+        let (dst, tag) = self.open(target, true)?;
+        let target_ref = match target {
+            Location::Registry(r) => Some(r),
+            Location::Layout { .. } => None,
+        };
+        let filtering =
+            !opts.platforms.invocation.is_empty() || !opts.platforms.component.is_empty();
+        if filtering && target_ref.is_none() {
+            return Err(Error::FilteredIntoLayout {
+                target: target.to_string(),
+            });
+        }
+        let f = self
+            .fetch_bundle(&src, src_name.as_deref().unwrap_or("latest"))
+            .await?;
+        let mut jobs = Vec::new();
+        for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
+            jobs.push(ImageJob {
+                platforms: opts.platforms.for_image(&key),
+                key,
+                image: img.image.clone(),
+                candidates: vec![Candidate {
+                    store: src.clone(),
+                    name: d.digest.to_string(),
+                    display: src.reference_for(&d.digest),
+                }],
+            });
+        }
+        let plan = self.engine.prepare(&jobs, &dst).await?;
+        let totals = self.engine.execute(&plan).await?;
+        let changed = plan
+            .images
+            .iter()
+            .any(|i| i.descriptor.digest != i.source_descriptor.digest);
+        // Only a registry reference has a tag to write; a layout's name is its tag.
+        let tag = match target {
+            Location::Registry(r) => r.tag().map(str::to_owned),
+            Location::Layout { .. } => tag,
+        };
+        if let (true, Some(target_ref)) = (changed, target_ref) {
+            let mut bundle = f.bundle;
+            reconcile(&mut bundle, &plan, true)?;
+            let pushed = self
+                .push_into(
+                    &dst,
+                    &bundle,
+                    &plan.relocation_map(),
+                    target_ref,
+                    &PushOptions {
+                        allow_fallbacks: opts.allow_fallbacks,
+                        index_hook: None,
+                    },
+                )
+                .await?;
+            return Ok(CopyOutcome {
+                descriptor: pushed.descriptor,
+                digest_changed: true,
+                totals,
+                stats: self.stats(),
+            });
+        }
+        let blob_desc = convert::parse_config_manifest(&f.config_manifest.bytes)?;
+        if !self.request(dst.has_blob(&blob_desc.digest)).await? {
+            self.request(dst.put_blob_bytes(&blob_desc, f.config_blob.clone()))
+                .await?;
+        }
+        let cm = &f.config_manifest;
+        self.request(dst.put_manifest(&cm.descriptor(), cm.bytes.clone()))
+            .await?;
+        let descriptor = f.index.descriptor();
+        let bytes = f.index.bytes.clone();
+        match tag.as_deref() {
+            Some(tag) => self.request(dst.tag(tag, &descriptor, bytes)).await?,
+            None => self.request(dst.put_manifest(&descriptor, bytes)).await?,
+        }
+        let pushed = self.pushed(&dst, tag.as_deref(), descriptor, Vec::new());
+        Ok(CopyOutcome {
+            descriptor: pushed.descriptor,
+            digest_changed: false,
+            totals,
+            stats: self.stats(),
+        })
+    }
+}

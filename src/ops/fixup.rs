@@ -1,0 +1,219 @@
+//! `fixup`: every image of a bundle, and everything it refers to, made present
+//! in one target repository (cnab-to-oci's `FixupBundle`).
+
+use super::Relocator;
+use crate::bundle::{Bundle, ImageKey};
+use crate::error::{Difference, Error, ImageFailure, Result};
+use crate::oci::manifest::Platform;
+use crate::reference::Reference;
+use crate::registry::RegistryStats;
+use crate::relocate::{Candidate, ImageJob, Plan, Totals};
+use crate::relocation::RelocationMap;
+use std::collections::BTreeMap;
+
+/// Which platforms of multi-platform images to keep (empty: all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Platforms {
+    /// For invocation images.
+    pub invocation: Vec<Platform>,
+    /// For component images.
+    pub component: Vec<Platform>,
+}
+
+impl Platforms {
+    /// The filter for image `key`.
+    pub fn for_image(&self, key: &ImageKey) -> Vec<Platform> {
+        match key {
+            ImageKey::Invocation(_) => self.invocation.clone(),
+            ImageKey::Component(_) => self.component.clone(),
+        }
+    }
+}
+
+/// Options of [`Relocator::fixup`] (and of the fixup half of `push`).
+#[derive(Debug, Clone, Default)]
+pub struct FixupOptions {
+    /// Platforms to keep of multi-platform images.
+    pub platforms: Platforms,
+    /// Overwrite each image's `contentDigest`, `size` and `mediaType` with what
+    /// the registry says, instead of failing when they differ.
+    pub auto_update_bundle: bool,
+    /// A previous relocation: where to look for each image first.
+    pub input_relocation_map: Option<RelocationMap>,
+}
+
+/// What [`Relocator::fixup`] did.
+#[derive(Debug, Clone)]
+pub struct FixupOutcome {
+    /// Original reference → relocated reference, for every image.
+    pub relocation_map: RelocationMap,
+    /// The plan that was carried out (or, for a dry run, would be).
+    pub plan: Plan,
+    /// Objects by action.
+    pub totals: Totals,
+    /// Requests and bytes per registry, for the relocator's client so far.
+    pub stats: BTreeMap<String, RegistryStats>,
+}
+
+impl Relocator {
+    /// Plans a fixup without writing anything: resolves and walks every image
+    /// and decides every object's action, asking the target about each blob.
+    /// The bundle is checked (strict) or updated (auto-update) as a fixup
+    /// would.
+    ///
+    /// # Errors
+    /// As [`Relocator::fixup`], without the copy's.
+    pub async fn plan_fixup(
+        &self,
+        bundle: &mut Bundle,
+        target: &Reference,
+        opts: &FixupOptions,
+    ) -> Result<FixupOutcome> {
+        let plan = self.plan_for(bundle, target, opts, true).await?;
+        let totals = plan.totals();
+        Ok(self.outcome(plan, totals))
+    }
+
+    /// Makes sure every image of `bundle` (and everything it refers to) is in
+    /// `target`'s repository, and returns where each one is. Images are
+    /// resolved through the input relocation map first, then their own
+    /// reference. Without `auto_update_bundle`, a digest, size or media type
+    /// that differs from the bundle is an error; with it, the bundle is
+    /// updated. `image` fields are never rewritten.
+    ///
+    /// # Errors
+    /// - [`Error::Unresolved`]: images that cannot be found (each with every
+    ///   candidate's cause), and references that do not parse;
+    /// - [`Error::NoInvocationImage`];
+    /// - [`Error::Mismatch`] (strict mode), with every difference;
+    /// - [`Error::Image`]: an image whose content cannot be walked or copied;
+    /// - [`Error::Cancelled`].
+    pub async fn fixup(
+        &self,
+        bundle: &mut Bundle,
+        target: &Reference,
+        opts: &FixupOptions,
+    ) -> Result<FixupOutcome> {
+        let plan = self.plan_for(bundle, target, opts, false).await?;
+        let totals = self.engine.execute(&plan).await?;
+        Ok(self.outcome(plan, totals))
+    }
+
+    async fn plan_for(
+        &self,
+        bundle: &mut Bundle,
+        target: &Reference,
+        opts: &FixupOptions,
+        exact: bool,
+    ) -> Result<Plan> {
+        let jobs = self.jobs_for(bundle, opts)?;
+        let target = self.registry_store(target);
+        let plan = if exact {
+            self.engine.plan(&jobs, &target).await?
+        } else {
+            self.engine.prepare(&jobs, &target).await?
+        };
+        reconcile(bundle, &plan, opts.auto_update_bundle)?;
+        Ok(plan)
+    }
+
+    pub(super) fn outcome(&self, plan: Plan, totals: Totals) -> FixupOutcome {
+        FixupOutcome {
+            relocation_map: plan.relocation_map(),
+            totals,
+            plan,
+            stats: self.stats(),
+        }
+    }
+
+    /// One job per image: the input relocation map's entry first, then the
+    /// image's own reference. Every reference that does not parse is
+    /// reported at once.
+    fn jobs_for(&self, bundle: &Bundle, opts: &FixupOptions) -> Result<Vec<ImageJob>> {
+        if bundle.invocation_images.as_ref().is_none_or(Vec::is_empty) {
+            return Err(Error::NoInvocationImage);
+        }
+        let mut jobs = Vec::new();
+        let mut bad = Vec::new();
+        for (key, img) in bundle.all_images() {
+            let mut candidates = Vec::new();
+            let mut causes = Vec::new();
+            let previous = opts
+                .input_relocation_map
+                .as_ref()
+                .and_then(|m| m.get(&img.image));
+            for r in previous.into_iter().chain([img.image.as_str()]) {
+                match Reference::parse(r) {
+                    Ok(r) => candidates.push(Candidate::registry(&self.client, &r)),
+                    Err(e) => causes.push(Error::Candidate {
+                        reference: r.to_owned(),
+                        error: Box::new(e.into()),
+                    }),
+                }
+            }
+            if !causes.is_empty() {
+                bad.push(ImageFailure {
+                    key: key.clone(),
+                    image: img.image.clone(),
+                    causes,
+                });
+            }
+            jobs.push(ImageJob {
+                platforms: opts.platforms.for_image(&key),
+                key,
+                image: img.image.clone(),
+                candidates,
+            });
+        }
+        if bad.is_empty() {
+            Ok(jobs)
+        } else {
+            Err(Error::Unresolved(bad))
+        }
+    }
+}
+
+/// Compares what the bundle says of each image with what the plan found, and
+/// updates the bundle (auto-update) or lists every difference (strict).
+pub(super) fn reconcile(bundle: &mut Bundle, plan: &Plan, auto_update: bool) -> Result<()> {
+    let mut diffs = Vec::new();
+    for img in &plan.images {
+        let d = &img.descriptor;
+        let Some(b) = bundle.image_mut(&img.key) else {
+            continue;
+        };
+        if auto_update {
+            b.content_digest = d.digest.to_string();
+            b.size = d.size;
+            b.media_type.clone_from(&d.media_type);
+            continue;
+        }
+        let mut differ = |field: &'static str, ours: String, theirs: String| {
+            diffs.push(Difference {
+                key: img.key.clone(),
+                image: img.image.clone(),
+                field,
+                bundle: Some(ours),
+                found: theirs,
+            });
+        };
+        if !b.content_digest.is_empty() && b.content_digest != d.digest.as_str() {
+            differ(
+                "contentDigest",
+                b.content_digest.clone(),
+                d.digest.to_string(),
+            );
+        }
+        if b.size != 0 && b.size != d.size {
+            differ("size", b.size.to_string(), d.size.to_string());
+        }
+        if !b.media_type.is_empty() && b.media_type != d.media_type {
+            differ("mediaType", b.media_type.clone(), d.media_type.clone());
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Mismatch(diffs))
+    }
+}

@@ -1,0 +1,215 @@
+//! The library's front doors, shaped after cnab-to-oci's `FixupBundle`, `Push`
+//! and `Pull`: [`Relocator::fixup`], [`Relocator::push`], [`Relocator::pull`]
+//! and [`Relocator::copy`], one file each.
+//!
+//! A [`Relocator`] holds what every call shares: the registry client
+//! (connections, tokens, credentials, accounting), the engine (one
+//! concurrency budget, the reporter, cancellation). Per-call options are
+//! small: [`FixupOptions`], [`PushOptions`], [`CopyOptions`].
+//!
+//! ```no_run
+//! # async fn demo() -> cnab_oci::Result<()> {
+//! use cnab_oci::ops::{FixupOptions, PushOptions, Relocator};
+//! use cnab_oci::{registry::ClientConfig, Bundle, Reference};
+//!
+//! let relocator = Relocator::new(ClientConfig::default())?.with_jobs(8);
+//! let mut bundle = Bundle::from_slice(&std::fs::read("bundle.json").unwrap())?;
+//! let target = Reference::parse("registry.example.com/bundles/hello:0.1.0")?;
+//! let fixed = relocator.fixup(&mut bundle, &target, &FixupOptions::default()).await?;
+//! relocator
+//!     .push(&bundle, &fixed.relocation_map, &target, &PushOptions::default())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod copy;
+mod fixup;
+mod pull;
+mod push;
+
+pub use copy::{CopyOptions, CopyOutcome};
+pub use fixup::{FixupOptions, FixupOutcome, Platforms};
+pub use pull::Pulled;
+pub use push::{IndexHook, PushOptions, PushOutcome};
+
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::registry::{Client, ClientConfig, RegistryStats, Repository};
+use crate::relocate::events::{Event, Reporter};
+use crate::relocate::{Engine, DEFAULT_JOBS};
+use crate::store::{LayoutStore, Store};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Where a bundle is, or goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A registry reference: a tag or a digest in a repository.
+    Registry(Reference),
+    /// An OCI image layout directory, and the name of the bundle index in it
+    /// (its `org.opencontainers.image.ref.name`, as skopeo's `oci:PATH:NAME`).
+    Layout {
+        /// The layout directory.
+        path: PathBuf,
+        /// The bundle index's name in the layout (a tag, or a digest to read by).
+        name: String,
+    },
+}
+
+impl fmt::Display for Location {
+    /// The reference, or `oci:PATH:NAME`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Registry(r) => write!(f, "{r}"),
+            Location::Layout { path, name } => write!(f, "oci:{}:{name}", path.display()),
+        }
+    }
+}
+
+impl From<Reference> for Location {
+    fn from(r: Reference) -> Location {
+        Location::Registry(r)
+    }
+}
+
+/// The shared state of the front doors: a registry client and an engine.
+/// Cheap to clone; clones share connections, tokens, the budget and the
+/// reporter.
+#[derive(Clone)]
+pub struct Relocator {
+    client: Client,
+    engine: Engine,
+    reporter: Option<Arc<dyn Reporter>>,
+    jobs: usize,
+}
+
+impl fmt::Debug for Relocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Relocator")
+            .field("client", &self.client)
+            .field("jobs", &self.jobs)
+            .field("reporter", &self.reporter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relocator {
+    /// A relocator with a client made from `config` and
+    /// [`DEFAULT_JOBS`] concurrent requests.
+    ///
+    /// # Errors
+    /// An unusable client configuration (an unreadable CA file).
+    pub fn new(config: ClientConfig) -> Result<Relocator> {
+        Ok(Relocator::with_client(Client::new(config)?))
+    }
+
+    /// A relocator on `client` (to share its connections, tokens and
+    /// accounting with other code).
+    pub fn with_client(client: Client) -> Relocator {
+        Relocator {
+            client,
+            engine: Engine::new(DEFAULT_JOBS),
+            reporter: None,
+            jobs: DEFAULT_JOBS,
+        }
+    }
+
+    /// At most `jobs` requests and transfers at once, for everything this
+    /// relocator does (at least 1).
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: usize) -> Relocator {
+        self.jobs = jobs.max(1);
+        let cancel = self.engine.cancellation().clone();
+        self.engine = Engine::new(self.jobs)
+            .with_reporter(self.reporter.clone())
+            .with_cancellation(cancel);
+        self
+    }
+
+    /// Sends events to `reporter` (a closure or a [`Reporter`]).
+    #[must_use]
+    pub fn with_reporter(mut self, reporter: Option<Arc<dyn Reporter>>) -> Relocator {
+        self.reporter.clone_from(&reporter);
+        self.engine = self.engine.with_reporter(reporter);
+        self
+    }
+
+    /// Stops work when `cancel` fires: calls end with [`Error::Cancelled`]
+    /// after cancelling the upload sessions they opened.
+    #[must_use]
+    pub fn with_cancellation(mut self, cancel: CancellationToken) -> Relocator {
+        self.engine = self.engine.with_cancellation(cancel);
+        self
+    }
+
+    /// The registry client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The concurrency budget.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// What the client has done so far, per registry.
+    pub fn stats(&self) -> BTreeMap<String, RegistryStats> {
+        self.client.stats()
+    }
+
+    /// The store of registry reference `r`'s repository.
+    pub fn registry_store(&self, r: &Reference) -> Store {
+        Store::registry(self.client.clone(), Repository::of(r))
+    }
+
+    /// The store of `location`, and the name the bundle has in it (a tag or a
+    /// digest; `None` for a registry reference with neither, which is read as
+    /// `latest`). A layout is created when `create` is set and it does not
+    /// exist.
+    ///
+    /// # Errors
+    /// A layout that is missing (and not to be created) or malformed.
+    pub fn open(&self, location: &Location, create: bool) -> Result<(Store, Option<String>)> {
+        Ok(match location {
+            Location::Registry(r) => (
+                self.registry_store(r),
+                r.digest()
+                    .map(ToString::to_string)
+                    .or_else(|| r.tag().map(str::to_owned)),
+            ),
+            Location::Layout { path, name } => {
+                let l = if create {
+                    LayoutStore::create(path.clone())?
+                } else {
+                    LayoutStore::open(path.clone())?
+                };
+                (Store::Layout(l), Some(name.clone()))
+            }
+        })
+    }
+
+    pub(crate) fn report(&self, event: &Event) {
+        self.engine.report(event);
+    }
+
+    /// Runs one request under the budget, unless cancelled; a cancelled
+    /// request's upload session (the config blob's) is cancelled too.
+    pub(crate) async fn request<T, E: Into<Error>>(
+        &self,
+        work: impl std::future::Future<Output = std::result::Result<T, E>>,
+    ) -> Result<T> {
+        let mut r = self.engine.request(work).await;
+        if let Err(Error::Cancelled { uploads_cancelled }) = &mut r {
+            *uploads_cancelled += self.client.cancel_open_uploads().await;
+        }
+        r
+    }
+}

@@ -1,0 +1,269 @@
+//! The copy ladder, and the only module that fans work out or holds permits.
+//!
+//! - [`Budget`]: the engine's one concurrency budget, a semaphore made once
+//!   per engine. A permit is held around one request, never while waiting on
+//!   other work (uv's rule), so nested fan-out cannot deadlock.
+//! - [`all`] and [`try_all`]: concurrent fan-out (every result, or the first
+//!   error, which drops the rest).
+//! - [`transfer_blob`]: per blob, the ladder: mount from the source repository
+//!   within a registry; else ask the target with the request that starts the
+//!   upload (a mount from the target repository itself: `201` means present,
+//!   `202` opens the session the copy uses); else `HEAD`; then stream.
+//! - [`execute`]: blobs (each once), then manifests deepest first, each by
+//!   digest with its exact bytes.
+
+use super::events::{Action, Event, ImageTree, Sink};
+use super::plan::{after_check, BlobTask, Plan};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::Descriptor;
+use crate::registry::{MountOutcome, Progress};
+use crate::store::{Store, StoreError};
+use futures::stream::{FuturesUnordered, TryStreamExt};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// The concurrency budget: at most `n` requests or transfers at once, for
+/// everything one engine does. Cheap to clone; clones share the permits.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    permits: Arc<Semaphore>,
+}
+
+impl Budget {
+    /// A budget of `n` permits (at least 1).
+    pub(crate) fn new(n: usize) -> Budget {
+        Budget {
+            permits: Arc::new(Semaphore::new(n.max(1))),
+        }
+    }
+
+    /// Runs `work` (one request, or one streamed transfer) holding a permit.
+    pub(crate) async fn run<T>(&self, work: impl Future<Output = T>) -> T {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        work.await
+    }
+}
+
+/// Runs every future at once and returns every output, in input order.
+pub(crate) async fn all<F: Future>(work: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    futures::future::join_all(work).await
+}
+
+/// Runs every future at once; the first error drops the others.
+pub(crate) async fn try_all<T, F>(work: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<T>>,
+{
+    work.into_iter()
+        .collect::<FuturesUnordered<_>>()
+        .try_collect()
+        .await
+}
+
+/// Per registry: whether it takes a mount from the target repository itself.
+/// The first blob asks while the others wait; after a refusal blobs are
+/// checked with `HEAD`.
+pub(crate) type SelfMount = Arc<tokio::sync::Mutex<HashMap<String, bool>>>;
+
+/// What the copy needs besides the plan.
+pub(crate) struct Copier<'a> {
+    pub budget: &'a Budget,
+    pub self_mount: &'a SelfMount,
+    pub sink: &'a Sink,
+    /// The target, scoped so that its open upload sessions can be cancelled.
+    pub target: &'a Store,
+}
+
+/// Carries out `plan` into `c.target`: every blob that needs it (each once),
+/// then manifests deepest first. The first failure stops the rest. Returns
+/// the blobs whose action turned out other than planned.
+pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan) -> Result<HashMap<Digest, Action>> {
+    let state = Mutex::new(plan.trees.clone());
+    let found = Mutex::new(HashMap::new());
+    let finished = |digest: &Digest, action: Action, error: Option<String>| {
+        let snapshot = {
+            let mut trees = state.lock().expect("progress");
+            mark(&mut trees, digest, action, error.as_ref());
+            Arc::new(trees.clone())
+        };
+        c.sink.send(Event::NodeFinished {
+            digest: digest.to_string(),
+            action,
+            error,
+        });
+        c.sink.send(Event::Progress { images: snapshot });
+    };
+    try_all(
+        plan.blobs
+            .values()
+            .filter(|b| matches!(b.action, Action::Copy | Action::Mount))
+            .map(|b| async {
+                let r = transfer_blob(c, b)
+                    .await
+                    .map_err(|e| plan.owned_error(&b.descriptor.digest, e.into()));
+                let action = *r.as_ref().unwrap_or(&b.action);
+                if action != b.action {
+                    found
+                        .lock()
+                        .expect("outcomes")
+                        .insert(b.descriptor.digest.clone(), action);
+                }
+                finished(
+                    &b.descriptor.digest,
+                    action,
+                    r.as_ref().err().map(ToString::to_string),
+                );
+                r.map(|_| ())
+            }),
+    )
+    .await?;
+    let mut depths: Vec<usize> = plan.manifests.values().map(|m| m.depth).collect();
+    depths.sort_unstable();
+    depths.dedup();
+    for depth in depths.into_iter().rev() {
+        try_all(
+            plan.manifests
+                .values()
+                .filter(|m| m.depth == depth)
+                .map(|m| async {
+                    let r = c
+                        .budget
+                        .run(c.target.put_manifest(&m.descriptor, m.bytes.clone()))
+                        .await
+                        .map_err(|e| plan.owned_error(&m.descriptor.digest, e.into()));
+                    finished(
+                        &m.descriptor.digest,
+                        Action::Push,
+                        r.as_ref().err().map(ToString::to_string),
+                    );
+                    r
+                }),
+        )
+        .await?;
+    }
+    Ok(found.into_inner().expect("outcomes"))
+}
+
+/// Marks every node with `digest` as done with `action` (or failed).
+fn mark(trees: &mut [ImageTree], digest: &Digest, action: Action, error: Option<&String>) {
+    for t in trees {
+        t.root.visit_mut(&mut |n| {
+            if n.descriptor.digest == *digest {
+                n.action = action;
+                n.done = error.is_none();
+                n.error = error.cloned();
+            }
+        });
+    }
+}
+
+/// A mount from the target repository itself: `201` if the target has `d`,
+/// else an open upload. `None` when this registry refused such a mount
+/// before, or the target cannot mount. The first one per registry is asked
+/// while the others wait.
+async fn self_mount(
+    c: &Copier<'_>,
+    d: &Descriptor,
+) -> Option<std::result::Result<MountOutcome, StoreError>> {
+    let Store::Registry(t) = c.target else {
+        return None;
+    };
+    let mut works = c.self_mount.lock().await;
+    let registry = &t.repository.registry;
+    let ask = || async { c.budget.run(c.target.mount(d, c.target)).await.transpose() };
+    match works.get(registry) {
+        Some(false) => None,
+        Some(true) => {
+            drop(works);
+            ask().await
+        }
+        None => {
+            let first = ask().await;
+            if let Some(Err(e)) = &first {
+                tracing::debug!(registry = %registry, error = %e, "mount from the target repository refused; checking blobs with HEAD");
+            }
+            works.insert(registry.clone(), matches!(first, Some(Ok(_))));
+            first
+        }
+    }
+}
+
+/// Mounts or copies one blob, holding a permit for each request, and says
+/// what was done. A blob the plan did not ask the target about is asked with
+/// the first request: a mount that answers `201` when the blob is there (or
+/// was mounted) and otherwise opens the upload session the copy uses.
+async fn transfer_blob(c: &Copier<'_>, b: &BlobTask) -> std::result::Result<Action, StoreError> {
+    let d = &b.descriptor;
+    let mut session = None;
+    let mut unknown = !b.checked;
+    let outcome = if b.action == Action::Mount {
+        c.budget.run(c.target.mount(d, &b.source)).await.transpose()
+    } else if unknown {
+        self_mount(c, d).await
+    } else {
+        None
+    };
+    match outcome {
+        Some(Ok(MountOutcome::Mounted)) if b.action == Action::Mount => return Ok(Action::Mount),
+        Some(Ok(MountOutcome::Mounted)) => return Ok(Action::SkipPresent),
+        // Not there (or not mountable): copy into the session the answer opened.
+        Some(Ok(MountOutcome::NotMounted(s))) => {
+            session = Some(s);
+            unknown = false;
+        }
+        // After an error (or without asking): check, then copy.
+        Some(Err(_)) | None => {}
+    }
+    if unknown {
+        let present = c.budget.run(c.target.has_blob(&d.digest)).await?;
+        if after_check(b.action, present) == Action::SkipPresent {
+            return Ok(Action::SkipPresent);
+        }
+    }
+    let progress = transfer_progress(c.sink, d);
+    c.budget
+        .run(c.target.put_blob(d, &b.source, session, progress))
+        .await?;
+    Ok(Action::Copy)
+}
+
+/// `Transfer` events for blob `d`: at most one per MiB, and the last.
+fn transfer_progress(sink: &Sink, d: &Descriptor) -> Option<Progress> {
+    sink.enabled().then(|| {
+        let sink = sink.clone();
+        let digest = d.digest.to_string();
+        let total = d.size;
+        let last = Arc::new(AtomicU64::new(0));
+        Arc::new(move |done: u64| {
+            let prev = last.load(Ordering::Relaxed);
+            if done == total || done < prev || done - prev >= 1 << 20 {
+                last.store(done, Ordering::Relaxed);
+                sink.send(Event::Transfer {
+                    digest: digest.clone(),
+                    done,
+                    total,
+                });
+            }
+        }) as Progress
+    })
+}
+
+/// Runs `work` unless `cancel` fires first, in which case it is dropped and
+/// the result is [`Error::Cancelled`].
+pub(crate) async fn cancellable<T>(
+    cancel: &tokio_util::sync::CancellationToken,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        () = cancel.cancelled() => Err(Error::Cancelled { uploads_cancelled: 0 }),
+    }
+}

@@ -1,0 +1,319 @@
+//! Resolving an image and walking its graph: index → manifests → config and
+//! layers, with platform filters, presence checks against the target, and
+//! guards against cycles and deep nesting.
+//!
+//! A [`Walker`] holds what one image's walk needs (budget, source, target,
+//! the job) and collects the blobs and manifests to move; requests go
+//! through the engine's budget one at a time.
+
+use super::copy::Budget;
+use super::events::{Action, ImageTree, Node, NodeKind};
+use super::plan::{blob_action, BlobTask, Candidate, ImageJob, ManifestTask, PlannedImage};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::manifest::{self as view, View};
+use crate::oci::{media_type as mt, Descriptor};
+use crate::store::Store;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// How deeply indexes may nest inside indexes.
+pub const MAX_NESTING: usize = 4;
+
+/// Resolves a job's first working candidate; on failure, every candidate's
+/// error, in order.
+pub(crate) async fn resolve(
+    budget: &Budget,
+    job: &ImageJob,
+) -> std::result::Result<(Candidate, Descriptor), Vec<Error>> {
+    let mut errors = Vec::new();
+    for candidate in &job.candidates {
+        match budget.run(candidate.store.resolve(&candidate.name)).await {
+            Ok(d) if mt::is_image_manifest_or_index(&d.media_type) => {
+                return Ok((candidate.clone(), d));
+            }
+            Ok(d) => errors.push(Error::NotAnImage {
+                reference: candidate.display.clone(),
+                media_type: d.media_type,
+            }),
+            Err(e) => errors.push(Error::Candidate {
+                reference: candidate.display.clone(),
+                error: Box::new(e.into()),
+            }),
+        }
+    }
+    Err(errors)
+}
+
+/// One image's walk, and what it found.
+pub(crate) struct Walk {
+    pub image: PlannedImage,
+    pub tree: ImageTree,
+    pub blobs: BTreeMap<Digest, BlobTask>,
+    pub manifests: BTreeMap<Digest, ManifestTask>,
+}
+
+/// Walks one image from its resolved root.
+pub(crate) struct Walker<'a> {
+    budget: &'a Budget,
+    target: &'a Store,
+    source: &'a Store,
+    job: &'a ImageJob,
+    /// The source is the target: everything is there already.
+    same_store: bool,
+    /// Blobs can be mounted from the source into the target.
+    can_mount: bool,
+    /// The digests from the root to the node being walked (cycle guard).
+    path: Vec<Digest>,
+    blobs: BTreeMap<Digest, BlobTask>,
+    manifests: BTreeMap<Digest, ManifestTask>,
+}
+
+impl<'a> Walker<'a> {
+    pub(crate) fn new(
+        budget: &'a Budget,
+        target: &'a Store,
+        source: &'a Store,
+        job: &'a ImageJob,
+    ) -> Walker<'a> {
+        Walker {
+            budget,
+            target,
+            source,
+            job,
+            same_store: source.same_as(target),
+            can_mount: target.can_mount_from(source),
+            path: Vec::new(),
+            blobs: BTreeMap::new(),
+            manifests: BTreeMap::new(),
+        }
+    }
+
+    /// Walks the image whose root is `desc`, errors named for the image.
+    pub(crate) async fn walk(self, desc: Descriptor) -> Result<Walk> {
+        let (key, image) = (self.job.key.clone(), self.job.image.clone());
+        self.walk_root(desc).await.map_err(|e| match e {
+            e @ Error::Image { .. } => e,
+            e => e.for_image(&key, &image),
+        })
+    }
+
+    async fn walk_root(mut self, desc: Descriptor) -> Result<Walk> {
+        let job = self.job;
+        let mut image = PlannedImage {
+            key: job.key.clone(),
+            image: job.image.clone(),
+            source: self.source.reference_for(&desc.digest),
+            source_descriptor: desc.clone(),
+            descriptor: desc.clone(),
+            relocated: self.target.reference_for(&desc.digest),
+        };
+        let mut tree = ImageTree {
+            key: job.key.clone(),
+            image: job.image.clone(),
+            source: image.source.clone(),
+            root: leaf(kind_of(&desc), &desc, Action::SkipPresent),
+        };
+        let filtering = mt::is_index(&desc.media_type) && !job.platforms.is_empty();
+        if !filtering && self.present(&desc).await? {
+            tree.root.done = true;
+            return Ok(self.finish(image, tree));
+        }
+        let bytes = self.fetch(&desc).await?;
+        let (root_desc, root_bytes) = if filtering {
+            let (filtered, kept) =
+                view::filter_index(&bytes, &job.platforms).map_err(|reason| {
+                    Error::BadManifest {
+                        digest: desc.digest.clone(),
+                        store: self.source.to_string(),
+                        reason,
+                    }
+                })?;
+            if kept == 0 {
+                return Err(Error::NoPlatformMatch {
+                    index: desc.digest.clone(),
+                    platforms: job.platforms.iter().map(ToString::to_string).collect(),
+                });
+            }
+            (
+                Descriptor::of(&desc.media_type, &filtered),
+                Bytes::from(filtered),
+            )
+        } else {
+            (desc.clone(), bytes)
+        };
+        image.descriptor = root_desc.clone();
+        image.relocated = self.target.reference_for(&root_desc.digest);
+        let root_present = filtering && self.present(&root_desc).await?;
+        self.path.push(root_desc.digest.clone());
+        tree.root = self.node(&root_desc, root_bytes, root_present, 0).await?;
+        Ok(self.finish(image, tree))
+    }
+
+    fn finish(self, image: PlannedImage, tree: ImageTree) -> Walk {
+        Walk {
+            image,
+            tree,
+            blobs: self.blobs,
+            manifests: self.manifests,
+        }
+    }
+
+    /// Whether the target has manifest `d`. In the source's own store the
+    /// answer is yes without asking.
+    async fn present(&self, d: &Descriptor) -> Result<bool> {
+        if self.same_store {
+            return Ok(true);
+        }
+        Ok(self.budget.run(self.target.has_manifest(&d.digest)).await?)
+    }
+
+    /// The exact bytes of manifest `d` from the source, checked against its
+    /// size (the store checks the digest).
+    async fn fetch(&self, d: &Descriptor) -> Result<Bytes> {
+        let m = self
+            .budget
+            .run(self.source.manifest(d.digest.as_str()))
+            .await?;
+        if m.bytes.len() as u64 != d.size {
+            return Err(Error::SizeMismatch {
+                what: "manifest",
+                digest: d.digest.clone(),
+                expected: d.size,
+                actual: m.bytes.len() as u64,
+            });
+        }
+        Ok(m.bytes)
+    }
+
+    /// The node for manifest or index `desc` (bytes `bytes`), recording what
+    /// must be moved below it.
+    fn node<'w>(
+        &'w mut self,
+        desc: &'w Descriptor,
+        bytes: Bytes,
+        already_present: bool,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'w, Result<Node>> {
+        Box::pin(async move {
+            let parsed =
+                view::parse(&bytes, &desc.media_type).map_err(|reason| Error::BadManifest {
+                    digest: desc.digest.clone(),
+                    store: self.source.to_string(),
+                    reason,
+                })?;
+            let action = if already_present {
+                Action::SkipPresent
+            } else {
+                Action::Push
+            };
+            let mut node = leaf(kind_of(desc), desc, action);
+            node.done = already_present;
+            if !already_present {
+                self.manifests.insert(
+                    desc.digest.clone(),
+                    ManifestTask {
+                        descriptor: desc.clone(),
+                        bytes,
+                        depth,
+                    },
+                );
+            }
+            match parsed {
+                View::Image { config, layers } => {
+                    let children = std::iter::once((config, NodeKind::Config))
+                        .chain(layers.into_iter().map(|l| (l, NodeKind::Layer)));
+                    for (child, kind) in children {
+                        let action = blob_action(
+                            !child.urls.is_empty(),
+                            self.same_store,
+                            already_present,
+                            self.can_mount,
+                        );
+                        if !already_present {
+                            self.blobs
+                                .entry(child.descriptor.digest.clone())
+                                .or_insert_with(|| BlobTask {
+                                    descriptor: child.descriptor.clone(),
+                                    source: self.source.clone(),
+                                    action,
+                                    checked: false,
+                                });
+                        }
+                        node.children.push(leaf(kind, &child.descriptor, action));
+                    }
+                }
+                View::Index { manifests } => {
+                    if depth >= MAX_NESTING {
+                        return Err(Error::TooDeep {
+                            index: desc.digest.clone(),
+                            limit: MAX_NESTING,
+                        });
+                    }
+                    for child in manifests {
+                        let n = self
+                            .child(desc, &child.descriptor, already_present, depth)
+                            .await?;
+                        node.children.push(n);
+                    }
+                }
+            }
+            Ok(node)
+        })
+    }
+
+    /// The node for entry `d` of index `parent`.
+    async fn child(
+        &mut self,
+        parent: &Descriptor,
+        d: &Descriptor,
+        parent_present: bool,
+        depth: usize,
+    ) -> Result<Node> {
+        if self.path.contains(&d.digest) {
+            return Err(Error::Cycle {
+                index: parent.digest.clone(),
+                child: d.digest.clone(),
+            });
+        }
+        if !mt::is_image_manifest_or_index(&d.media_type) {
+            return Err(Error::NotAManifest {
+                index: parent.digest.clone(),
+                child: d.digest.clone(),
+                media_type: d.media_type.clone(),
+            });
+        }
+        if parent_present || self.present(d).await? {
+            let mut n = leaf(kind_of(d), d, Action::SkipPresent);
+            n.done = true;
+            return Ok(n);
+        }
+        let bytes = self.fetch(d).await?;
+        self.path.push(d.digest.clone());
+        let n = self.node(d, bytes, false, depth + 1).await;
+        self.path.pop();
+        n
+    }
+}
+
+fn kind_of(d: &Descriptor) -> NodeKind {
+    if mt::is_index(&d.media_type) {
+        NodeKind::Index
+    } else {
+        NodeKind::Manifest
+    }
+}
+
+fn leaf(kind: NodeKind, d: &Descriptor, action: Action) -> Node {
+    Node {
+        kind,
+        descriptor: Descriptor {
+            annotations: BTreeMap::new(),
+            ..d.clone()
+        },
+        action,
+        done: false,
+        error: None,
+        children: Vec::new(),
+    }
+}
