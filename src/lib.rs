@@ -50,6 +50,18 @@
 //! - [`fs`]: atomic output files.
 //!
 //! The core does no network I/O and never prints.
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `cnab-oci` binary and the crates only it uses (clap,
+//!   indicatif, anyhow, tracing-subscriber, tokio's signal handling and
+//!   multi-thread runtime). The library never needs them, so a program that
+//!   embeds it turns default features off:
+//!
+//!   ```toml
+//!   [dependencies]
+//!   cnab-oci = { version = "0.1", default-features = false }
+//!   ```
 
 #![deny(missing_docs)]
 
