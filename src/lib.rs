@@ -45,7 +45,14 @@
 //! - [`relocation`]: the relocation map file.
 //! - [`relocate`]: the engine: plan, then copy under one concurrency budget; events.
 //! - [`ops`]: `fixup`, `push`, `pull`, `copy`.
-//! - [`synth`]: deterministic synthetic images for demos, tests and benchmarks.
+#![cfg_attr(
+    feature = "synth",
+    doc = "- [`synth`]: deterministic synthetic images for demos, tests and benchmarks (feature `synth`)."
+)]
+#![cfg_attr(
+    not(feature = "synth"),
+    doc = "- `synth`: deterministic synthetic images for demos, tests and benchmarks (feature `synth`, off)."
+)]
 //! - [`registry`]: the registry client (auth, TLS, retries, streaming copies).
 //! - [`fs`]: atomic output files.
 //!
@@ -62,8 +69,12 @@
 //!   [dependencies]
 //!   cnab-oci = { version = "0.1", default-features = false }
 //!   ```
+//! - `synth`: the `synth` module, deterministic synthetic images for demos,
+//!   tests and benchmarks. Off by default; the crate's own tests, examples and
+//!   benchmarks turn it on.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bundle;
 pub mod convert;
@@ -78,6 +89,8 @@ pub mod reference;
 pub mod registry;
 pub mod relocate;
 pub mod relocation;
+#[cfg(feature = "synth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "synth")))]
 pub mod synth;
 
 pub use bundle::Bundle;
