@@ -47,13 +47,36 @@
 //! - [`relocate`]: the engine: plan, then copy under one concurrency budget; events.
 //! - [`ops`]: the front doors on a [`ops::Relocator`]: `fixup`, `push`, `pull`, `copy`.
 //! - [`hint`]: what a user can do about an error, as data.
-//! - [`synth`]: deterministic synthetic images for demos, tests and benchmarks.
+#![cfg_attr(
+    feature = "synth",
+    doc = "- [`synth`]: deterministic synthetic images for demos, tests and benchmarks (feature `synth`)."
+)]
+#![cfg_attr(
+    not(feature = "synth"),
+    doc = "- `synth`: deterministic synthetic images for demos, tests and benchmarks (feature `synth`, off)."
+)]
 //! - [`registry`]: the registry client (auth, TLS, retries, streaming copies).
 //! - [`fs`]: atomic output files.
 //!
 //! The core does no network I/O and never prints.
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `cnab-oci` binary and the crates only it uses (clap,
+//!   indicatif, anyhow, tracing-subscriber, tokio's signal handling and
+//!   multi-thread runtime). The library never needs them, so a program that
+//!   embeds it turns default features off:
+//!
+//!   ```toml
+//!   [dependencies]
+//!   cnab-oci = { version = "0.1", default-features = false }
+//!   ```
+//! - `synth`: the `synth` module, deterministic synthetic images for demos,
+//!   tests and benchmarks. Off by default; the crate's own tests, examples and
+//!   benchmarks turn it on.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bundle;
 pub mod convert;
@@ -69,6 +92,8 @@ pub mod registry;
 pub mod relocate;
 pub mod relocation;
 pub mod store;
+#[cfg(feature = "synth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "synth")))]
 pub mod synth;
 
 pub use bundle::Bundle;
