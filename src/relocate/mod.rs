@@ -3,8 +3,8 @@
 //! concurrency budget. The engine reads and writes [`Store`]s, never HTTP.
 //!
 //! - [`plan`]: the plan types and the per-blob action rule (pure).
-//! - [`walk`]: resolving an image and walking its graph.
-//! - [`copy`](mod@copy): the copy ladder; the only module that fans out or holds permits.
+//! - `walk`: resolving an image and walking its graph.
+//! - `copy`: the copy ladder; the only module that fans out or holds permits.
 //! - [`events`]: what a reporter is told.
 //!
 //! [`Engine`] owns the budget (made once, shared by every call) and the
@@ -14,13 +14,14 @@
 pub(crate) mod copy;
 pub mod events;
 pub mod plan;
-pub mod walk;
+pub(crate) mod walk;
 
 use crate::error::{Error, ImageFailure, Result};
 use crate::store::Store;
 use copy::{Budget, Copier, SelfMount};
 use events::{Action, Event, ImageTree, NodeKind, Reporter, Sink};
 pub use plan::{after_check, blob_action, Candidate, ImageJob, Plan, PlannedImage, Totals};
+pub use walk::MAX_NESTING;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

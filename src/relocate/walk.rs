@@ -2,7 +2,7 @@
 //! layers, with platform filters, presence checks against the target, and
 //! guards against cycles and deep nesting.
 //!
-//! A [`Walker`] holds what one image's walk needs (budget, source, target,
+//! A `Walker` holds what one image's walk needs (budget, source, target,
 //! the job) and collects the blobs and manifests to move; requests go
 //! through the engine's budget one at a time.
 
