@@ -235,6 +235,11 @@ pub fn config_manifest(config_blob: &[u8], form: ConfigManifestForm) -> Vec<u8> 
 }
 
 /// The descriptor an image gets in the bundle index (wire-format §4).
+///
+/// # Errors
+/// The image is not in the relocation map, relocated elsewhere than
+/// `target`'s repository or without a digest, has no `size`, or an
+/// unsupported media type.
 pub fn image_descriptor(
     key: &ImageKey,
     image: &BaseImage,
@@ -317,6 +322,9 @@ fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// The bundle index, in the given form, listing the config manifest and every
 /// image of the bundle as relocated into `target`'s repository.
+///
+/// # Errors
+/// As [`image_descriptor`], for each image.
 pub fn bundle_index(
     bundle: &Bundle,
     relocation: &RelocationMap,
@@ -423,6 +431,9 @@ struct RawIndex {
 }
 
 /// Reads a bundle index served with content type `media_type`.
+///
+/// # Errors
+/// [`ConvertError::InvalidIndex`] for anything that is not a bundle index.
 pub fn parse_bundle_index(bytes: &[u8], media_type: &str) -> Result<BundleIndex, ConvertError> {
     if !mt::is_index(media_type) {
         return Err(ConvertError::InvalidIndex(format!(
@@ -486,6 +497,9 @@ struct RawManifest {
 }
 
 /// Reads a config manifest and returns the descriptor of the config blob.
+///
+/// # Errors
+/// [`ConvertError::InvalidConfigManifest`].
 pub fn parse_config_manifest(bytes: &[u8]) -> Result<Descriptor, ConvertError> {
     let raw: RawManifest = serde_json::from_slice(bytes)
         .map_err(|e| ConvertError::InvalidConfigManifest(format!("cannot be decoded: {e}")))?;
@@ -509,6 +523,9 @@ pub fn parse_config_manifest(bytes: &[u8]) -> Result<Descriptor, ConvertError> {
 
 /// Every image of a pulled bundle with its entry in the index: invocation
 /// images by position, component images by `io.cnab.component.name`.
+///
+/// # Errors
+/// [`ConvertError::Mismatch`] when the index and the bundle list different images.
 pub fn index_entries<'a>(
     bundle: &'a Bundle,
     index: &'a BundleIndex,
@@ -540,6 +557,9 @@ pub fn index_entries<'a>(
 
 /// The relocation map a pulled bundle implies: each image's `image` string →
 /// `<repository>@<digest of its index entry>`.
+///
+/// # Errors
+/// As [`index_entries`].
 pub fn relocation_map_from_index(
     bundle: &Bundle,
     index: &BundleIndex,

@@ -39,6 +39,9 @@ pub struct Digest(String);
 
 impl Digest {
     /// Parses and validates `s`.
+    ///
+    /// # Errors
+    /// An unknown algorithm, or an encoded part of the wrong length or alphabet.
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let (alg, enc) = s
             .split_once(':')

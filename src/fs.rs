@@ -7,6 +7,10 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: to a temporary file in the same
 /// directory, flushed to disk, then renamed over `path`. A crash leaves either
 /// the old file or the new one, never a part of one.
+///
+/// # Errors
+/// [`crate::Error::Io`] with the path, when the directory is not writable or
+/// the disk fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |reason| Error::Io {
         action: "cannot write",
@@ -29,6 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads a whole file, naming it in the error.
+///
+/// # Errors
+/// [`crate::Error::Io`] with the path.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|reason| Error::Io {
         action: "cannot read",

@@ -63,6 +63,10 @@ pub struct Reference {
 
 impl Reference {
     /// Parses `s` the way `docker pull` does (Docker's `ParseNormalizedNamed`).
+    ///
+    /// # Errors
+    /// Docker's errors for what does not parse: an invalid format, an
+    /// upper-case repository, a name too long, an invalid digest.
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
         if s.is_empty() {
             return Err(ReferenceError::Empty);
@@ -177,6 +181,9 @@ impl Reference {
     }
 
     /// The same repository with `tag` and no digest.
+    ///
+    /// # Errors
+    /// `tag` is not a valid tag.
     pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
         Reference::parse(&format!("{}:{tag}", self.repository()))
     }

@@ -49,6 +49,9 @@ impl RelocationMap {
     }
 
     /// Parses a relocation map file. Duplicate keys are an error.
+    ///
+    /// # Errors
+    /// Invalid JSON, a value that is not a string, or a duplicate key.
     pub fn from_slice(bytes: &[u8]) -> Result<RelocationMap, RelocationMapError> {
         let node = json::parse(bytes)?;
         let Value::Object(o) = &node.value else {

@@ -237,6 +237,9 @@ pub fn build(spec: &ImageSpec) -> Image {
 
 /// Pushes `image` into `repo` (blobs that are there already are skipped) and
 /// tags its root `tag`.
+///
+/// # Errors
+/// The registry refused or failed a request.
 pub async fn push(
     client: &Client,
     repo: &Repository,

@@ -272,6 +272,9 @@ impl Bundle {
     /// Parses a `bundle.json` document. Fails on invalid JSON, on duplicate keys,
     /// and on members of the wrong type (all of them reported at once); it does
     /// not run the semantic checks of [`Bundle::validate`].
+    ///
+    /// # Errors
+    /// A [`BundleError`] listing every problem with its position.
     pub fn from_slice(bytes: &[u8]) -> Result<Bundle, BundleError> {
         let node = decode::parse_document(bytes)?;
         let (bundle, problems) = decode::decode(&node);

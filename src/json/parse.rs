@@ -33,6 +33,9 @@ impl fmt::Display for SyntaxError {
 impl std::error::Error for SyntaxError {}
 
 /// Parses one JSON document. Whitespace may surround it; nothing else may.
+///
+/// # Errors
+/// A [`SyntaxError`] with the line, column and JSON path of the first fault.
 pub fn parse(bytes: &[u8]) -> Result<Node, SyntaxError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,

@@ -25,6 +25,9 @@ pub struct Platform {
 
 impl Platform {
     /// Parses `os/arch[/variant]`.
+    ///
+    /// # Errors
+    /// A part is missing or empty, or there are more than three.
     pub fn parse(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
@@ -144,6 +147,9 @@ fn child(d: RawDescriptor, at: &str, default_type: &str) -> Result<Child, String
 
 /// Parses the view of a manifest or index of `media_type`. Errors say what is
 /// wrong and where (`layers[2]: …`).
+///
+/// # Errors
+/// Not JSON, not the shape `media_type` says, or a descriptor that is invalid.
 pub fn parse(bytes: &[u8], media_type: &str) -> Result<View, String> {
     let raw: RawManifest =
         serde_json::from_slice(bytes).map_err(|e| format!("not a valid manifest: {e}"))?;
@@ -198,6 +204,9 @@ pub fn parse(bytes: &[u8], media_type: &str) -> Result<View, String> {
 /// replaced, every object's members sorted by key (byte order) except each
 /// `platform`, written `architecture`, `os`, `os.version`, `os.features`,
 /// `variant`; compact, Go escaping. Returns the bytes and how many were kept.
+///
+/// # Errors
+/// `bytes` is not an index, or an entry's platform is invalid.
 pub fn filter_index(bytes: &[u8], filter: &[Platform]) -> Result<(Vec<u8>, usize), String> {
     let node = json::parse(bytes).map_err(|e| format!("not a valid index: {e}"))?;
     let Value::Object(obj) = &node.value else {

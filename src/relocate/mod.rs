@@ -21,11 +21,11 @@ use crate::store::Store;
 use copy::{Budget, Copier, SelfMount};
 use events::{Action, Event, ImageTree, NodeKind, Reporter, Sink};
 pub use plan::{after_check, blob_action, Candidate, ImageJob, Plan, PlannedImage, Totals};
-pub use walk::MAX_NESTING;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use walk::Walker;
+pub use walk::MAX_NESTING;
 
 /// Default number of concurrent transfers.
 pub const DEFAULT_JOBS: usize = 8;
