@@ -48,6 +48,12 @@ pub enum Error {
     /// candidate's cause, in bundle order.
     #[error("cannot resolve the bundle's images:{}", lines(.0))]
     Unresolved(Vec<ImageFailure>),
+    /// Images of the bundle whose graphs could not be walked (a platform
+    /// filter that keeps nothing, a manifest that does not parse, a cycle):
+    /// each with its own cause, in bundle order. The images not listed were
+    /// fine.
+    #[error("images of the bundle cannot be relocated:{}", lines(.0))]
+    Images(Vec<ImageFailure>),
     /// The bundle has no invocation image, so there is nothing to run.
     #[error("the bundle has no invocation image")]
     NoInvocationImage,
@@ -278,7 +284,7 @@ impl Error {
                 error.collect_hints(out);
                 out.push(Hint::AllowFallbacks);
             }
-            Error::Unresolved(failures) => {
+            Error::Unresolved(failures) | Error::Images(failures) => {
                 for f in failures {
                     for c in &f.causes {
                         c.collect_hints(out);

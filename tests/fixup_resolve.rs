@@ -74,8 +74,20 @@ async fn platform_filters() {
             && e.contains("matches the platform filter windows/amd64"),
         "{e}"
     );
+    // Both multi-platform components lack the platform: each is reported
+    // under its own name with its own index, in bundle order; the images
+    // without an index are not reported (issue 11 §3).
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines[0], "images of the bundle cannot be relocated:", "{e}");
+    assert_eq!(lines.len(), 3, "{e}");
+    let db = fx.images["db"].root().digest.to_string();
+    let web = fx.images["web"].root().digest.to_string();
     assert!(
-        e.starts_with("images[\"db\"]") || e.starts_with("images[\"web\"]"),
+        lines[1].starts_with("  images[\"db\"]") && lines[1].contains(&db),
+        "{e}"
+    );
+    assert!(
+        lines[2].starts_with("  images[\"web\"]") && lines[2].contains(&web),
         "{e}"
     );
 }
@@ -245,7 +257,7 @@ async fn descriptor_size_that_disagrees_with_the_bytes() {
         .to_string();
     assert!(
         e.starts_with(&format!(
-            "invocationImages[0] `{}/liar/app:lying`",
+            "images of the bundle cannot be relocated:\n  invocationImages[0] `{}/liar/app:lying`",
             src.host()
         )),
         "{e}"
@@ -262,4 +274,101 @@ async fn descriptor_size_that_disagrees_with_the_bytes() {
         )),
         "{e}"
     );
+}
+
+/// An index that lists the same manifest 2,000 times is walked once per
+/// unique digest: the dry run asks the target about the index and its one
+/// manifest, not 2,000 times (issue 11 §10).
+#[tokio::test]
+async fn duplicate_index_entries_are_resolved_once() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let client = Client::new(config.clone()).unwrap();
+    let image = synth::build(&ImageSpec {
+        seed: 77,
+        format: Format::Oci,
+        layer_sizes: vec![100],
+        shared_layers: vec![],
+        platforms: vec![],
+    });
+    let repo = Repository {
+        registry: src.host(),
+        path: "dup/app".into(),
+    };
+    synth::push(&client, &repo, &image, "one").await.unwrap();
+    let m = image.root();
+    let entry = format!(
+        r#"{{"mediaType":"{}","digest":"{}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}"#,
+        m.media_type, m.digest, m.size
+    );
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
+        mt::OCI_INDEX,
+        vec![entry; 2000].join(",")
+    );
+    client
+        .put_manifest(&repo, "many", index.clone().into(), mt::OCI_INDEX)
+        .await
+        .unwrap();
+    let mut bundle = Bundle::from_slice(
+        format!(
+            r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"imageType":"oci","image":"{}/dup/app:many"}}]}}"#,
+            src.host()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let target = Reference::parse(&format!("{}/t/dup:1", dst.host())).unwrap();
+    let r = relocator(&config);
+    let out = r.plan_fixup(&mut bundle, &target, &opts()).await.unwrap();
+    assert_eq!(out.totals.manifests_pushed, 2, "{:?}", out.totals);
+    let heads = out.stats[&dst.host()].count(cnab_oci::registry::RequestKind::ManifestHead);
+    assert_eq!(heads, 2, "the index and its one manifest");
+    let gets = out.stats[&src.host()].count(cnab_oci::registry::RequestKind::ManifestGet);
+    assert_eq!(gets, 2, "the index and its one manifest, fetched once each");
+}
+
+/// When one image fails to plan, its `ImageFinished` carries its own cause and
+/// the others say they were not relocated because of it, not the same error
+/// (issue 11 §3).
+#[tokio::test]
+async fn each_image_finishes_with_its_own_outcome() {
+    use cnab_oci::relocate::events::Event;
+    use std::sync::{Arc, Mutex};
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let seen = finished.clone();
+    let r = relocator(&config).with_reporter(Some(Arc::new(move |e: &Event| {
+        if let Event::ImageFinished { key, error, .. } = e {
+            seen.lock()
+                .unwrap()
+                .push((key.to_string(), error.clone().unwrap_or_default()));
+        }
+    })));
+    let o = FixupOptions {
+        platforms: Platforms {
+            component: platforms(&["linux/arm/v7"]),
+            ..Platforms::default()
+        },
+        ..opts()
+    };
+    let target = Reference::parse(&format!("{}/each/demo:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    r.fixup(&mut bundle, &target, &o).await.unwrap_err();
+    let finished = finished.lock().unwrap().clone();
+    let of = |k: &str| finished.iter().find(|(key, _)| key == k).unwrap().1.clone();
+    // Only web has linux/arm/v7; db's index has no such platform.
+    assert!(
+        of("images[\"db\"]").contains("no manifest of index"),
+        "{finished:?}"
+    );
+    for fine in [
+        "invocationImages[0]",
+        "images[\"web\"]",
+        "images[\"cache\"]",
+    ] {
+        assert_eq!(of(fine), "not relocated: other images failed", "{fine}");
+    }
 }

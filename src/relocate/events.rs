@@ -8,9 +8,11 @@
 //! their own off the async runtime: a slow reporter delays reporting, never
 //! a transfer. A call returns after its reporter has seen its last event.
 //!
-//! A plan that is not carried out (a dry run, `ops::plan_fixup`) ends with
-//! `Planned`; a plan that fails ends each image with an `ImageFinished` that
-//! carries the error.
+//! A plan that is not carried out (a dry run, `Relocator::plan_fixup`) ends
+//! with `Planned`. A plan or a copy that fails ends each image with an
+//! `ImageFinished` whose `error` is that image's own cause when it failed,
+//! and otherwise says that it was not relocated (or was cancelled) because
+//! another image failed: an image is never reported with another's error.
 
 use crate::bundle::ImageKey;
 use crate::oci::Descriptor;

@@ -151,7 +151,7 @@ impl Engine {
                     key: j.key.clone(),
                     image: j.image.clone(),
                     relocated: None,
-                    error: Some(e.to_string()),
+                    error: Some(failure_of(e, &j.key, "not relocated: other images failed")),
                 });
             }
         }
@@ -183,13 +183,26 @@ impl Engine {
         if !failures.is_empty() {
             return Err(Error::Unresolved(failures));
         }
-        // 2. Walk every image's graph, all images at once (bundle order kept).
-        let walks = copy::try_all(jobs.iter().zip(&roots).map(|(j, (candidate, desc))| {
+        // 2. Walk every image's graph, all images at once; collect every
+        // failure, each under its own image.
+        let walked = copy::all(jobs.iter().zip(&roots).map(|(j, (candidate, desc))| {
             Walker::new(&self.budget, target, &candidate.store, j).walk(desc.clone())
         }))
-        .await?;
-        let mut walks = walks;
-        walks.sort_by_key(|w| jobs.iter().position(|j| j.key == w.image.key));
+        .await;
+        let mut walks = Vec::new();
+        for (j, w) in jobs.iter().zip(walked) {
+            match w {
+                Ok(w) => walks.push(w),
+                Err(e) => failures.push(ImageFailure {
+                    key: j.key.clone(),
+                    image: j.image.clone(),
+                    causes: vec![e],
+                }),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::Images(failures));
+        }
         // 3. One task per unique blob and manifest.
         let mut blobs = BTreeMap::new();
         let mut manifests: BTreeMap<_, plan::ManifestTask> = BTreeMap::new();
@@ -276,16 +289,46 @@ impl Engine {
                 *uploads_cancelled += cancelled;
             }
         }
-        let error = result.as_ref().err().map(ToString::to_string);
         for img in &plan.images {
+            let error = result
+                .as_ref()
+                .err()
+                .map(|e| failure_of(e, &img.key, "cancelled: another image's transfer failed"));
             sink.send(Event::ImageFinished {
                 key: img.key.clone(),
                 image: img.image.clone(),
                 relocated: error.is_none().then(|| img.relocated.clone()),
-                error: error.clone(),
+                error,
             });
         }
         task.finish(sink).await;
         result.map(|found| plan.totals_with(&found))
     }
+}
+
+/// What `e` says about image `key`: its own failure when `e` names images
+/// and it is one of them, `otherwise` when `e` names only others (the image
+/// was fine, but the work stopped for them), else `e` itself.
+fn failure_of(e: &Error, key: &crate::bundle::ImageKey, otherwise: &str) -> String {
+    let own = |failures: &[ImageFailure]| {
+        failures.iter().find(|f| &f.key == key).map(|f| {
+            f.causes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    };
+    match e {
+        Error::Unresolved(f) | Error::Images(f) => own(f),
+        Error::Image {
+            key: owners, error, ..
+        } => owners
+            .split(", ")
+            .any(|k| k == key.to_string())
+            .then(|| error.to_string()),
+        // A cancellation, or a failure of no one image: the same for all.
+        _ => Some(e.to_string()),
+    }
+    .unwrap_or_else(|| otherwise.to_owned())
 }

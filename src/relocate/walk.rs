@@ -65,6 +65,9 @@ pub(crate) struct Walker<'a> {
     can_mount: bool,
     /// The digests from the root to the node being walked (cycle guard).
     path: Vec<Digest>,
+    /// Index entries already walked in this image, by digest: an index that
+    /// lists one manifest many times costs its requests once.
+    walked: BTreeMap<Digest, Node>,
     blobs: BTreeMap<Digest, BlobTask>,
     manifests: BTreeMap<Digest, ManifestTask>,
 }
@@ -84,21 +87,14 @@ impl<'a> Walker<'a> {
             same_store: source.same_as(target),
             can_mount: target.can_mount_from(source),
             path: Vec::new(),
+            walked: BTreeMap::new(),
             blobs: BTreeMap::new(),
             manifests: BTreeMap::new(),
         }
     }
 
-    /// Walks the image whose root is `desc`, errors named for the image.
-    pub(crate) async fn walk(self, desc: Descriptor) -> Result<Walk> {
-        let (key, image) = (self.job.key.clone(), self.job.image.clone());
-        self.walk_root(desc).await.map_err(|e| match e {
-            e @ Error::Image { .. } => e,
-            e => e.for_image(&key, &image),
-        })
-    }
-
-    async fn walk_root(mut self, desc: Descriptor) -> Result<Walk> {
+    /// Walks the image whose root is `desc`.
+    pub(crate) async fn walk(mut self, desc: Descriptor) -> Result<Walk> {
         let job = self.job;
         let mut image = PlannedImage {
             key: job.key.clone(),
@@ -283,16 +279,22 @@ impl<'a> Walker<'a> {
                 media_type: d.media_type.clone(),
             });
         }
-        if parent_present || self.present(d).await? {
+        if let Some(n) = self.walked.get(&d.digest) {
+            return Ok(n.clone());
+        }
+        let n = if parent_present || self.present(d).await? {
             let mut n = leaf(kind_of(d), d, Action::SkipPresent);
             n.done = true;
-            return Ok(n);
-        }
-        let bytes = self.fetch(d).await?;
-        self.path.push(d.digest.clone());
-        let n = self.node(d, bytes, false, depth + 1).await;
-        self.path.pop();
-        n
+            n
+        } else {
+            let bytes = self.fetch(d).await?;
+            self.path.push(d.digest.clone());
+            let n = self.node(d, bytes, false, depth + 1).await;
+            self.path.pop();
+            n?
+        };
+        self.walked.insert(d.digest.clone(), n.clone());
+        Ok(n)
     }
 }
 
