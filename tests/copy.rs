@@ -5,6 +5,7 @@
 use crate::harness::fixtures::{opts, platforms, registry_config, relocator, seed};
 use crate::harness::Registry;
 use cnab_oci::ops::{CopyOptions, Location, Platforms, PushOptions};
+use cnab_oci::registry::RequestKind;
 use cnab_oci::Reference;
 
 /// Copy promotes a pushed bundle and keeps the index digest, within a registry
@@ -50,6 +51,13 @@ async fn copy_keeps_the_index_digest() {
             "{target}"
         );
         assert!(!copied.digest_changed);
+        if target.domain() == src.host() {
+            // Within one registry nothing is uploaded: the images and the
+            // bundle's config blob are mounted (issue 11 §10).
+            let stats = &copied.stats[&src.host()];
+            assert_eq!(stats.count(RequestKind::UploadStart), 0, "{stats:?}");
+            assert_eq!(stats.count(RequestKind::UploadFinish), 0, "{stats:?}");
+        }
         let pulled = relocator(&config).pull(&target).await.unwrap();
         assert_eq!(pulled.bundle.canonical_bytes(), bundle.canonical_bytes());
     }

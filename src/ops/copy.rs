@@ -7,7 +7,7 @@ use super::{Location, Relocator};
 use crate::convert;
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
-use crate::registry::RegistryStats;
+use crate::registry::{MountOutcome, RegistryStats};
 use crate::relocate::{Candidate, ImageJob, Totals};
 use std::collections::BTreeMap;
 
@@ -118,8 +118,24 @@ impl Relocator {
                 stats: self.stats(),
             });
         }
+        // The config blob: mounted within one registry (a `201` also says the
+        // target had it), else uploaded unless the target has it.
         let blob_desc = convert::parse_config_manifest(&f.config_manifest.bytes)?;
-        if !self.request(dst.has_blob(&blob_desc.digest)).await? {
+        let mounted = if dst.can_mount_from(&src) {
+            match self.request(dst.mount(&blob_desc, &src)).await {
+                Ok(Some(MountOutcome::Mounted)) => true,
+                Ok(Some(MountOutcome::NotMounted(session))) => {
+                    dst.cancel_upload(&session).await;
+                    false
+                }
+                Err(e) if e.is_cancelled() => return Err(e),
+                // A refused mount: upload instead.
+                Ok(None) | Err(_) => false,
+            }
+        } else {
+            false
+        };
+        if !mounted && !self.request(dst.has_blob(&blob_desc.digest)).await? {
             self.request(dst.put_blob_bytes(&blob_desc, f.config_blob.clone()))
                 .await?;
         }

@@ -118,6 +118,14 @@ impl Store {
         }
     }
 
+    /// Cancels one upload session that a [`Store::mount`] answered with and
+    /// that is not to be used. Best effort: one attempt.
+    pub async fn cancel_upload(&self, session: &UploadSession) {
+        if let Store::Registry(r) = self {
+            let _ = r.client.cancel_upload(session).await;
+        }
+    }
+
     /// Cancels every upload session opened through this store (of its scope,
     /// see [`Store::scoped`]) and not finished, and says how many the
     /// registry acknowledged. A layout has none: a blob being written is a
