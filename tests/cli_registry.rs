@@ -102,6 +102,7 @@ async fn fixup_outputs_and_dry_run() {
             "--target",
             &target,
             "--dry-run",
+            "--auto-update-bundle",
             "-q",
         ],
     );
@@ -118,6 +119,7 @@ async fn fixup_outputs_and_dry_run() {
             "--target",
             &target,
             "--dry-run",
+            "--auto-update-bundle",
             "--output",
             "json",
         ],
@@ -125,6 +127,28 @@ async fn fixup_outputs_and_dry_run() {
     let plan: serde_json::Value =
         serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(plan["images"].as_array().unwrap().len(), 4);
+    // Strict (no --auto-update-bundle): the unpinned images are refused, all
+    // of them, with the hint worded as this command's flag.
+    let o = cnab_oci(
+        d,
+        &["fixup", "bundle.json", "--target", &target, "--dry-run"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("error: images differ from the bundle:"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("contentDigest is not set in the bundle")
+            .count(),
+        4,
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run with --auto-update-bundle to update the bundle instead"),
+        "{err}"
+    );
 
     let o = cnab_oci(
         d,
@@ -497,6 +521,7 @@ fn ctrl_c_cancels_open_upload_sessions() {
             &format!("{}/dst/x:1", fake.host()),
             "--insecure-registries",
             &fake.host(),
+            "--auto-update-bundle",
         ])
         .current_dir(d)
         .env("DOCKER_CONFIG", d.join("none"))

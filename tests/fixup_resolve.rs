@@ -131,6 +131,25 @@ async fn strict_mismatches_and_auto_update() {
         "{:?}",
         err.hints()
     );
+    // An unset value is a difference too, for every image at once (issue 11
+    // §1): the installer's mediaType, and all three fields of each component.
+    assert!(
+        e.contains(&format!(
+            "invocationImages[0] `{}/app/installer:1.0`: mediaType is not set in the bundle; the registry says `{}`",
+            fx.source, root.media_type
+        )),
+        "{e}"
+    );
+    for key in ["images[\"web\"]", "images[\"db\"]", "images[\"cache\"]"] {
+        for field in ["contentDigest", "size", "mediaType"] {
+            assert!(
+                e.lines().any(|l| l.trim_start().starts_with(key)
+                    && l.contains(&format!(": {field} is not set in the bundle"))),
+                "{key} {field}: {e}"
+            );
+        }
+    }
+    assert_eq!(e.lines().count(), 1 + 2 + 1 + 9, "{e}");
     let client = Client::new(config.clone()).unwrap();
     assert!(
         client
@@ -371,4 +390,43 @@ async fn each_image_finishes_with_its_own_outcome() {
     ] {
         assert_eq!(of(fine), "not relocated: other images failed", "{fine}");
     }
+}
+
+/// A strict push of an image whose size and media type are right but whose
+/// `contentDigest` is not set fails before anything moves, instead of pushing
+/// a bundle that pins nothing (issue 11 §1).
+#[tokio::test]
+async fn strict_mode_refuses_an_unpinned_image_before_any_copy() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let root = fx.images["cache"].root().clone();
+    let mut bundle = Bundle::from_slice(
+        format!(
+            r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"imageType":"oci","image":"{}/app/cache:4.0","size":{},"mediaType":"{}"}}]}}"#,
+            fx.source, root.size, root.media_type
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let target = Reference::parse(&format!("{}/unpinned/app:1", dst.host())).unwrap();
+    let strict = FixupOptions {
+        auto_update_bundle: false,
+        ..opts()
+    };
+    let r = relocator(&config);
+    let e = r.fixup(&mut bundle, &target, &strict).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "images differ from the bundle:\n  invocationImages[0] `{}/app/cache:4.0`: contentDigest is not set in the bundle; the registry says `{}`",
+            fx.source, root.digest
+        )
+    );
+    let uploads = r.stats().get(&dst.host()).map_or(0, |s| {
+        s.count(cnab_oci::registry::RequestKind::UploadStart)
+            + s.count(cnab_oci::registry::RequestKind::BlobMount)
+            + s.count(cnab_oci::registry::RequestKind::ManifestPut)
+    });
+    assert_eq!(uploads, 0, "nothing was written to the target");
 }

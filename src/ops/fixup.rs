@@ -174,7 +174,9 @@ impl Relocator {
 }
 
 /// Compares what the bundle says of each image with what the plan found, and
-/// updates the bundle (auto-update) or lists every difference (strict).
+/// updates the bundle (auto-update) or lists every difference (strict, where
+/// an unset `contentDigest`, `size` or `mediaType` is a difference, as in
+/// cnab-to-oci). It runs between planning and copying: nothing has moved yet.
 pub(super) fn reconcile(bundle: &mut Bundle, plan: &Plan, auto_update: bool) -> Result<()> {
     let mut diffs = Vec::new();
     for img in &plan.images {
@@ -188,28 +190,31 @@ pub(super) fn reconcile(bundle: &mut Bundle, plan: &Plan, auto_update: bool) -> 
             b.media_type.clone_from(&d.media_type);
             continue;
         }
-        let mut differ = |field: &'static str, ours: String, theirs: String| {
-            diffs.push(Difference {
-                key: img.key.clone(),
-                image: img.image.clone(),
-                field,
-                bundle: Some(ours),
-                found: theirs,
-            });
+        // cnab-to-oci's strict check: a value the bundle does not set is a
+        // difference too, so a strict push never leaves an image unpinned.
+        let mut check = |field: &'static str, ours: Option<String>, theirs: String| {
+            if ours.as_deref() != Some(theirs.as_str()) {
+                diffs.push(Difference {
+                    key: img.key.clone(),
+                    image: img.image.clone(),
+                    field,
+                    bundle: ours,
+                    found: theirs,
+                });
+            }
         };
-        if !b.content_digest.is_empty() && b.content_digest != d.digest.as_str() {
-            differ(
-                "contentDigest",
-                b.content_digest.clone(),
-                d.digest.to_string(),
-            );
-        }
-        if b.size != 0 && b.size != d.size {
-            differ("size", b.size.to_string(), d.size.to_string());
-        }
-        if !b.media_type.is_empty() && b.media_type != d.media_type {
-            differ("mediaType", b.media_type.clone(), d.media_type.clone());
-        }
+        let set = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+        check(
+            "contentDigest",
+            set(&b.content_digest),
+            d.digest.to_string(),
+        );
+        check(
+            "size",
+            (b.size != 0).then(|| b.size.to_string()),
+            d.size.to_string(),
+        );
+        check("mediaType", set(&b.media_type), d.media_type.clone());
     }
     if diffs.is_empty() {
         Ok(())
