@@ -26,6 +26,27 @@ fn testdata(p: &str) -> String {
         .to_string()
 }
 
+/// `validate` accepts the spec schema's `"schemaVersion": "v1"` cleanly and
+/// cnab-go's shortened `v1.0` with a warning, exiting 0 for both.
+#[test]
+fn validate_accepts_the_schema_versions_cnab_go_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (schema, want) in [
+        ("v1", "is valid (0 warning(s))\n"),
+        ("v1.0", "is valid (1 warning(s))\n"),
+    ] {
+        let f = dir.path().join(format!("{schema}.json"));
+        std::fs::write(
+            &f,
+            format!(r#"{{"schemaVersion":"{schema}","name":"n","version":"1.0.0","invocationImages":[{{"image":"a/b:1","imageType":"docker"}}]}}"#),
+        )
+        .unwrap();
+        let o = cnab_oci(&["validate", f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{schema}: {}", stdout(&o));
+        assert!(stdout(&o).ends_with(want), "{schema}: {}", stdout(&o));
+    }
+}
+
 /// `canonical` prints the config blob bytes with no trailing newline.
 #[test]
 fn canonical_prints_exact_bytes() {
@@ -69,7 +90,13 @@ fn validate_reports_every_problem() {
         "{out}"
     );
     assert!(
-        out.ends_with("is invalid: 3 error(s), 4 warning(s)\n"),
+        out.contains(&format!(
+            "warning: {bad}:4:22: schemaVersion: `99.99` is a shortened version, read as `99.99.0` (as cnab-go does); write `v1` or a full version such as `v1.0.0`\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("is invalid: 2 error(s), 5 warning(s)\n"),
         "{out}"
     );
 
