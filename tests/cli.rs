@@ -272,3 +272,79 @@ fn hostile_bundles_are_refused_clearly() {
         }
     }
 }
+
+/// `completions SHELL` prints a script for each shell that names the
+/// subcommands; bash accepts the bash script's syntax (`bash -n`).
+#[test]
+fn completions_print_a_script_per_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let o = cnab_oci(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        for sub in [
+            "fixup", "push", "pull", "copy", "validate", "convert", "man",
+        ] {
+            assert!(script.contains(sub), "{shell} script names `{sub}`");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cnab-oci.bash");
+    std::fs::write(&f, cnab_oci(&["completions", "bash"]).stdout).unwrap();
+    let o = Command::new("bash")
+        .arg("-n")
+        .arg(&f)
+        .output()
+        .expect("run bash");
+    assert!(o.status.success(), "bash -n: {}", stderr(&o));
+    let o = cnab_oci(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+    assert!(
+        stderr(&o).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `man` prints the roff page, titled `cnab-oci(1)`, listing the
+/// subcommands' pages; `man push` prints `cnab-oci-push(1)`.
+#[test]
+fn man_prints_the_pages() {
+    let o = cnab_oci(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = stdout(&o);
+    let title = page
+        .lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "));
+    assert_eq!(
+        title.map(|l| l.split_whitespace().take(3).collect::<Vec<_>>()),
+        Some(vec![".TH", "cnab-oci", "1"]),
+        "{page}"
+    );
+    for sub in [
+        "fixup",
+        "push",
+        "pull",
+        "copy",
+        "validate",
+        "canonical",
+        "convert",
+        "completions",
+    ] {
+        assert!(
+            page.contains(&format!("cnab\\-oci\\-{sub}(1)")),
+            "lists {sub}: {page}"
+        );
+    }
+    let o = cnab_oci(&["man", "push"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(".TH cnab-oci-push 1 "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(cnab_oci(&["man", "nope"]).status.code(), Some(2));
+}
