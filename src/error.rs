@@ -159,6 +159,14 @@ pub enum Error {
         /// The layout, as `oci:PATH:NAME`.
         target: String,
     },
+    /// A push or copy target that names a digest: the bundle index is written
+    /// at a tag (or by its own digest), so a digest chosen in advance would be
+    /// ignored.
+    #[error("the target `{target}` names a digest; a bundle is pushed to a tag, so name a tag (REPOSITORY:TAG) or only the repository")]
+    DigestTarget {
+        /// The target as given.
+        target: String,
+    },
     /// The index hook failed.
     #[error("the index hook failed: {reason}")]
     IndexHook {

@@ -169,6 +169,24 @@ impl Reference {
         self.domain == other.domain && self.path == other.path
     }
 
+    /// The reference to repository `path` on registry `domain`, with `tag` or
+    /// `digest` or both. The parts are not checked: they come from a
+    /// reference that was parsed (a [`crate::registry::Repository`], a tag
+    /// or digest already validated).
+    pub(crate) fn from_parts(
+        domain: &str,
+        path: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+    ) -> Reference {
+        Reference {
+            domain: domain.to_owned(),
+            path: path.to_owned(),
+            tag: tag.map(str::to_owned),
+            digest,
+        }
+    }
+
     /// `repository@digest`, without a tag: how a relocated image is named.
     #[must_use]
     pub fn with_digest_only(&self, digest: Digest) -> Reference {

@@ -26,6 +26,27 @@ fn testdata(p: &str) -> String {
         .to_string()
 }
 
+/// `validate` accepts the spec schema's `"schemaVersion": "v1"` cleanly and
+/// cnab-go's shortened `v1.0` with a warning, exiting 0 for both.
+#[test]
+fn validate_accepts_the_schema_versions_cnab_go_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (schema, want) in [
+        ("v1", "is valid (0 warning(s))\n"),
+        ("v1.0", "is valid (1 warning(s))\n"),
+    ] {
+        let f = dir.path().join(format!("{schema}.json"));
+        std::fs::write(
+            &f,
+            format!(r#"{{"schemaVersion":"{schema}","name":"n","version":"1.0.0","invocationImages":[{{"image":"a/b:1","imageType":"docker"}}]}}"#),
+        )
+        .unwrap();
+        let o = cnab_oci(&["validate", f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{schema}: {}", stdout(&o));
+        assert!(stdout(&o).ends_with(want), "{schema}: {}", stdout(&o));
+    }
+}
+
 /// `canonical` prints the config blob bytes with no trailing newline.
 #[test]
 fn canonical_prints_exact_bytes() {
@@ -69,7 +90,13 @@ fn validate_reports_every_problem() {
         "{out}"
     );
     assert!(
-        out.ends_with("is invalid: 3 error(s), 4 warning(s)\n"),
+        out.contains(&format!(
+            "warning: {bad}:4:22: schemaVersion: `99.99` is a shortened version, read as `99.99.0` (as cnab-go does); write `v1` or a full version such as `v1.0.0`\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("is invalid: 2 error(s), 5 warning(s)\n"),
         "{out}"
     );
 
@@ -244,4 +271,80 @@ fn hostile_bundles_are_refused_clearly() {
             assert!(!all.contains("panicked"), "{cmd} {name}: {all}");
         }
     }
+}
+
+/// `completions SHELL` prints a script for each shell that names the
+/// subcommands; bash accepts the bash script's syntax (`bash -n`).
+#[test]
+fn completions_print_a_script_per_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let o = cnab_oci(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        for sub in [
+            "fixup", "push", "pull", "copy", "validate", "convert", "man",
+        ] {
+            assert!(script.contains(sub), "{shell} script names `{sub}`");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cnab-oci.bash");
+    std::fs::write(&f, cnab_oci(&["completions", "bash"]).stdout).unwrap();
+    let o = Command::new("bash")
+        .arg("-n")
+        .arg(&f)
+        .output()
+        .expect("run bash");
+    assert!(o.status.success(), "bash -n: {}", stderr(&o));
+    let o = cnab_oci(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+    assert!(
+        stderr(&o).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `man` prints the roff page, titled `cnab-oci(1)`, listing the
+/// subcommands' pages; `man push` prints `cnab-oci-push(1)`.
+#[test]
+fn man_prints_the_pages() {
+    let o = cnab_oci(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = stdout(&o);
+    let title = page
+        .lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "));
+    assert_eq!(
+        title.map(|l| l.split_whitespace().take(3).collect::<Vec<_>>()),
+        Some(vec![".TH", "cnab-oci", "1"]),
+        "{page}"
+    );
+    for sub in [
+        "fixup",
+        "push",
+        "pull",
+        "copy",
+        "validate",
+        "canonical",
+        "convert",
+        "completions",
+    ] {
+        assert!(
+            page.contains(&format!("cnab\\-oci\\-{sub}(1)")),
+            "lists {sub}: {page}"
+        );
+    }
+    let o = cnab_oci(&["man", "push"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(".TH cnab-oci-push 1 "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(cnab_oci(&["man", "nope"]).status.code(), Some(2));
 }

@@ -16,7 +16,8 @@ macro_rules! example {
 
 /// Every example bundle, with the errors `validate` must report for it (empty:
 /// valid). The reasons are the documented ones: cnab-go's test bundles use
-/// non-SemVer versions, the spec uses elided digests (`sha256:aaaa...`), and
+/// non-SemVer versions (their shortened schema versions, `v99.98` and
+/// `99.99`, are only warnings, as cnab-go reads them), the spec uses elided digests (`sha256:aaaa...`), and
 /// two cnab-go bundles use the pre-1.0 `outputs.fields` layout.
 const EXAMPLES: &[(&str, &[u8], &[&str])] = &[
     (
@@ -74,7 +75,7 @@ const EXAMPLES: &[(&str, &[u8], &[&str])] = &[
     (
         "cnab-go/minimal.json",
         example!("cnab-go/minimal.json"),
-        &["schemaVersion", "version"],
+        &["version"],
     ),
     (
         "cnab-go/canonical-bundle.json",
@@ -89,12 +90,12 @@ const EXAMPLES: &[(&str, &[u8], &[&str])] = &[
     (
         "cnab-go/digest.json",
         example!("cnab-go/digest.json"),
-        &["schemaVersion", "version"],
+        &["version"],
     ),
     (
         "cnab-go/foo.json",
         example!("cnab-go/foo.json"),
-        &["images.image2.image", "schemaVersion", "version"],
+        &["images.image2.image", "version"],
     ),
     (
         "cnab-go/packager-examplebun.json",
@@ -371,7 +372,7 @@ fn validation_messages() {
         (r#"{"schemaVersion":"1.0.0","name":"n","version":"1.0.0","invocationImages":[]}"#,
          "invocationImages: at least one invocation image is required (line 1, column 74)"),
         (r#"{"schemaVersion":"vX","name":"n","version":"1.0.0","invocationImages":[{"image":"a:1"}]}"#,
-         "schemaVersion: `vX` is not a semantic version (for example `v1.0.0` or `1.2.0`) (line 1, column 18)"),
+         "schemaVersion: `vX` is not a schema version (the spec names `v1` or `v1.0.0`) (line 1, column 18)"),
         (r#"{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{"image":"A:1","imageType":"rkt","mediaType":"text/plain","contentDigest":"sha256:abc"}]}"#,
          "invocationImages[0].image: invalid reference format: repository name (library/A) must be lowercase (line 1, column 85)"),
     ];
@@ -459,4 +460,58 @@ fn image_accessors_and_updates() {
     let key = ImageKey::Component("my-microservice".into());
     b.image_mut(&key).unwrap().size = 7;
     assert_eq!(b.images["my-microservice"].size, 7);
+}
+
+/// `schemaVersion` follows the spec's schema and cnab-go: the schema's own
+/// `v1` and any SemVer 2 (with or without `v`) pass clean; a shortened
+/// `v1.0` or `v2` passes with a warning saying how it is read; anything else
+/// is an error. `version` stays strict.
+#[test]
+fn schema_version_follows_the_spec_schema_and_cnab_go() {
+    let doc = |schema: &str, version: &str| {
+        format!(
+            r#"{{"schemaVersion":"{schema}","name":"n","version":"{version}","invocationImages":[{{"image":"a/b:1","imageType":"docker"}}]}}"#
+        )
+    };
+    let problems = |d: &str| -> (Vec<String>, Vec<String>) {
+        let r = validate_bytes(d.as_bytes());
+        (
+            r.errors().map(ToString::to_string).collect(),
+            r.warnings().map(ToString::to_string).collect(),
+        )
+    };
+    let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
+    for clean in ["v1", "v1.0.0", "1.0.0", "v1.2.0", "v1.0.0-WD"] {
+        assert_eq!(problems(&doc(clean, "1.0.0")), none, "{clean}");
+    }
+    for (short, read_as) in [
+        ("v1.0", "v1.0.0"),
+        ("v2", "v2.0.0"),
+        ("1.2", "1.2.0"),
+        ("v1.0-rc1", "v1.0.0-rc1"),
+    ] {
+        let (errors, warnings) = problems(&doc(short, "1.0.0"));
+        assert_eq!(errors, Vec::<String>::new(), "{short}");
+        assert_eq!(
+            warnings,
+            [format!("schemaVersion: `{short}` is a shortened version, read as `{read_as}` (as cnab-go does); write `v1` or a full version such as `v1.0.0` (line 1, column 18)")],
+            "{short}"
+        );
+    }
+    for bad in ["vX", "v", "v1.0.0.0", "v01", "1.x"] {
+        let (errors, _) = problems(&doc(bad, "1.0.0"));
+        assert_eq!(
+            errors,
+            [format!("schemaVersion: `{bad}` is not a schema version (the spec names `v1` or `v1.0.0`) (line 1, column 18)")],
+            "{bad}"
+        );
+    }
+    for strict in ["v1", "1.0", "v1.0.0"] {
+        let (errors, _) = problems(&doc("v1", strict));
+        assert_eq!(errors.len(), 1, "version `{strict}`: {errors:?}");
+        assert!(
+            errors[0].starts_with(&format!("version: `{strict}` is not a SemVer 2 version")),
+            "{errors:?}"
+        );
+    }
 }

@@ -49,7 +49,8 @@ impl Report {
 /// - `schemaVersion`, `name` and `version` are present, and there is at least one
 ///   invocation image;
 /// - `version` is SemVer 2 and not `latest`; `schemaVersion` is SemVer 2, with or
-///   without a leading `v`;
+///   without a leading `v`, or the schema's `v1` (a shortened `v1.0` is a
+///   warning, as cnab-go accepts it);
 /// - every image has an `image` that is a valid reference, an `imageType` of
 ///   `docker`, `oci` or empty, a `mediaType` that is one of the four manifest
 ///   types or empty, and a `contentDigest` that is a valid digest or empty;
@@ -125,30 +126,64 @@ fn locate(p: Problem, root: &Node) -> Problem {
     p
 }
 
+/// What is wrong with `schemaVersion`, if anything.
+///
+/// The spec's bundle schema gives it no pattern (cnab-spec
+/// `schema/bundle.schema.json`, `properties.schemaVersion`: `"type":
+/// "string"`, "This should always be the string 'v1' for this schema
+/// version"), and `101-bundle-json.md` says it "is to be referenced as `v1`
+/// or `v1.0.0`". cnab-go reads it with a loose SemVer parser (Masterminds'
+/// `semver.NewVersion`), which also takes `v1.0`. So: SemVer 2, with or
+/// without a leading `v`, and the schema's own `v1` pass; a shortened
+/// `MAJOR` or `MAJOR.MINOR` (`v1.0`, `v2`) passes with a warning; anything
+/// else is an error. (`version` stays strict SemVer 2.)
+fn schema_version_problem(v: &str) -> Option<Problem> {
+    let key = Path::root().key("schemaVersion");
+    if v.is_empty() {
+        return Some(Problem::error(
+            key,
+            "required member is missing or empty (for example `v1.0.0`)",
+        ));
+    }
+    let bare = v.strip_prefix('v').unwrap_or(v);
+    if v == "v1" || is_semver(bare) {
+        return None;
+    }
+    // Pad a shortened core (`1`, `1.0`) to MAJOR.MINOR.PATCH, keeping any
+    // pre-release or build suffix.
+    let split = bare.find(['-', '+']).unwrap_or(bare.len());
+    let (core, suffix) = bare.split_at(split);
+    let padded = match core.split('.').count() {
+        1 => format!("{core}.0.0{suffix}"),
+        2 => format!("{core}.0{suffix}"),
+        _ => String::new(),
+    };
+    if is_semver(&padded) {
+        let full = if v.starts_with('v') {
+            format!("v{padded}")
+        } else {
+            padded
+        };
+        return Some(Problem::warning(
+            key,
+            format!("`{v}` is a shortened version, read as `{full}` (as cnab-go does); write `v1` or a full version such as `v1.0.0`"),
+        ));
+    }
+    Some(Problem::error(
+        key,
+        format!("`{v}` is not a schema version (the spec names `v1` or `v1.0.0`)"),
+    ))
+}
+
 /// The semantic checks, on a decoded bundle.
 pub(crate) fn check(b: &Bundle) -> Vec<Problem> {
     let mut out = Vec::new();
     let root = Path::root();
+    if let Some(p) = schema_version_problem(&b.schema_version) {
+        out.push(p);
+    }
     let mut err = |path: Path, msg: String| out.push(Problem::error(path, msg));
 
-    if b.schema_version.is_empty() {
-        err(
-            root.key("schemaVersion"),
-            "required member is missing or empty (for example `v1.0.0`)".into(),
-        );
-    } else if !is_semver(
-        b.schema_version
-            .strip_prefix('v')
-            .unwrap_or(&b.schema_version),
-    ) {
-        err(
-            root.key("schemaVersion"),
-            format!(
-                "`{}` is not a semantic version (for example `v1.0.0` or `1.2.0`)",
-                b.schema_version
-            ),
-        );
-    }
     if b.name.is_empty() {
         err(
             root.key("name"),

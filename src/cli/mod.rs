@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod generate;
 mod hints;
 pub(crate) mod offline;
 mod registry;
@@ -69,6 +70,8 @@ enum Command {
     Validate(offline::ValidateArgs),
     Canonical(offline::CanonicalArgs),
     Convert(offline::ConvertArgs),
+    Completions(generate::CompletionsArgs),
+    Man(generate::ManArgs),
 }
 
 /// Resolves on Ctrl-C (SIGINT). The handler is installed when this is called.
@@ -137,6 +140,8 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => offline::validate(a, &g),
         Command::Canonical(a) => offline::canonical(a),
         Command::Convert(a) => offline::convert(a),
+        Command::Completions(a) => generate::completions(a),
+        Command::Man(a) => generate::man(a),
         Command::Fixup(_) | Command::Push(_) | Command::Pull(_) | Command::Copy(_) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

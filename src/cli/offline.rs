@@ -58,8 +58,8 @@ pub struct ConvertArgs {
     /// The bundle.json file (`-` for standard input).
     bundle: PathBuf,
     /// Where the bundle is pushed, `REGISTRY/REPOSITORY[:TAG]`.
-    #[arg(long, short = 't')]
-    target: String,
+    #[arg(long, short = 't', value_parser = super::registry::parse_target)]
+    target: Reference,
     /// The relocation map: original image → image in the target repository.
     #[arg(long)]
     relocation_map: PathBuf,
@@ -150,8 +150,7 @@ pub fn canonical(a: &CanonicalArgs) -> Result<ExitCode> {
 
 pub fn convert(a: &ConvertArgs) -> Result<ExitCode> {
     let b = load_bundle(&a.bundle)?;
-    let target =
-        Reference::parse(&a.target).with_context(|| format!("invalid --target `{}`", a.target))?;
+    let target = &a.target;
     let map_bytes = fs::read(&a.relocation_map)?;
     let relocation = RelocationMap::from_slice(&map_bytes).with_context(|| {
         format!(
@@ -170,11 +169,11 @@ pub fn convert(a: &ConvertArgs) -> Result<ExitCode> {
         ConfigManifestForm::Cnab.manifest_media_type(),
         &manifests[0].1,
     );
-    let index = convert::bundle_index(&b, &relocation, &target, &preferred, IndexForm::Oci)?;
+    let index = convert::bundle_index(&b, &relocation, target, &preferred, IndexForm::Oci)?;
     let list = convert::bundle_index(
         &b,
         &relocation,
-        &target,
+        target,
         &preferred,
         IndexForm::DockerManifestList,
     )?;

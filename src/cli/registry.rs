@@ -89,8 +89,8 @@ pub struct FixupArgs {
     /// The bundle.json file.
     bundle_file: PathBuf,
     /// Where the bundle and its images go: `REGISTRY/REPOSITORY[:TAG]`.
-    #[arg(long, short = 't')]
-    target: String,
+    #[arg(long, short = 't', value_parser = parse_target)]
+    target: Reference,
     /// Update each image's contentDigest, size and mediaType from the registry
     /// instead of failing when they differ.
     #[arg(long)]
@@ -160,8 +160,9 @@ pub struct PushCmd {
     and writes the bundle and its relocation map (canonical JSON, atomically)."
 )]
 pub struct PullCmd {
-    /// The bundle's reference.
-    reference: String,
+    /// The bundle's reference: `REGISTRY/REPOSITORY[:TAG][@DIGEST]`.
+    #[arg(value_parser = parse_reference)]
+    reference: Reference,
     /// Where to write the bundle.
     #[arg(long = "bundle", default_value = "pulled.json", value_name = "FILE")]
     out_bundle: PathBuf,
@@ -181,11 +182,12 @@ pub struct PullCmd {
     changes it, and the command says so). Prints the digest."
 )]
 pub struct CopyCmd {
-    /// The pushed bundle.
-    source: String,
+    /// The pushed bundle: `REGISTRY/REPOSITORY[:TAG][@DIGEST]`.
+    #[arg(value_parser = parse_reference)]
+    source: Reference,
     /// Where it goes: `REGISTRY/REPOSITORY[:TAG]`.
-    #[arg(long, short = 't')]
-    target: String,
+    #[arg(long, short = 't', value_parser = parse_target)]
+    target: Reference,
     /// Use fallback forms when a filtered copy pushes a new index.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     allow_fallbacks: bool,
@@ -193,8 +195,26 @@ pub struct CopyCmd {
     relocate: RelocateArgs,
 }
 
-fn reference(s: &str, what: &str) -> Result<Reference> {
-    Reference::parse(s).with_context(|| format!("invalid {what} `{s}`"))
+/// A reference to read from. Checked by clap, so that an invalid one is a
+/// usage error (exit 2) before anything is read or requested.
+pub(crate) fn parse_reference(s: &str) -> Result<Reference, String> {
+    Reference::parse(s).map_err(|e| {
+        format!("{e}; a reference is REGISTRY/REPOSITORY[:TAG][@DIGEST], in lower case")
+    })
+}
+
+/// A reference to write to: valid, and taggable. The bundle index is
+/// written at the tag, so a digest (with or without a tag) is refused
+/// rather than ignored.
+pub(crate) fn parse_target(s: &str) -> Result<Reference, String> {
+    let r = Reference::parse(s)
+        .map_err(|e| format!("{e}; a target is REGISTRY/REPOSITORY[:TAG], in lower case"))?;
+    match r.digest() {
+        Some(d) => Err(format!(
+            "a target must be taggable, but this one names the digest `{d}`: drop `@DIGEST` and name a tag instead (REGISTRY/REPOSITORY:TAG)"
+        )),
+        None => Ok(r),
+    }
 }
 
 fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -214,7 +234,7 @@ fn fixup_options(
     cancel: &CancellationToken,
 ) -> Result<(Bundle, Reference, FixupOptions, Relocator)> {
     let bundle = super::offline::load_bundle(&a.bundle_file)?;
-    let target = reference(&a.target, "--target")?;
+    let target = a.target.clone();
     let input_relocation_map = match &a.input_relocation_map {
         Some(p) => Some(
             RelocationMap::from_slice(&fs::read(p)?)
@@ -376,9 +396,9 @@ pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result
 }
 
 pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
-    let r = reference(&c.reference, "reference")?;
+    let r = &c.reference;
     let relocator = c.registry.relocator(DEFAULT_JOBS, Style::Quiet, cancel)?;
-    let pulled = relocator.pull(&r).await?;
+    let pulled = relocator.pull(r).await?;
     write_output(&c.out_bundle, &pulled.bundle.canonical_bytes())?;
     write_output(&c.relocation_map, &pulled.relocation_map.canonical_bytes())?;
     if g.json() {
@@ -398,8 +418,7 @@ pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result
 }
 
 pub async fn copy(c: &CopyCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
-    let source = reference(&c.source, "source")?;
-    let target = reference(&c.target, "--target")?;
+    let (source, target) = (c.source.clone(), c.target.clone());
     let style = report::style(g.json(), g.quiet);
     let relocator = c
         .relocate

@@ -49,13 +49,21 @@ impl Relocator {
     /// images; a filtered copy fails as [`Relocator::push`] does, and into
     /// an OCI layout it is refused ([`Error::FilteredIntoLayout`]) before
     /// anything is written, because the rebuilt index names a registry
-    /// repository.
+    /// repository. A registry target that names a digest is refused
+    /// ([`Error::DigestTarget`]) before anything is read or written.
     pub async fn copy(
         &self,
         source: &Location,
         target: &Location,
         opts: &CopyOptions,
     ) -> Result<CopyOutcome> {
+        if let Location::Registry(r) = target {
+            if r.digest().is_some() {
+                return Err(Error::DigestTarget {
+                    target: r.to_string(),
+                });
+            }
+        }
         let (src, src_name) = self.open(source, false)?;
         let (dst, tag) = self.open(target, true)?;
         let target_ref = match target {

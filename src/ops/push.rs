@@ -84,6 +84,7 @@ impl Relocator {
     /// # Errors
     /// - [`Error::Convert`]: an image not relocated into `target`'s
     ///   repository, or whose descriptor cannot be made;
+    /// - [`Error::DigestTarget`]: `target` names a digest;
     /// - [`Error::IndexHook`];
     /// - [`Error::FallbacksDisabled`]: the registry refused the preferred
     ///   form and `allow_fallbacks` is off;
@@ -114,6 +115,11 @@ impl Relocator {
         target: &Reference,
         opts: &PushOptions,
     ) -> Result<PushOutcome> {
+        if target.digest().is_some() {
+            return Err(Error::DigestTarget {
+                target: target.to_string(),
+            });
+        }
         let blob = Bytes::from(convert::config_blob(bundle));
         let index_bytes = |form: IndexForm, config_manifest: &Descriptor| -> Result<Vec<u8>> {
             let bytes = convert::bundle_index(bundle, relocation, target, config_manifest, form)?;
@@ -244,7 +250,7 @@ impl Relocator {
     ) -> PushOutcome {
         self.report(&Event::Pushed {
             reference: match tag {
-                Some(tag) => format!("{store}:{tag}"),
+                Some(tag) => store.reference_for_tag(tag),
                 None => store.reference_for(&descriptor.digest),
             },
             descriptor: descriptor.clone(),

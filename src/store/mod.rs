@@ -36,6 +36,7 @@ pub mod layout;
 
 use crate::digest::Digest;
 use crate::oci::Descriptor;
+use crate::reference::Reference;
 use crate::registry::{
     Client, Manifest, MountOutcome, Progress, RegistryError, Repository, UploadSession,
 };
@@ -159,9 +160,31 @@ impl Store {
     }
 
     /// How an object with `digest` in this store is referred to by digest:
-    /// `registry/repository@digest`, or `oci:PATH@digest`.
+    /// `registry/repository@digest` (a [`Reference`]), or `oci:PATH@digest`.
     pub fn reference_for(&self, digest: &Digest) -> String {
-        format!("{self}@{digest}")
+        match self {
+            Store::Registry(r) => Reference::from_parts(
+                &r.repository.registry,
+                &r.repository.path,
+                None,
+                Some(digest.clone()),
+            )
+            .to_string(),
+            Store::Layout(_) => format!("{self}@{digest}"),
+        }
+    }
+
+    /// How the object tagged `tag` in this store is referred to:
+    /// `registry/repository:tag` (a [`Reference`]), or `oci:PATH:tag` (the
+    /// layout transport's form, as skopeo writes it).
+    pub fn reference_for_tag(&self, tag: &str) -> String {
+        match self {
+            Store::Registry(r) => {
+                Reference::from_parts(&r.repository.registry, &r.repository.path, Some(tag), None)
+                    .to_string()
+            }
+            Store::Layout(_) => format!("{self}:{tag}"),
+        }
     }
 
     /// Resolves `name` (a tag or a digest) to the descriptor of a manifest or
@@ -364,5 +387,36 @@ impl Store {
             Store::Registry(r) => Ok(r.client.list_tags(&r.repository).await?),
             Store::Layout(l) => Ok(l.tags().await?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ClientConfig;
+
+    /// A registry store names its objects through [`Reference`]: a digest
+    /// after `@`, a tag after `:`; a layout uses the layout transport's form.
+    #[test]
+    fn references_join_a_digest_with_at_and_a_tag_with_colon() {
+        let r = Reference::parse("localhost:5000/team/app:1.0").unwrap();
+        let store = Store::registry(
+            Client::new(ClientConfig::default()).unwrap(),
+            Repository::of(&r),
+        );
+        let d = Digest::sha256(b"x");
+        assert_eq!(
+            store.reference_for(&d),
+            format!("localhost:5000/team/app@{d}")
+        );
+        assert_eq!(
+            store.reference_for_tag("1.0"),
+            "localhost:5000/team/app:1.0"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Store::Layout(LayoutStore::create(dir.path().join("l")).unwrap());
+        let path = dir.path().join("l").display().to_string();
+        assert_eq!(layout.reference_for(&d), format!("oci:{path}@{d}"));
+        assert_eq!(layout.reference_for_tag("1.0"), format!("oci:{path}:1.0"));
     }
 }
