@@ -155,3 +155,27 @@ async fn the_library_refuses_a_digest_target() {
     assert_eq!(e.to_string(), want);
     assert_eq!(fake.log(), Vec::<String>::new());
 }
+
+/// `--jobs 0` would run nothing: it is a usage error (issue 11 §10).
+#[test]
+fn zero_jobs_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+        .args([
+            "fixup",
+            "bundle.json",
+            "--target",
+            "example.com/a/b:1",
+            "-j",
+            "0",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value '0' for '--jobs <JOBS>': must be at least 1"),
+        "{err}"
+    );
+}

@@ -63,8 +63,8 @@ pub struct RelocateArgs {
     /// Platforms to keep of multi-platform component images.
     #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
     component_platforms: Vec<Platform>,
-    /// Concurrent transfers for the whole bundle.
-    #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS)]
+    /// Concurrent transfers for the whole bundle (at least 1).
+    #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     jobs: usize,
     #[command(flatten)]
     registry: RegistryArgs,
@@ -76,6 +76,16 @@ impl RelocateArgs {
             invocation: self.invocation_platforms.clone(),
             component: self.component_platforms.clone(),
         }
+    }
+}
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1: it is how many transfers run at once".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!(
+            "{e}: a whole number of transfers at once, at least 1"
+        )),
     }
 }
 
