@@ -154,3 +154,78 @@ async fn index_hook_and_shared_blobs() {
     assert!(String::from_utf8_lossy(&m.bytes).contains(r#""com.example.release":"42""#));
     relocator.pull(&target).await.unwrap();
 }
+
+/// A push whose config-blob upload fails cancels that upload session, and only
+/// that one: a session that other code opened through the same client stays
+/// open (the relocator's calls are scoped). Counted on a fake, since a real
+/// registry keeps sessions it is never told about.
+#[tokio::test]
+async fn a_failed_push_cancels_its_own_session_only() {
+    use cnab_oci::registry::{ClientConfig, Repository};
+    use cnab_oci::{Bundle, Digest, RelocationMap};
+    let deletes = Arc::new(Mutex::new(Vec::new()));
+    let seen = deletes.clone();
+    let fake = crate::harness::fake::Fake::start(move |r, n| {
+        let path = r.path().to_owned();
+        match r.method.as_str() {
+            "POST" => {
+                let repo = path
+                    .trim_start_matches("/v2/")
+                    .split("/blobs/")
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                respond(
+                    202,
+                    &[("location", &format!("/v2/{repo}/blobs/uploads/s{n}"))],
+                    "",
+                )
+            }
+            "DELETE" => {
+                seen.lock().unwrap().push(path);
+                respond(204, &[], "")
+            }
+            "PUT" => respond(
+                400,
+                &[("content-type", "application/json")],
+                r#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"refused"}]}"#,
+            ),
+            _ => respond(404, &[], ""),
+        }
+    });
+    let client = Client::new(ClientConfig {
+        docker_config_dir: None,
+        docker_certs_dir: None,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    // Other code's upload, through the same client.
+    let other = Repository {
+        registry: fake.host(),
+        path: "other/repo".into(),
+    };
+    client.start_upload(&other).await.unwrap();
+    let target = Reference::parse(&format!("{}/dst/app:1", fake.host())).unwrap();
+    let digest = Digest::sha256(b"an image manifest");
+    let bundle = Bundle::from_slice(
+        format!(
+            r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"imageType":"oci","image":"x/y:1","contentDigest":"{digest}","size":10,"mediaType":"{}"}}]}}"#,
+            mt::OCI_MANIFEST
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let map: RelocationMap = [("x/y:1", format!("{}/dst/app@{digest}", fake.host()))]
+        .into_iter()
+        .collect();
+    let e = cnab_oci::ops::Relocator::with_client(client)
+        .push(&bundle, &map, &target, &PushOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("BLOB_UPLOAD_INVALID"), "{e}");
+    let deletes = deletes.lock().unwrap().clone();
+    assert!(
+        deletes.iter().all(|d| d.starts_with("/v2/dst/app/")) && !deletes.is_empty(),
+        "only the push's own session is cancelled: {deletes:?}"
+    );
+}

@@ -293,7 +293,14 @@ async fn upload_blob_from_retries_whole_transfers() {
                     generated(SIZE, 5)
                         .take(1)
                         .chain(futures::stream::once(async {
-                            Err(std::io::Error::other("connection reset by the source"))
+                            // What a source registry's stream says when its
+                            // connection is reset (see `blob_stream`).
+                            Err(std::io::Error::other(RegistryError::Transport {
+                                registry: "source.example".into(),
+                                operation: "get blob".into(),
+                                reason: "connection reset by the source".into(),
+                                attempts: 1,
+                            }))
                         })),
                 )
             } else {
@@ -361,4 +368,41 @@ async fn upload_blob_from_retries_whole_transfers() {
     assert_eq!(e.status(), Some(404), "{e}");
     assert!(e.to_string().contains("get blob"), "{e}");
     assert_eq!(c.cancel_open_uploads().await, 0, "no session left open");
+}
+
+/// A stream error that is not a registry's (a layout's file that cannot be
+/// read) is the source's failure: named so, not blamed on the target, and not
+/// retried, since waiting does not heal a local file.
+#[tokio::test]
+async fn a_failing_local_source_is_not_retried() {
+    const SIZE: u64 = 100 * 1024;
+    let reg = Registry::plain();
+    let mut cfg = config_for(&reg);
+    cfg.retry.max_attempts = 3;
+    let c = Client::new(cfg).unwrap();
+    let desc = desc_of(digest_of(SIZE, 9).await, SIZE);
+    let opens = AtomicUsize::new(0);
+    let e = c
+        .upload_blob_from(&repo(&reg, "local/broken"), &desc, None, None, || {
+            opens.fetch_add(1, Ordering::SeqCst);
+            async {
+                let s: BlobStream = Box::pin(generated(SIZE, 9).take(1).chain(
+                    futures::stream::once(async {
+                        Err(std::io::Error::other("the layout's blob file is damaged"))
+                    }),
+                ));
+                Ok(s)
+            }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(opens.load(Ordering::SeqCst), 1, "not retried");
+    assert!(matches!(e, RegistryError::Source { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cannot read blob {} from its source: the layout's blob file is damaged",
+            desc.digest
+        )
+    );
 }

@@ -17,7 +17,7 @@ pub(crate) fn render(h: &Hint) -> String {
             "log in with `docker login {registry}` or configure a credential helper"
         ),
         Hint::UpdateBundle => "run with --auto-update-bundle to update the bundle instead".into(),
-        Hint::AllowFallbacks => "pass --allow-fallbacks to let push try other forms".into(),
+        Hint::AllowFallbacks => "pass --allow-fallbacks true to let push try other forms".into(),
         Hint::SetBundleField { key, field } => format!("set `{field}` of {key} in the bundle"),
         // A hint this build does not know yet: say it as data.
         other => format!("{other:?}"),
@@ -73,7 +73,7 @@ mod tests {
         );
         assert_eq!(
             render(&Hint::AllowFallbacks),
-            "pass --allow-fallbacks to let push try other forms"
+            "pass --allow-fallbacks true to let push try other forms"
         );
         assert_eq!(
             render(&Hint::SetBundleField {

@@ -9,16 +9,27 @@ use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::registry::{MountOutcome, RegistryStats};
 use crate::relocate::{Candidate, ImageJob, Totals};
+use crate::store::{LayoutStore, Store};
 use std::collections::BTreeMap;
 
 /// Options of [`Relocator::copy`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CopyOptions {
     /// Platforms to keep of multi-platform images. Filtering changes the
     /// filtered images' digests, and so the bundle's.
     pub platforms: Platforms,
     /// Fallback forms, for a filtered copy that pushes a new index.
     pub allow_fallbacks: bool,
+}
+
+impl Default for CopyOptions {
+    /// No platform filter; fallbacks allowed, as [`PushOptions`]'s default.
+    fn default() -> Self {
+        CopyOptions {
+            platforms: Platforms::default(),
+            allow_fallbacks: true,
+        }
+    }
 }
 
 /// What [`Relocator::copy`] did.
@@ -49,7 +60,11 @@ impl Relocator {
     /// images; a filtered copy fails as [`Relocator::push`] does, and into
     /// an OCI layout it is refused ([`Error::FilteredIntoLayout`]) before
     /// anything is written, because the rebuilt index names a registry
-    /// repository. A registry target that names a digest is refused
+    /// repository. A layout name that the image-spec grammar refuses
+    /// ([`crate::store::LayoutError::InvalidName`]) and a digest target
+    /// ([`Error::DigestTarget`]) are refused before anything is read or
+    /// written. On a failure, the upload sessions the call opened are
+    /// cancelled. A registry target that names a digest is refused
     /// ([`Error::DigestTarget`]) before anything is read or written.
     pub async fn copy(
         &self,
@@ -64,11 +79,12 @@ impl Relocator {
                 });
             }
         }
-        let (src, src_name) = self.open(source, false)?;
-        let (dst, tag) = self.open(target, true)?;
         let target_ref = match target {
             Location::Registry(r) => Some(r),
-            Location::Layout { .. } => None,
+            Location::Layout { name, .. } => {
+                LayoutStore::check_name(name)?;
+                None
+            }
         };
         let filtering =
             !opts.platforms.invocation.is_empty() || !opts.platforms.component.is_empty();
@@ -77,9 +93,31 @@ impl Relocator {
                 target: target.to_string(),
             });
         }
+        let (src, src_name) = self.open(source, false)?;
         let f = self
             .fetch_bundle(&src, src_name.as_deref().unwrap_or("latest"))
             .await?;
+        // The target (a layout is created) only once the source is read.
+        let (dst, tag) = self.open(target, true)?;
+        let dst = dst.scoped();
+        let r = self
+            .copy_into(&src, &dst, tag, target, target_ref, f, opts)
+            .await;
+        super::close_on_error(&dst, r).await
+    }
+
+    /// The rest of [`Relocator::copy`], into `dst`, scoped to the call.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_into(
+        &self,
+        src: &Store,
+        dst: &Store,
+        tag: Option<String>,
+        target: &Location,
+        target_ref: Option<&crate::Reference>,
+        f: super::pull::Fetched,
+        opts: &CopyOptions,
+    ) -> Result<CopyOutcome> {
         let mut jobs = Vec::new();
         for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
             jobs.push(ImageJob {
@@ -93,7 +131,7 @@ impl Relocator {
                 }],
             });
         }
-        let plan = self.engine.prepare(&jobs, &dst).await?;
+        let plan = self.engine.prepare(&jobs, dst).await?;
         let totals = self.engine.execute(&plan).await?;
         let changed = plan
             .images
@@ -109,7 +147,7 @@ impl Relocator {
             reconcile(&mut bundle, &plan, true)?;
             let pushed = self
                 .push_into(
-                    &dst,
+                    dst,
                     &bundle,
                     &plan.relocation_map(),
                     target_ref,
@@ -129,8 +167,8 @@ impl Relocator {
         // The config blob: mounted within one registry (a `201` also says the
         // target had it), else uploaded unless the target has it.
         let blob_desc = convert::parse_config_manifest(&f.config_manifest.bytes)?;
-        let mounted = if dst.can_mount_from(&src) {
-            match self.request(dst.mount(&blob_desc, &src)).await {
+        let mounted = if dst.can_mount_from(src) {
+            match self.request(dst.mount(&blob_desc, src)).await {
                 Ok(Some(MountOutcome::Mounted)) => true,
                 Ok(Some(MountOutcome::NotMounted(session))) => {
                     dst.cancel_upload(&session).await;
@@ -156,7 +194,7 @@ impl Relocator {
             Some(tag) => self.request(dst.tag(tag, &descriptor, bytes)).await?,
             None => self.request(dst.put_manifest(&descriptor, bytes)).await?,
         }
-        let pushed = self.pushed(&dst, tag.as_deref(), descriptor, Vec::new());
+        let pushed = self.pushed(dst, tag.as_deref(), descriptor, Vec::new());
         Ok(CopyOutcome {
             descriptor: pushed.descriptor,
             digest_changed: false,

@@ -200,16 +200,23 @@ impl Relocator {
         self.engine.report(event);
     }
 
-    /// Runs one request under the budget, unless cancelled; a cancelled
-    /// request's upload session (the config blob's) is cancelled too.
+    /// Runs one request under the budget, unless cancelled.
     pub(crate) async fn request<T, E: Into<Error>>(
         &self,
         work: impl std::future::Future<Output = std::result::Result<T, E>>,
     ) -> Result<T> {
-        let mut r = self.engine.request(work).await;
-        if let Err(Error::Cancelled { uploads_cancelled }) = &mut r {
-            *uploads_cancelled += self.client.cancel_open_uploads().await;
-        }
-        r
+        self.engine.request(work).await
     }
+}
+
+/// `r`, after cancelling the upload sessions left open in `store` (a store
+/// scoped to one call) when `r` is a failure or a cancellation; a
+/// cancellation counts them.
+pub(crate) async fn close_on_error<T>(store: &Store, r: Result<T>) -> Result<T> {
+    let Err(mut e) = r else { return r };
+    let cancelled = store.cancel_open_uploads().await;
+    if let Error::Cancelled { uploads_cancelled } = &mut e {
+        *uploads_cancelled += cancelled;
+    }
+    Err(e)
 }

@@ -106,8 +106,26 @@ impl Relocator {
         .await
     }
 
-    /// [`Relocator::push`] into `store`, the repository of `target`.
+    /// [`Relocator::push`] into `store`, the repository of `target`. The
+    /// store is scoped to this call: on any failure or cancellation, the
+    /// upload session it opened (the config blob's) is cancelled, and no
+    /// other user's.
     pub(super) async fn push_into(
+        &self,
+        store: &Store,
+        bundle: &Bundle,
+        relocation: &RelocationMap,
+        target: &Reference,
+        opts: &PushOptions,
+    ) -> Result<PushOutcome> {
+        let store = store.scoped();
+        let r = self
+            .push_scoped(&store, bundle, relocation, target, opts)
+            .await;
+        super::close_on_error(&store, r).await
+    }
+
+    async fn push_scoped(
         &self,
         store: &Store,
         bundle: &Bundle,
@@ -143,10 +161,13 @@ impl Relocator {
         // write, everything it refers to is there (a registry accepts an index
         // only when its manifests are), so one request is all the push needs.
         if let Some(tag) = tag {
-            if let Ok(found) = self.request(store.resolve(tag)).await {
-                if found.digest == preferred.digest {
+            match self.request(store.resolve(tag)).await {
+                Ok(found) if found.digest == preferred.digest => {
                     return Ok(self.pushed(store, Some(tag), preferred, Vec::new()));
                 }
+                Err(e) if e.is_cancelled() => return Err(e),
+                // Not there, or another index: push.
+                _ => {}
             }
         }
         let blob_desc = Descriptor {

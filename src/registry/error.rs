@@ -286,6 +286,15 @@ pub enum RegistryError {
     /// manifest name that is neither a tag nor a digest).
     #[error("invalid registry client configuration: {0}")]
     Config(String),
+    /// Reading a blob from a source that is not a registry (an OCI layout's
+    /// file) failed. Not retried: a local file does not heal by waiting.
+    #[error("cannot read blob {digest} from its source: {reason}")]
+    Source {
+        /// The blob.
+        digest: String,
+        /// What the source said.
+        reason: String,
+    },
 }
 
 fn reason_phrase(status: u16) -> String {

@@ -7,6 +7,8 @@
 //! is copied. Events are delivered in the order they happen, on a thread of
 //! their own off the async runtime: a slow reporter delays reporting, never
 //! a transfer. A call returns after its reporter has seen its last event.
+//! `Fallback` and `Pushed`, the two events outside a plan or a copy, are
+//! delivered on the calling task.
 //!
 //! A plan that is not carried out (a dry run, `Relocator::plan_fixup`) ends
 //! with `Planned`. A plan or a copy that fails ends each image with an

@@ -36,6 +36,8 @@ pub(crate) async fn resolve(
                 reference: candidate.display.clone(),
                 media_type: d.media_type,
             }),
+            // The image's own reference is already named with the image.
+            Err(e) if candidate.display == job.image => errors.push(e.into()),
             Err(e) => errors.push(Error::Candidate {
                 reference: candidate.display.clone(),
                 error: Box::new(e.into()),

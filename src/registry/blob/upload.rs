@@ -189,7 +189,7 @@ impl Client {
             Ok(s) => s,
             Err(e) => {
                 self.cancel_if_open(session.as_ref()).await;
-                return Err(source_error(e, to, desc));
+                return Err(source_error(e, desc));
             }
         };
         let verify = Verify::new(to, desc, Hashing::Off);
@@ -274,9 +274,13 @@ impl Client {
             .map_err({
                 let v = verify.clone();
                 // A source's own error is the failure to report.
+                let digest = desc.digest.to_string();
                 move |e| match wrapped(e) {
                     Ok(source) => v.record(source),
-                    Err(e) => e,
+                    Err(e) => v.record(RegistryError::Source {
+                        digest: digest.clone(),
+                        reason: e.to_string(),
+                    }),
                 }
             })
             .and_then(move |chunk| {
@@ -326,7 +330,7 @@ impl Client {
                         verify.check(&chunk, progress.as_ref())?;
                         buf.extend_from_slice(&chunk);
                     }
-                    Some(Err(e)) => return Err(source_error(e, repo, desc)),
+                    Some(Err(e)) => return Err(source_error(e, desc)),
                     None => eof = true,
                 }
             }
@@ -412,14 +416,14 @@ fn wrapped(e: std::io::Error) -> Result<RegistryError, std::io::Error> {
     }
 }
 
-/// What a failed read of the stream an upload to `to` comes from means: the
-/// registry error it wraps (a source registry's), else a transport error.
-fn source_error(e: std::io::Error, to: &Repository, desc: &Descriptor) -> RegistryError {
-    wrapped(e).unwrap_or_else(|e| RegistryError::Transport {
-        registry: to.registry.clone(),
-        operation: format!("read blob {}", desc.digest),
+/// What a failed read of the stream an upload comes from means: the
+/// registry error it wraps (a source registry's, retried as such), else the
+/// failure of a source that is not a registry (an OCI layout), which is
+/// permanent and named as the source's, not the target's.
+fn source_error(e: std::io::Error, desc: &Descriptor) -> RegistryError {
+    wrapped(e).unwrap_or_else(|e| RegistryError::Source {
+        digest: desc.digest.to_string(),
         reason: e.to_string(),
-        attempts: 1,
     })
 }
 

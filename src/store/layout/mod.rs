@@ -295,6 +295,19 @@ impl LayoutStore {
         self.put_blob_bytes(desc, bytes).await
     }
 
+    /// Checks that `name` can name an image in a layout (the image-spec
+    /// grammar of `org.opencontainers.image.ref.name`, which skopeo checks),
+    /// so that a caller can refuse it before writing anything.
+    ///
+    /// # Errors
+    /// [`LayoutError::InvalidName`], saying what is wrong.
+    pub fn check_name(name: &str) -> Result<(), LayoutError> {
+        index::check_name(name).map_err(|reason| LayoutError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    }
+
     /// Names manifest `desc` (whose bytes are `bytes`) `name`: checks that
     /// every blob or manifest it refers to directly (config and layers, or an
     /// index's manifests; layers with `urls`, which live elsewhere, excepted)
@@ -316,10 +329,7 @@ impl LayoutStore {
         desc: &Descriptor,
         bytes: Bytes,
     ) -> Result<(), LayoutError> {
-        index::check_name(name).map_err(|reason| LayoutError::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })?;
+        Self::check_name(name)?;
         self.check_bytes(desc, &bytes)?;
         let shape = if mt::is_image_manifest_or_index(&desc.media_type) {
             desc.media_type.as_str()
