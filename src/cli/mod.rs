@@ -162,6 +162,13 @@ pub fn main() -> ExitCode {
                     tokio::spawn(async move {
                         interrupted.await;
                         cancel.cancel();
+                        // A second Ctrl-C does not wait for the clean-up.
+                        interrupt_signal().await;
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "interrupted again: leaving without cleaning up"
+                        );
+                        std::process::exit(i32::from(EXIT_INTERRUPTED));
                     })
                 };
                 let work = async {

@@ -49,6 +49,10 @@ pub use layout::{LayoutError, LayoutStore};
 /// not with a clean end, when the bytes do not match the descriptor.
 pub use crate::registry::BlobStream;
 
+/// How long cleaning up after a failure or a cancellation waits for the
+/// registries to acknowledge cancelled upload sessions.
+pub const CANCEL_UPLOADS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -129,11 +133,17 @@ impl Store {
 
     /// Cancels every upload session opened through this store (of its scope,
     /// see [`Store::scoped`]) and not finished, and says how many the
-    /// registry acknowledged. A layout has none: a blob being written is a
-    /// temporary file, removed when its writer is dropped.
+    /// registry acknowledged, waiting at most [`CANCEL_UPLOADS_TIMEOUT`] (a
+    /// registry that hangs keeps its sessions until they expire there). A
+    /// layout has none: a blob being written is a temporary file, removed
+    /// when its writer is dropped.
     pub async fn cancel_open_uploads(&self) -> usize {
         match self {
-            Store::Registry(r) => r.client.cancel_open_uploads().await,
+            Store::Registry(r) => {
+                tokio::time::timeout(CANCEL_UPLOADS_TIMEOUT, r.client.cancel_open_uploads())
+                    .await
+                    .unwrap_or(0)
+            }
             Store::Layout(_) => 0,
         }
     }
