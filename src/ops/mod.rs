@@ -200,12 +200,15 @@ impl Relocator {
         self.engine.report(event);
     }
 
-    /// Runs one request under the budget, unless cancelled.
+    /// Runs one request under the budget, unless cancelled. The request's
+    /// future is boxed: a store operation's future holds either store's, some
+    /// 25 KiB, and the front doors make several in sequence, which would
+    /// otherwise make their own futures that large and overflow small stacks.
     pub(crate) async fn request<T, E: Into<Error>>(
         &self,
         work: impl std::future::Future<Output = std::result::Result<T, E>>,
     ) -> Result<T> {
-        self.engine.request(work).await
+        self.engine.request(Box::pin(work)).await
     }
 }
 
