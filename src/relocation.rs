@@ -84,9 +84,21 @@ impl RelocationMap {
         json::jcs::to_vec(&Node::from(obj))
     }
 
-    /// The relocated reference of `original`.
+    /// The relocated reference of `original`: the entry whose key is exactly
+    /// `original`, else the one whose key names the same reference once both
+    /// are normalised as Docker does (`nginx:1.25` and
+    /// `docker.io/library/nginx:1.25`; `docker/whalesay` and
+    /// `docker.io/docker/whalesay:latest`). An exact key always wins, so a
+    /// map written by cnab-oci or cnab-to-oci is read as it was written.
     pub fn get(&self, original: &str) -> Option<&str> {
-        self.0.get(original).map(String::as_str)
+        if let Some(v) = self.0.get(original) {
+            return Some(v);
+        }
+        let wanted = normalised(original)?;
+        self.0
+            .iter()
+            .find(|(k, _)| normalised(k).as_deref() == Some(wanted.as_str()))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Records that `original` now lives at `relocated`.
@@ -120,6 +132,18 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for RelocationMap {
     }
 }
 
+/// `s` as a fully qualified reference with Docker's default tag
+/// (`docker.io/library/nginx:latest` for `nginx`); `None` if it is not one.
+fn normalised(s: &str) -> Option<String> {
+    let r = crate::reference::Reference::parse(s).ok()?;
+    let r = if r.tag().is_none() && r.digest().is_none() {
+        r.with_tag("latest").ok()?
+    } else {
+        r
+    };
+    Some(r.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +153,39 @@ mod tests {
         let m = RelocationMap::from_slice(b"{\"b\": \"reg/b@x\",\n \"a\": \"reg/a@y\"}").unwrap();
         assert_eq!(m.get("a"), Some("reg/a@y"));
         assert_eq!(m.canonical_bytes(), br#"{"a":"reg/a@y","b":"reg/b@x"}"#);
+    }
+
+    /// A key is looked up by its exact string first, then as a reference
+    /// (issue 11 §4): the bundle's `nginx:1.25` finds a map keyed
+    /// `docker.io/library/nginx:1.25`, and `docker/whalesay` one keyed with
+    /// the default tag; an exact key wins over a normalised one.
+    #[test]
+    fn keys_are_compared_as_references() {
+        let m: RelocationMap = [
+            ("docker.io/library/nginx:1.25", "reg/nginx@sha256:1"),
+            ("docker.io/docker/whalesay:latest", "reg/whalesay@sha256:2"),
+            ("quay.io/a/b:1", "reg/b@sha256:3"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(m.get("nginx:1.25"), Some("reg/nginx@sha256:1"));
+        assert_eq!(m.get("library/nginx:1.25"), Some("reg/nginx@sha256:1"));
+        assert_eq!(m.get("docker/whalesay"), Some("reg/whalesay@sha256:2"));
+        assert_eq!(m.get("nginx:1.26"), None);
+        assert_eq!(
+            m.get("quay.io/a/b"),
+            None,
+            "no default tag match for another tag"
+        );
+        assert_eq!(m.get("not a reference"), None);
+        let both: RelocationMap = [
+            ("nginx:1.25", "exact"),
+            ("docker.io/library/nginx:1.25", "normalised"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(both.get("nginx:1.25"), Some("exact"));
+        assert_eq!(both.get("docker.io/library/nginx:1.25"), Some("normalised"));
     }
 
     #[test]

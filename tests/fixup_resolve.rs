@@ -430,3 +430,52 @@ async fn strict_mode_refuses_an_unpinned_image_before_any_copy() {
     });
     assert_eq!(uploads, 0, "nothing was written to the target");
 }
+
+/// An input relocation map keyed by the normalised references
+/// (`docker.io/library/nginx:1.25`, `docker.io/docker/whalesay:latest`) is
+/// used for a bundle that writes `nginx:1.25` and `docker/whalesay`: nothing
+/// goes to docker.io (issue 11 §4). The output map keeps the bundle's own
+/// strings as keys.
+#[tokio::test]
+async fn input_map_keys_are_compared_as_references() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let mut bundle = Bundle::from_slice(
+        br#"{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0",
+        "invocationImages":[{"imageType":"docker","image":"nginx:1.25"}],
+        "images":{"whale":{"imageType":"oci","image":"docker/whalesay"}}}"#,
+    )
+    .unwrap();
+    let map: RelocationMap = [
+        (
+            "docker.io/library/nginx:1.25".to_owned(),
+            format!("{}/app/installer:1.0", fx.source),
+        ),
+        (
+            "docker.io/docker/whalesay:latest".to_owned(),
+            format!("{}/app/cache:4.0", fx.source),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let o = FixupOptions {
+        input_relocation_map: Some(map),
+        ..opts()
+    };
+    let target = Reference::parse(&format!("{}/norm/app:1", dst.host())).unwrap();
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target, &o)
+        .await
+        .unwrap();
+    for img in &out.plan.images {
+        assert!(
+            img.source.starts_with(&fx.source),
+            "{}: {}",
+            img.image,
+            img.source
+        );
+    }
+    let keys: Vec<&str> = out.relocation_map.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["docker/whalesay", "nginx:1.25"]);
+}
