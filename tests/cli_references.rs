@@ -3,19 +3,9 @@
 //! error (exit 2) that names the flag, says what to do, sends no request and
 //! writes no file.
 
+use crate::harness::cnab_oci;
 use crate::harness::fake::{respond, Fake};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn cnab_oci(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run cnab-oci")
-}
 
 const DIGEST: &str = "sha256:e91b9dfcbbb3b88bac94726f276b89de46e4460b55f6e6d6f876e666b150ec5b";
 

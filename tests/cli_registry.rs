@@ -1,21 +1,11 @@
 //! The registry commands of the `cnab-oci` binary, end to end: push with JSON
 //! output, pull, fixup with its output files, dry runs, copy, errors, Ctrl-C.
 
+use crate::harness::cnab_oci;
 use crate::harness::fake::{stalled, Fake};
 use crate::harness::fixtures::{registry_config, seed};
 use crate::harness::Registry;
-use std::path::Path;
 use std::process::{Command, Output};
-
-fn cnab_oci(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run cnab-oci")
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -64,8 +64,7 @@ impl Relocator {
     /// ([`crate::store::LayoutError::InvalidName`]) and a digest target
     /// ([`Error::DigestTarget`]) are refused before anything is read or
     /// written. On a failure, the upload sessions the call opened are
-    /// cancelled. A registry target that names a digest is refused
-    /// ([`Error::DigestTarget`]) before anything is read or written.
+    /// cancelled.
     pub async fn copy(
         &self,
         source: &Location,
@@ -100,9 +99,7 @@ impl Relocator {
         // The target (a layout is created) only once the source is read.
         let (dst, tag) = self.open(target, true)?;
         let dst = dst.scoped();
-        let r = self
-            .copy_into(&src, &dst, tag, target, target_ref, f, opts)
-            .await;
+        let r = self.copy_into(&src, &dst, tag, target_ref, f, opts).await;
         super::close_on_error(&dst, r).await
     }
 
@@ -113,7 +110,6 @@ impl Relocator {
         src: &Store,
         dst: &Store,
         tag: Option<String>,
-        target: &Location,
         target_ref: Option<&crate::Reference>,
         f: super::pull::Fetched,
         opts: &CopyOptions,
@@ -137,11 +133,6 @@ impl Relocator {
             .images
             .iter()
             .any(|i| i.descriptor.digest != i.source_descriptor.digest);
-        // Only a registry reference has a tag to write; a layout's name is its tag.
-        let tag = match target {
-            Location::Registry(r) => r.tag().map(str::to_owned),
-            Location::Layout { .. } => tag,
-        };
         if let (true, Some(target_ref)) = (changed, target_ref) {
             let mut bundle = f.bundle;
             reconcile(&mut bundle, &plan, true)?;

@@ -82,16 +82,13 @@ impl From<Reference> for Location {
 pub struct Relocator {
     client: Client,
     engine: Engine,
-    reporter: Option<Arc<dyn Reporter>>,
-    jobs: usize,
 }
 
 impl fmt::Debug for Relocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Relocator")
             .field("client", &self.client)
-            .field("jobs", &self.jobs)
-            .field("reporter", &self.reporter.is_some())
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
 }
@@ -112,8 +109,6 @@ impl Relocator {
         Relocator {
             client,
             engine: Engine::new(DEFAULT_JOBS),
-            reporter: None,
-            jobs: DEFAULT_JOBS,
         }
     }
 
@@ -121,18 +116,13 @@ impl Relocator {
     /// relocator does (at least 1).
     #[must_use]
     pub fn with_jobs(mut self, jobs: usize) -> Relocator {
-        self.jobs = jobs.max(1);
-        let cancel = self.engine.cancellation().clone();
-        self.engine = Engine::new(self.jobs)
-            .with_reporter(self.reporter.clone())
-            .with_cancellation(cancel);
+        self.engine = self.engine.with_jobs(jobs);
         self
     }
 
     /// Sends events to `reporter` (a closure or a [`Reporter`]).
     #[must_use]
     pub fn with_reporter(mut self, reporter: Option<Arc<dyn Reporter>>) -> Relocator {
-        self.reporter.clone_from(&reporter);
         self.engine = self.engine.with_reporter(reporter);
         self
     }
@@ -157,7 +147,7 @@ impl Relocator {
 
     /// The concurrency budget.
     pub fn jobs(&self) -> usize {
-        self.jobs
+        self.engine.jobs()
     }
 
     /// What the client has done so far, per registry.

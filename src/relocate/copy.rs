@@ -31,6 +31,8 @@ use tokio::sync::Semaphore;
 #[derive(Debug, Clone)]
 pub(crate) struct Budget {
     permits: Arc<Semaphore>,
+    /// How many permits there are in all.
+    size: usize,
 }
 
 impl Budget {
@@ -38,7 +40,13 @@ impl Budget {
     pub(crate) fn new(n: usize) -> Budget {
         Budget {
             permits: Arc::new(Semaphore::new(n.max(1))),
+            size: n.max(1),
         }
+    }
+
+    /// How many requests or transfers it lets run at once.
+    pub(crate) fn size(&self) -> usize {
+        self.size
     }
 
     /// Runs `work` (one request, or one streamed transfer) holding a permit.

@@ -65,6 +65,19 @@ impl Engine {
         }
     }
 
+    /// The same engine with a new budget of `jobs` concurrent requests and
+    /// transfers (at least 1); its reporter and cancellation are kept.
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: usize) -> Engine {
+        self.budget = Budget::new(jobs);
+        self
+    }
+
+    /// How many requests and transfers run at once.
+    pub fn jobs(&self) -> usize {
+        self.budget.size()
+    }
+
     /// Sends events to `reporter`.
     #[must_use]
     pub fn with_reporter(mut self, reporter: Option<Arc<dyn Reporter>>) -> Engine {

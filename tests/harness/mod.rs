@@ -402,3 +402,15 @@ impl Drop for Served {
         }
     }
 }
+
+/// Runs the `cnab-oci` binary in `dir` with `args`, with no docker config and
+/// no colour, and returns what it did.
+pub fn cnab_oci(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cnab-oci")
+}
