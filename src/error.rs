@@ -61,17 +61,6 @@ pub enum Error {
     /// mode): every difference, in bundle order.
     #[error("images differ from the bundle:{}", lines(.0))]
     Mismatch(Vec<Difference>),
-    /// Something about one image (or the images sharing one object) failed.
-    #[error("{key} `{image}`: {error}")]
-    Image {
-        /// Which image (`invocationImages[0]`, `images["db"]`); several,
-        /// comma-separated, for an object they share.
-        key: String,
-        /// Its reference in the bundle.
-        image: String,
-        /// What failed.
-        error: Box<Error>,
-    },
     /// One place an image was looked for, and why it was not found there.
     #[error("`{reference}`: {error}")]
     Candidate {
@@ -181,6 +170,10 @@ pub enum Error {
         /// cancelling.
         uploads_cancelled: usize,
     },
+    /// One failure that several images share (an object they have in
+    /// common failed): each image's [`ImageFailure`] holds the same error.
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
     /// Reading or writing a file failed.
     #[error("{action} `{}`: {reason}", path.display())]
     Io {
@@ -285,9 +278,10 @@ impl Error {
             Error::Registry(e) => out.extend(e.hints()),
             Error::Convert(e) => out.extend(e.hints()),
             Error::Mismatch(_) => out.push(Hint::UpdateBundle),
-            Error::Image { error, .. } | Error::Candidate { error, .. } => {
+            Error::Candidate { error, .. } => {
                 error.collect_hints(out);
             }
+            Error::Shared(error) => error.collect_hints(out),
             Error::FallbacksDisabled { error } => {
                 error.collect_hints(out);
                 out.push(Hint::AllowFallbacks);
@@ -307,17 +301,8 @@ impl Error {
     pub fn is_cancelled(&self) -> bool {
         match self {
             Error::Cancelled { .. } => true,
-            Error::Image { error, .. } => error.is_cancelled(),
+            Error::Shared(error) => error.is_cancelled(),
             _ => false,
-        }
-    }
-
-    /// `self`, about image `key` `image`.
-    pub(crate) fn for_image(self, key: &ImageKey, image: &str) -> Error {
-        Error::Image {
-            key: key.to_string(),
-            image: image.to_owned(),
-            error: Box::new(self),
         }
     }
 }

@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// The sequence of events for a small bundle: each image starts first, the
-/// plan comes once before any object finishes, each image ends last, after
-/// every event about its objects.
+/// plan comes once before any object finishes, and each image ends after
+/// every event about its own objects (as soon as they are done, not after
+/// the whole bundle's).
 #[tokio::test]
 async fn event_sequence() {
     let (src, dst) = (Registry::plain(), Registry::plain());
@@ -50,11 +51,15 @@ async fn event_sequence() {
             .all(|k| *k == "start" || *k == "end"),
         "{kinds:?}"
     );
-    assert_eq!(&kinds[kinds.len() - 4..], ["end"; 4], "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "end").count(),
+        4,
+        "{kinds:?}"
+    );
     assert!(
-        kinds[planned + 1..kinds.len() - 4]
+        kinds[planned + 1..]
             .iter()
-            .all(|k| matches!(*k, "transfer" | "node" | "progress")),
+            .all(|k| matches!(*k, "transfer" | "node" | "progress" | "end")),
         "{kinds:?}"
     );
     // Every object the plan pushes or copies is reported finished, without error.
@@ -101,4 +106,23 @@ async fn event_sequence() {
         })
         .collect();
     assert!(ends.values().all(Option::is_some));
+    // Each image ends as soon as its own objects are done: after every
+    // `NodeFinished` of its tree, and before the `NodeFinished` of nothing
+    // else it depends on.
+    for tree in images.iter() {
+        let own: HashSet<String> = tree
+            .root
+            .nodes()
+            .iter()
+            .map(|n| n.descriptor.digest.to_string())
+            .collect();
+        let end = events
+            .iter()
+            .position(|e| matches!(e, Event::ImageFinished { key, .. } if *key == tree.key))
+            .unwrap();
+        let last_own = events
+            .iter()
+            .rposition(|e| matches!(e, Event::NodeFinished { digest, .. } if own.contains(digest)));
+        assert!(last_own.is_none_or(|i| i < end), "{}: {kinds:?}", tree.key);
+    }
 }

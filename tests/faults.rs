@@ -187,8 +187,8 @@ async fn persistent_server_error_fails_cleanly() {
         "{e}"
     );
     assert!(
-        e.starts_with("invocationImages[0]") || e.starts_with("images["),
-        "names the image: {e}"
+        e.starts_with("images of the bundle cannot be relocated:\n  invocationImages[0] `"),
+        "names each image: {e}"
     );
     assert_no_tag(direct, &dst, "broken/demo").await;
 }
@@ -231,8 +231,8 @@ async fn persistent_digest_mismatch_fails_cleanly() {
         "{e}"
     );
     assert!(
-        e.starts_with("invocationImages[0]") || e.starts_with("images["),
-        "names the image: {e}"
+        e.starts_with("images of the bundle cannot be relocated:\n  invocationImages[0] `"),
+        "names each image: {e}"
     );
     assert_no_tag(direct, &dst, "mismatch/demo").await;
 }
@@ -289,5 +289,104 @@ async fn registry_restart_mid_run() {
             let r = Reference::parse(&format!("{dst_host}/restarted/demo@{}", d.digest)).unwrap();
             assert_eq!(&client.get_manifest(&r).await.unwrap().bytes, bytes);
         }
+    }
+}
+
+/// Two images whose own blobs cannot be read fail, each under its own name
+/// with its own blob, in bundle order; the images that did not fail are
+/// relocated and reported as such, not with another's error (issue 11 §3,
+/// the copying side).
+#[tokio::test]
+async fn copy_failures_are_collected_per_image() {
+    use cnab_oci::relocate::events::Event;
+    use cnab_oci::Error;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let direct = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &direct).await;
+    let others: HashSet<_> = ["installer", "web"]
+        .iter()
+        .flat_map(|n| fx.images[n].blobs.keys().cloned())
+        .collect();
+    let own = |name: &str| {
+        fx.images[name]
+            .blobs
+            .keys()
+            .find(|d| !others.contains(*d))
+            .unwrap()
+            .clone()
+    };
+    let (db_blob, cache_blob) = (own("db"), own("cache"));
+    let aimed = [db_blob.to_string(), cache_blob.to_string()];
+    let proxy = FaultProxy::start(
+        src.base_url(),
+        Plan {
+            rate: 1.0,
+            faults: vec![Fault::Status(404)],
+            seed: 1,
+            aim: Some(Box::new(move |r| {
+                r.method == "GET" && aimed.iter().any(|d| r.path().ends_with(d.as_str()))
+            })),
+        },
+    );
+    let mut config = faulty_config(&[&proxy]);
+    config.insecure_registries.push(dst.host());
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let seen = finished.clone();
+    let relocator = Relocator::new(config.clone())
+        .unwrap()
+        .with_jobs(4)
+        .with_reporter(Some(Arc::new(move |e: &Event| {
+            if let Event::ImageFinished {
+                key,
+                relocated,
+                error,
+                ..
+            } = e
+            {
+                seen.lock()
+                    .unwrap()
+                    .push((key.to_string(), relocated.is_some(), error.clone()));
+            }
+        })));
+    let target = Reference::parse(&format!("{}/collect/demo:1", dst.host())).unwrap();
+    let mut bundle = through(&fx, &proxy);
+    let e = relocator
+        .fixup(&mut bundle, &target, &auto_update())
+        .await
+        .unwrap_err();
+    let Error::Images(failures) = &e else {
+        panic!("expected every failing image: {e}");
+    };
+    let keys: Vec<String> = failures.iter().map(|f| f.key.to_string()).collect();
+    assert_eq!(keys, ["images[\"cache\"]", "images[\"db\"]"], "{e}");
+    for (f, blob) in failures.iter().zip([&cache_blob, &db_blob]) {
+        assert_eq!(f.causes.len(), 1, "{f}");
+        let cause = f.causes[0].to_string();
+        assert!(cause.contains(blob.as_str()), "own blob named: {cause}");
+        let other = if blob == &db_blob {
+            &cache_blob
+        } else {
+            &db_blob
+        };
+        assert!(!cause.contains(other.as_str()), "not the other's: {cause}");
+    }
+    let mut finished = finished.lock().unwrap().clone();
+    finished.sort();
+    let fine: Vec<_> = finished
+        .iter()
+        .filter(|(_, relocated, error)| *relocated && error.is_none())
+        .map(|(k, ..)| k.as_str())
+        .collect();
+    assert_eq!(
+        fine,
+        ["images[\"web\"]", "invocationImages[0]"],
+        "{finished:?}"
+    );
+    let client = Client::new(config).unwrap();
+    let repo = Repository::of(&target);
+    for name in ["installer", "web"] {
+        crate::harness::fixtures::assert_in_target(&client, &repo, &fx.images[name]).await;
     }
 }

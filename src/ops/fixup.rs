@@ -86,7 +86,8 @@ impl Relocator {
     ///   candidate's cause), and references that do not parse;
     /// - [`Error::NoInvocationImage`];
     /// - [`Error::Mismatch`] (strict mode), with every difference;
-    /// - [`Error::Image`]: an image whose content cannot be walked or copied;
+    /// - [`Error::Images`]: images whose content cannot be walked or copied,
+    ///   each with its own causes;
     /// - [`Error::Cancelled`].
     pub async fn fixup(
         &self,

@@ -9,18 +9,20 @@
 //!   within a registry; else ask the target with the request that starts the
 //!   upload (a mount from the target repository itself: `201` means present,
 //!   `202` opens the session the copy uses); else `HEAD`; then stream.
-//! - [`execute`]: blobs (each once), then manifests deepest first, each by
-//!   digest with its exact bytes.
+//! - [`execute`]: every image at once; each object once, a manifest after
+//!   its children, by digest with its exact bytes; each image finished as
+//!   soon as its own objects are.
 
-use super::events::{Action, Event, ImageTree, Sink};
-use super::plan::{after_check, BlobTask, Plan};
+use super::events::{Action, Event, ImageTree, Node, NodeKind, Sink};
+use super::plan::{after_check, BlobTask, ManifestTask, Plan};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageFailure, Result};
 use crate::oci::Descriptor;
 use crate::registry::{MountOutcome, Progress};
 use crate::store::{Store, StoreError};
+use futures::future::{BoxFuture, FutureExt as _, Shared};
 use futures::stream::{FuturesUnordered, TryStreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,74 +92,193 @@ pub(crate) struct Copier<'a> {
     pub target: &'a Store,
 }
 
-/// Carries out `plan` into `c.target`: every blob that needs it (each once),
-/// then manifests deepest first. The first failure stops the rest. Returns
-/// the blobs whose action turned out other than planned.
-pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan) -> Result<HashMap<Digest, Action>> {
-    let state = Mutex::new(plan.trees.clone());
-    let found = Mutex::new(HashMap::new());
-    let finished = |digest: &Digest, action: Action, error: Option<String>| {
+/// What one copy did: the blobs whose action turned out other than planned,
+/// and every image that failed, each with its own causes, in bundle order.
+pub(crate) struct Outcome {
+    pub found: HashMap<Digest, Action>,
+    pub failures: Vec<ImageFailure>,
+}
+
+/// An object's work, awaited by every parent that refers to it: `true` when
+/// the object is in the target.
+type Done<'a> = Shared<BoxFuture<'a, bool>>;
+
+/// What the copy of one plan shares between its objects.
+struct Run<'a> {
+    c: &'a Copier<'a>,
+    plan: &'a Plan,
+    /// The failures, by object: each object's own error (an object whose
+    /// child failed is not pushed, and has none).
+    errors: Mutex<HashMap<Digest, Arc<Error>>>,
+    found: Mutex<HashMap<Digest, Action>>,
+    trees: Mutex<Vec<ImageTree>>,
+}
+
+/// Carries out `plan` into `c.target`, image by image and all at once: each
+/// blob that needs it is moved once, however many images hold it; each
+/// manifest is pushed once its children are in the target, children before
+/// parents, by digest with its exact bytes. A failure stops only what
+/// depends on it: the images that hold the failed object, each reported under
+/// its own name with its own causes. Each image's `ImageFinished` is sent as
+/// soon as its root is in the target (or cannot be), and `finished[i]` set
+/// for image `i`.
+pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan, finished: &Mutex<Vec<bool>>) -> Outcome {
+    let run = Run {
+        c,
+        plan,
+        errors: Mutex::new(HashMap::new()),
+        found: Mutex::new(HashMap::new()),
+        trees: Mutex::new(plan.trees.clone()),
+    };
+    let mut memo = HashMap::new();
+    let roots: Vec<Done<'_>> = plan
+        .trees
+        .iter()
+        .map(|t| run.future_of(&t.root, &mut memo))
+        .collect();
+    let results = all(plan
+        .images
+        .iter()
+        .zip(&plan.trees)
+        .zip(roots)
+        .enumerate()
+        .map(|(i, ((img, tree), root))| {
+            let run = &run;
+            async move {
+                let failure = (!root.await).then(|| run.failure_of(tree));
+                finished.lock().expect("finished")[i] = true;
+                c.sink.send(Event::ImageFinished {
+                    key: img.key.clone(),
+                    image: img.image.clone(),
+                    relocated: failure.is_none().then(|| img.relocated.clone()),
+                    error: failure.as_ref().map(|f| {
+                        f.causes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    }),
+                });
+                failure
+            }
+        }))
+    .await;
+    drop(memo);
+    Outcome {
+        found: run.found.into_inner().expect("outcomes"),
+        failures: results.into_iter().flatten().collect(),
+    }
+}
+
+impl Run<'_> {
+    /// The work for `node` and everything under it, made once per digest.
+    fn future_of<'r>(&'r self, node: &'r Node, memo: &mut HashMap<Digest, Done<'r>>) -> Done<'r> {
+        let digest = &node.descriptor.digest;
+        if let Some(f) = memo.get(digest) {
+            return f.clone();
+        }
+        let work: BoxFuture<'r, bool> = match node.kind {
+            NodeKind::Config | NodeKind::Layer => match self
+                .plan
+                .blobs
+                .get(digest)
+                .filter(|b| matches!(b.action, Action::Copy | Action::Mount))
+            {
+                Some(b) => Box::pin(self.blob(b)),
+                None => Box::pin(std::future::ready(true)),
+            },
+            NodeKind::Index | NodeKind::Manifest => match self.plan.manifests.get(digest) {
+                Some(m) => {
+                    let children: Vec<Done<'r>> = node
+                        .children
+                        .iter()
+                        .map(|child| self.future_of(child, memo))
+                        .collect();
+                    Box::pin(async move {
+                        let ready = all(children).await.into_iter().all(|ok| ok);
+                        ready && self.manifest(m).await
+                    })
+                }
+                // In the target already, with everything under it.
+                None => Box::pin(std::future::ready(true)),
+            },
+        };
+        let done = work.shared();
+        memo.insert(digest.clone(), done.clone());
+        done
+    }
+
+    async fn blob(&self, b: &BlobTask) -> bool {
+        let r = transfer_blob(self.c, b).await;
+        let action = *r.as_ref().unwrap_or(&b.action);
+        if action != b.action {
+            self.found
+                .lock()
+                .expect("outcomes")
+                .insert(b.descriptor.digest.clone(), action);
+        }
+        self.finished(
+            &b.descriptor.digest,
+            action,
+            r.map(|_| ()).map_err(Into::into),
+        )
+    }
+
+    async fn manifest(&self, m: &ManifestTask) -> bool {
+        let r = self
+            .c
+            .budget
+            .run(self.c.target.put_manifest(&m.descriptor, m.bytes.clone()))
+            .await;
+        self.finished(&m.descriptor.digest, Action::Push, r.map_err(Into::into))
+    }
+
+    /// Records and reports the end of one object's work.
+    fn finished(&self, digest: &Digest, action: Action, r: Result<()>) -> bool {
+        let error = r.err().map(Arc::new);
+        let message = error.as_ref().map(ToString::to_string);
         let snapshot = {
-            let mut trees = state.lock().expect("progress");
-            mark(&mut trees, digest, action, error.as_ref());
+            let mut trees = self.trees.lock().expect("progress");
+            mark(&mut trees, digest, action, message.as_ref());
             Arc::new(trees.clone())
         };
-        c.sink.send(Event::NodeFinished {
+        self.c.sink.send(Event::NodeFinished {
             digest: digest.to_string(),
             action,
-            error,
+            error: message,
         });
-        c.sink.send(Event::Progress { images: snapshot });
-    };
-    try_all(
-        plan.blobs
-            .values()
-            .filter(|b| matches!(b.action, Action::Copy | Action::Mount))
-            .map(|b| async {
-                let r = transfer_blob(c, b)
-                    .await
-                    .map_err(|e| plan.owned_error(&b.descriptor.digest, e.into()));
-                let action = *r.as_ref().unwrap_or(&b.action);
-                if action != b.action {
-                    found
-                        .lock()
-                        .expect("outcomes")
-                        .insert(b.descriptor.digest.clone(), action);
-                }
-                finished(
-                    &b.descriptor.digest,
-                    action,
-                    r.as_ref().err().map(ToString::to_string),
-                );
-                r.map(|_| ())
-            }),
-    )
-    .await?;
-    let mut depths: Vec<usize> = plan.manifests.values().map(|m| m.depth).collect();
-    depths.sort_unstable();
-    depths.dedup();
-    for depth in depths.into_iter().rev() {
-        try_all(
-            plan.manifests
-                .values()
-                .filter(|m| m.depth == depth)
-                .map(|m| async {
-                    let r = c
-                        .budget
-                        .run(c.target.put_manifest(&m.descriptor, m.bytes.clone()))
-                        .await
-                        .map_err(|e| plan.owned_error(&m.descriptor.digest, e.into()));
-                    finished(
-                        &m.descriptor.digest,
-                        Action::Push,
-                        r.as_ref().err().map(ToString::to_string),
-                    );
-                    r
-                }),
-        )
-        .await?;
+        self.c.sink.send(Event::Progress { images: snapshot });
+        match error {
+            Some(e) => {
+                self.errors
+                    .lock()
+                    .expect("errors")
+                    .insert(digest.clone(), e);
+                false
+            }
+            None => true,
+        }
     }
-    Ok(found.into_inner().expect("outcomes"))
+
+    /// Image `tree`'s failure: the errors of its own objects, in tree order,
+    /// each once.
+    fn failure_of(&self, tree: &ImageTree) -> ImageFailure {
+        let errors = self.errors.lock().expect("errors");
+        let mut seen = HashSet::new();
+        let causes = tree
+            .root
+            .nodes()
+            .into_iter()
+            .filter(|n| seen.insert(&n.descriptor.digest))
+            .filter_map(|n| errors.get(&n.descriptor.digest))
+            .map(|e| Error::Shared(Arc::clone(e)))
+            .collect();
+        ImageFailure {
+            key: tree.key.clone(),
+            image: tree.image.clone(),
+            causes,
+        }
+    }
 }
 
 /// Marks every node with `digest` as done with `action` (or failed).

@@ -11,10 +11,17 @@
 //! delivered on the calling task.
 //!
 //! A plan that is not carried out (a dry run, `Relocator::plan_fixup`) ends
-//! with `Planned`. A plan or a copy that fails ends each image with an
-//! `ImageFinished` whose `error` is that image's own cause when it failed,
-//! and otherwise says that it was not relocated (or was cancelled) because
-//! another image failed: an image is never reported with another's error.
+//! with `Planned`. A plan that fails ends each image with an `ImageFinished`
+//! whose `error` is that image's own cause when it failed, and otherwise
+//! says that it was not relocated because other images failed.
+//!
+//! A copy finishes each image on its own: its `ImageFinished` comes as soon
+//! as every object of its graph is in the target, or as soon as the objects
+//! that could be done are and one has failed, while other images' transfers
+//! go on. A failed image's `error` holds its own causes (an object several
+//! images share is a cause of each); an image that did not fail is reported
+//! relocated. After a cancellation, the images not yet finished end with
+//! `error` "cancelled". An image is never reported with another's error.
 
 use crate::bundle::ImageKey;
 use crate::oci::Descriptor;

@@ -128,7 +128,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Unresolved`] with every image that cannot be found (each with
     /// every candidate's cause); an image's content that cannot be walked
-    /// ([`Error::Image`]); [`Error::Cancelled`].
+    /// ([`Error::Images`], each image with its own cause); [`Error::Cancelled`].
     pub async fn plan(&self, jobs: &[ImageJob], target: &Store) -> Result<Plan> {
         self.plan_with(jobs, target, true).await
     }
@@ -224,10 +224,7 @@ impl Engine {
                 blobs.entry(d.clone()).or_insert_with(|| b.clone());
             }
             for (d, m) in &w.manifests {
-                manifests
-                    .entry(d.clone())
-                    .and_modify(|e| e.depth = e.depth.max(m.depth))
-                    .or_insert_with(|| m.clone());
+                manifests.entry(d.clone()).or_insert_with(|| m.clone());
             }
         }
         // 4. For an exact plan, ask the target about every blob to move.
@@ -275,14 +272,17 @@ impl Engine {
         })
     }
 
-    /// Carries out `plan`: blobs first (each once), then manifests, children
-    /// before parents, each by digest with its exact bytes. The first failure
-    /// stops the rest; then, as after a cancellation, every upload session
-    /// this call opened is cancelled.
+    /// Carries out `plan`: every image at once, each blob once however many
+    /// images hold it, each manifest after its children, by digest with its
+    /// exact bytes. Each image's `ImageFinished` comes as soon as its own
+    /// objects are in the target. A failure stops only the images that hold
+    /// the failed object; the others are finished. After a failure or a
+    /// cancellation, every upload session this call opened is cancelled.
     ///
     /// # Errors
-    /// The first transfer that failed, named with the images that hold the
-    /// object ([`Error::Image`]); [`Error::Cancelled`].
+    /// [`Error::Images`] with every image that failed, each with its own
+    /// causes, in bundle order (an object several images share is reported
+    /// under each, as [`Error::Shared`]); [`Error::Cancelled`].
     pub async fn execute(&self, plan: &Plan) -> Result<Totals> {
         let (sink, task) = Sink::new(self.reporter.clone());
         let target = plan.target.scoped();
@@ -292,7 +292,16 @@ impl Engine {
             sink: &sink,
             target: &target,
         };
-        let mut result = copy::cancellable(&self.cancel, copy::execute(&copier, plan)).await;
+        let finished = std::sync::Mutex::new(vec![false; plan.images.len()]);
+        let mut result = copy::cancellable(&self.cancel, async {
+            let outcome = copy::execute(&copier, plan, &finished).await;
+            if outcome.failures.is_empty() {
+                Ok(outcome.found)
+            } else {
+                Err(Error::Images(outcome.failures))
+            }
+        })
+        .await;
         if result.is_err() {
             let cancelled = target.cancel_open_uploads().await;
             if cancelled > 0 {
@@ -302,17 +311,16 @@ impl Engine {
                 *uploads_cancelled += cancelled;
             }
         }
-        for img in &plan.images {
-            let error = result
-                .as_ref()
-                .err()
-                .map(|e| failure_of(e, &img.key, "cancelled: another image's transfer failed"));
-            sink.send(Event::ImageFinished {
-                key: img.key.clone(),
-                image: img.image.clone(),
-                relocated: error.is_none().then(|| img.relocated.clone()),
-                error,
-            });
+        if let Err(e) = &result {
+            let finished = finished.into_inner().expect("finished");
+            for (img, _) in plan.images.iter().zip(finished).filter(|(_, f)| !f) {
+                sink.send(Event::ImageFinished {
+                    key: img.key.clone(),
+                    image: img.image.clone(),
+                    relocated: None,
+                    error: Some(failure_of(e, &img.key, "cancelled")),
+                });
+            }
         }
         task.finish(sink).await;
         result.map(|found| plan.totals_with(&found))
@@ -334,12 +342,6 @@ fn failure_of(e: &Error, key: &crate::bundle::ImageKey, otherwise: &str) -> Stri
     };
     match e {
         Error::Unresolved(f) | Error::Images(f) => own(f),
-        Error::Image {
-            key: owners, error, ..
-        } => owners
-            .split(", ")
-            .any(|k| k == key.to_string())
-            .then(|| error.to_string()),
         // A cancellation, or a failure of no one image: the same for all.
         _ => Some(e.to_string()),
     }

@@ -5,7 +5,6 @@
 use super::events::{Action, ImageTree, NodeKind};
 use crate::bundle::ImageKey;
 use crate::digest::Digest;
-use crate::error::Error;
 use crate::oci::manifest::Platform;
 use crate::oci::Descriptor;
 use crate::store::Store;
@@ -86,8 +85,6 @@ pub(crate) struct BlobTask {
 pub(crate) struct ManifestTask {
     pub descriptor: Descriptor,
     pub bytes: Bytes,
-    /// 0 for a root; deeper objects are pushed first.
-    pub depth: usize,
 }
 
 /// The whole plan: what each image is, and every object with its action.
@@ -206,37 +203,6 @@ impl Plan {
         }
         t.shared_blobs = users.values().filter(|u| u.len() > 1).count() as u64;
         t
-    }
-
-    /// `error` about object `digest`, named with the images that hold it.
-    pub(crate) fn owned_error(&self, digest: &Digest, error: Error) -> Error {
-        let owners: Vec<&ImageTree> = self
-            .trees
-            .iter()
-            .filter(|t| {
-                t.root
-                    .nodes()
-                    .iter()
-                    .any(|n| n.descriptor.digest == *digest)
-            })
-            .collect();
-        match owners.as_slice() {
-            [] => error,
-            [one] => error.for_image(&one.key, &one.image),
-            many => Error::Image {
-                key: many
-                    .iter()
-                    .map(|t| t.key.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                image: many
-                    .iter()
-                    .map(|t| t.image.as_str())
-                    .collect::<Vec<_>>()
-                    .join("`, `"),
-                error: Box::new(error),
-            },
-        }
     }
 
     /// Original reference → relocated reference, for every planned image.

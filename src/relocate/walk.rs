@@ -213,7 +213,6 @@ impl<'a> Walker<'a> {
                     ManifestTask {
                         descriptor: desc.clone(),
                         bytes,
-                        depth,
                     },
                 );
             }

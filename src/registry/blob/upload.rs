@@ -163,9 +163,20 @@ impl Client {
         }
         let source_registry = from.registry.clone();
         let counter = self.t.clone();
+        // A body that breaks off is the source registry's transport failure,
+        // transient like any other: carried through the upload as that
+        // error, so the retry policy sees it for what it is.
+        let (registry, operation) = (from.registry.clone(), format!("get blob {}", desc.digest));
         let stream = resp
             .bytes_stream()
-            .map_err(std::io::Error::other)
+            .map_err(move |e| {
+                std::io::Error::other(RegistryError::Transport {
+                    registry: registry.clone(),
+                    operation: operation.clone(),
+                    reason: crate::registry::error::describe(&e),
+                    attempts: 1,
+                })
+            })
             .inspect_ok(move |c| {
                 counter.count(&source_registry, |s| s.bytes_down += c.len() as u64);
             });
