@@ -39,6 +39,12 @@ pub enum Hint {
         /// The field (`size`, `contentDigest`, `mediaType`).
         field: String,
     },
+    /// Re-push the images of `repository` in a supported format (Docker
+    /// schema 2 or OCI), for example with skopeo, which converts schema 1.
+    RepushImage {
+        /// The repository, as `registry/path`.
+        repository: String,
+    },
     /// Log in to `registry` (the docker config, a credential helper, or
     /// explicit [`crate::registry::Credentials`]).
     Login {

@@ -255,7 +255,10 @@ fn failures_end_with_hint_lines() {
         lines[1..],
         [
             format!("hint: pass its CA certificate with --ca-cert FILE, or put it in /etc/docker/certs.d/{}/ca.crt", tls.host()),
-            format!("hint: or name it in --insecure-registries {}", tls.host()),
+            format!(
+                "hint: to skip TLS verification, or to speak plain HTTP to it, name it in --insecure-registries {}",
+                tls.host()
+            ),
         ],
         "{err}"
     );

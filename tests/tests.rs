@@ -11,6 +11,7 @@ mod client_blobs;
 mod client_manifests;
 mod copy;
 mod events;
+mod failure_kinds;
 mod fake_registry;
 mod faults;
 mod fixup;

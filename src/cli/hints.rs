@@ -11,7 +11,7 @@ pub(crate) fn render(h: &Hint) -> String {
             "pass its CA certificate with --ca-cert FILE, or put it in {DOCKER_CERTS_DIR}/{registry}/ca.crt"
         ),
         Hint::InsecureRegistry { registry } => {
-            format!("or name it in --insecure-registries {registry}")
+            format!("to skip TLS verification, or to speak plain HTTP to it, name it in --insecure-registries {registry}")
         }
         Hint::Login { registry } => format!(
             "log in with `docker login {registry}` or configure a credential helper"
@@ -19,6 +19,9 @@ pub(crate) fn render(h: &Hint) -> String {
         Hint::UpdateBundle => "run with --auto-update-bundle to update the bundle instead".into(),
         Hint::AllowFallbacks => "pass --allow-fallbacks true to let push try other forms".into(),
         Hint::SetBundleField { key, field } => format!("set `{field}` of {key} in the bundle"),
+        Hint::RepushImage { repository } => format!(
+            "re-push it as Docker schema 2, for example `skopeo copy --format v2s2 docker://{repository}:TAG docker://{repository}:TAG`"
+        ),
         // A hint this build does not know yet: say it as data.
         other => format!("{other:?}"),
     }
@@ -61,7 +64,7 @@ mod tests {
             render(&Hint::InsecureRegistry {
                 registry: r.clone()
             }),
-            "or name it in --insecure-registries r.io:5000"
+            "to skip TLS verification, or to speak plain HTTP to it, name it in --insecure-registries r.io:5000"
         );
         assert_eq!(
             render(&Hint::Login { registry: r }),

@@ -8,6 +8,15 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image manifest schema 1, signed (deprecated; not supported).
+pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// Docker image manifest schema 1, unsigned (deprecated; not supported).
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+
+/// Whether `mt` is a Docker schema 1 manifest type.
+pub fn is_schema1(mt: &str) -> bool {
+    mt == DOCKER_SCHEMA1_SIGNED || mt == DOCKER_SCHEMA1
+}
 /// The four manifest types an image of a bundle may have.
 pub const IMAGE_TYPES: [&str; 4] = [
     OCI_MANIFEST,

@@ -95,6 +95,32 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Whether the code says that the request itself is wrong, so that
+    /// sending it again cannot succeed: a manifest naming a blob or manifest
+    /// the registry has not (`MANIFEST_BLOB_UNKNOWN`), an invalid or unknown
+    /// name, tag, size or manifest, a refusal (`DENIED`, `UNAUTHORIZED`,
+    /// `UNSUPPORTED`). The codes are the distribution spec's (OCI
+    /// distribution-spec v1.1, "Error Codes"). `BLOB_UPLOAD_UNKNOWN` (an
+    /// expired session) and `DIGEST_INVALID` (bytes damaged on the way) are
+    /// not: a new upload can succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::ManifestBlobUnknown
+                | Self::ManifestInvalid
+                | Self::ManifestUnverified
+                | Self::NameInvalid
+                | Self::NameUnknown
+                | Self::SizeInvalid
+                | Self::TagInvalid
+                | Self::Denied
+                | Self::Unsupported
+                | Self::Unauthorized
+        )
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -231,6 +257,30 @@ pub enum RegistryError {
         /// What rustls said.
         reason: String,
     },
+    /// The registry answered an HTTPS request in plain HTTP: it serves the
+    /// API without TLS. Not retried. [`RegistryError::hints`]: name it
+    /// insecure, which lets the client speak plain HTTP to it.
+    #[error("`{registry}` answered HTTPS in plain HTTP: it serves the registry API without TLS, and it is not named an insecure registry")]
+    PlainHttp {
+        /// The registry host.
+        registry: String,
+    },
+    /// A Docker image manifest of schema 1 (`application/vnd.docker.distribution.manifest.v1+prettyjws`),
+    /// deprecated since Docker 1.10 and not supported: its signature is not
+    /// part of its digest, so it cannot be copied by digest unchanged. Not
+    /// retried. [`RegistryError::hints`]: re-push the image as Docker schema
+    /// 2 or OCI.
+    #[error("`{registry}/{repository}{}{name}` is a Docker schema 1 manifest (`{media_type}`), which is not supported: re-push the image as Docker schema 2 or OCI", if name.contains(':') { "@" } else { ":" })]
+    SchemaOne {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// The tag or digest fetched.
+        name: String,
+        /// The media type served (or the body's, when the header names none).
+        media_type: String,
+    },
     /// Content did not match its digest or size. Never retried into success.
     #[error("{what} from `{registry}/{repository}` does not match its descriptor: expected {expected}, got {actual}{}", attempts_note(*.attempts))]
     ContentMismatch {
@@ -362,6 +412,18 @@ impl RegistryError {
             Self::Transport { .. } | Self::ContentMismatch { .. } => {
                 Some(Transient { retry_after: None })
             }
+            // A registry error code that says the request itself is wrong
+            // (a blob the manifest names is missing, a name that is invalid,
+            // a refusal) is permanent, whatever status carries it: some
+            // registries send such codes with a 5xx.
+            Self::Api { errors, .. } if errors.iter().any(|e| e.code.is_permanent()) => None,
+            Self::Api {
+                errors,
+                retry_after,
+                ..
+            } if errors.iter().any(|e| e.code == ErrorCode::TooManyRequests) => Some(Transient {
+                retry_after: *retry_after,
+            }),
             Self::Api {
                 status: 408 | 429 | 500 | 502 | 503 | 504,
                 retry_after,
@@ -415,6 +477,16 @@ impl RegistryError {
             } => vec![Hint::Login {
                 registry: registry.clone(),
             }],
+            Self::PlainHttp { registry } => vec![Hint::InsecureRegistry {
+                registry: registry.clone(),
+            }],
+            Self::SchemaOne {
+                registry,
+                repository,
+                ..
+            } => vec![Hint::RepushImage {
+                repository: format!("{registry}/{repository}"),
+            }],
             _ => Vec::new(),
         }
     }
@@ -446,96 +518,5 @@ impl RegistryError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelope_codes_are_typed() {
-        let e = parse_envelope(br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:x"},{"code":"X_NEW"}]}"#);
-        assert_eq!(e[0].code, ErrorCode::ManifestBlobUnknown);
-        assert_eq!(e[1].code, ErrorCode::Other("X_NEW".into()));
-        assert!(parse_envelope(b"<html>").is_empty());
-        for c in [
-            "BLOB_UNKNOWN",
-            "DENIED",
-            "UNAUTHORIZED",
-            "TOOMANYREQUESTS",
-            "MANIFEST_INVALID",
-        ] {
-            assert_eq!(ErrorCode::parse(c).as_str(), c);
-        }
-    }
-
-    #[test]
-    fn messages_carry_context_and_attempts() {
-        let e = RegistryError::Api {
-            registry: "r.io".into(),
-            repository: "a/b".into(),
-            operation: "put manifest `1.0`".into(),
-            status: 503,
-            errors: vec![ApiError {
-                code: ErrorCode::Unsupported,
-                message: "busy".into(),
-            }],
-            attempts: 1,
-            retry_after: None,
-        }
-        .with_attempts(5);
-        assert_eq!(e.to_string(), "put manifest `1.0` on `r.io/a/b` failed: HTTP 503 Service Unavailable UNSUPPORTED: busy (after 5 attempts)");
-        assert_eq!(e.retry_hint(), Some(Transient { retry_after: None }));
-        let u = RegistryError::Unauthorized {
-            registry: "r.io".into(),
-            repository: "a/b".into(),
-            operation: "resolve `r.io/a/b:1`".into(),
-            status: 401,
-            scope: "repository:a/b:pull".into(),
-            failure: AuthFailure::MissingCredentials,
-        };
-        assert!(
-            u.to_string()
-                .contains("scope `repository:a/b:pull`): no credentials are configured"),
-            "{u}"
-        );
-        assert_eq!(u.retry_hint(), None);
-        assert_eq!(
-            u.hints(),
-            [Hint::Login {
-                registry: "r.io".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn certificate_errors_hint_without_naming_flags() {
-        let e = RegistryError::Certificate {
-            registry: "r.io:5000".into(),
-            reason: "UnknownIssuer".into(),
-        };
-        let msg = e.to_string();
-        assert!(!msg.contains("--"), "no flag names: {msg}");
-        assert!(msg.contains("not trusted: UnknownIssuer"), "{msg}");
-        assert_eq!(
-            e.hints(),
-            [
-                Hint::TrustCa {
-                    registry: "r.io:5000".into()
-                },
-                Hint::InsecureRegistry {
-                    registry: "r.io:5000".into()
-                }
-            ]
-        );
-        let token_endpoint = RegistryError::Unauthorized {
-            registry: "r.io".into(),
-            repository: "a".into(),
-            operation: "x".into(),
-            status: 401,
-            scope: String::new(),
-            failure: AuthFailure::TokenEndpoint {
-                status: 400,
-                message: String::new(),
-            },
-        };
-        assert!(token_endpoint.hints().is_empty());
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

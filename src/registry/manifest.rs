@@ -111,6 +111,37 @@ fn bare_media_type(ct: &str) -> &str {
     ct.split(';').next().unwrap_or(ct).trim()
 }
 
+/// The schema 1 media type of a manifest served with `content_type`: the
+/// header's when it names schema 1, else `schemaVersion: 1` in the body (with
+/// the body's `mediaType`, or the signed type that registries serve).
+fn schema1_type(bytes: &[u8], content_type: Option<&str>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        schema_version: Option<u64>,
+        media_type: Option<String>,
+    }
+    let ct = content_type.map(bare_media_type);
+    if let Some(c) = ct.filter(|c| mt::is_schema1(c)) {
+        return Some(c.to_owned());
+    }
+    let head: Head = serde_json::from_slice(bytes).ok()?;
+    (head.schema_version == Some(1)).then(|| {
+        head.media_type
+            .unwrap_or_else(|| mt::DOCKER_SCHEMA1_SIGNED.to_owned())
+    })
+}
+
+/// The error for a schema 1 manifest served for `named`.
+fn schema_one(named: &Named, media_type: &str) -> RegistryError {
+    RegistryError::SchemaOne {
+        registry: named.repo.registry.clone(),
+        repository: named.repo.path.clone(),
+        name: named.name.clone(),
+        media_type: media_type.to_owned(),
+    }
+}
+
 /// Checks that `bytes` are a manifest of `content_type`, and returns its media
 /// type: the `Content-Type` when it is a manifest type, else the body's own
 /// `mediaType`. A `mediaType` in the body that contradicts the header is an
@@ -129,11 +160,14 @@ fn check_manifest_body(bytes: &[u8], content_type: Option<&str>) -> Result<Strin
             ct.unwrap_or("(none)")
         )
     })?;
-    if head.schema_version != Some(2) {
-        return Err(format!(
-            "schemaVersion {:?} is not supported (only schema 2 manifests and indexes)",
-            head.schema_version
-        ));
+    match head.schema_version {
+        Some(2) => {}
+        Some(v) => {
+            return Err(format!(
+                "schemaVersion {v} is not supported (only schema 2 manifests and indexes)"
+            ))
+        }
+        None => return Err("the body has no schemaVersion: it is not a manifest".to_owned()),
     }
     match (
         ct.filter(|c| mt::is_image_manifest_or_index(c)),
@@ -203,6 +237,9 @@ impl Client {
                 let media_type = header_str(h, CONTENT_TYPE.as_str())
                     .map(bare_media_type)
                     .map(str::to_owned);
+                if let Some(m) = media_type.as_deref().filter(|m| mt::is_schema1(m)) {
+                    return Err(schema_one(named, m));
+                }
                 if let (Some(expected), Some(got)) = (&named.digest, &header_digest) {
                     if expected != got {
                         return Err(RegistryError::mismatch(
@@ -323,6 +360,12 @@ impl Client {
         }
         self.t
             .count(&repo.registry, |s| s.bytes_down += body.len() as u64);
+        // The type first: a schema 1 manifest's digest is not that of its
+        // bytes (the signature is left out), so a digest check would call it
+        // corrupt.
+        if let Some(m) = schema1_type(&body, content_type.as_deref()) {
+            return Err(schema_one(named, &m));
+        }
         // The reference's digest is the authority; else the registry's header.
         let expected = named.digest.clone().or(header_digest);
         let digest = match &expected {
@@ -497,84 +540,5 @@ fn next_link(link: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_tags_or_digests() {
-        let repo = Repository {
-            registry: "r.io".into(),
-            path: "a/b".into(),
-        };
-        let d = Digest::sha256(b"x").to_string();
-        let n = Named::parse(&repo, &d).unwrap();
-        assert_eq!(
-            (n.digest.as_ref().map(ToString::to_string), n.label),
-            (Some(d.clone()), format!("r.io/a/b@{d}"))
-        );
-        let n = Named::parse(&repo, "v1.2_rc-1").unwrap();
-        assert_eq!((n.digest, n.label.as_str()), (None, "r.io/a/b:v1.2_rc-1"));
-        for bad in [
-            "",
-            "-x",
-            ".x",
-            "a/b",
-            "a?b",
-            "sha256:short",
-            &"x".repeat(129),
-        ] {
-            let e = Named::parse(&repo, bad)
-                .err()
-                .unwrap_or_else(|| panic!("{bad}"));
-            assert!(matches!(e, RegistryError::Config(_)), "{bad}: {e}");
-        }
-        assert!(is_tag(&"x".repeat(128)));
-    }
-
-    #[test]
-    fn link_headers() {
-        assert_eq!(
-            next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).as_deref(),
-            Some("/v2/a/tags/list?last=b&n=2")
-        );
-        assert_eq!(
-            next_link(r#"<http://x/p>; rel="prev", <http://x/n>; rel=next"#).as_deref(),
-            Some("http://x/n")
-        );
-        assert_eq!(next_link("garbage"), None);
-    }
-
-    #[test]
-    fn manifest_bodies_are_checked_against_their_type() {
-        let oci = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}}"#;
-        assert_eq!(
-            check_manifest_body(oci, Some(mt::OCI_MANIFEST)).unwrap(),
-            mt::OCI_MANIFEST
-        );
-        assert_eq!(
-            check_manifest_body(oci, Some("application/octet-stream")).unwrap(),
-            mt::OCI_MANIFEST
-        );
-        let e = check_manifest_body(oci, Some(mt::DOCKER_MANIFEST)).unwrap_err();
-        assert!(e.contains("does not match the body's mediaType"), "{e}");
-        let e =
-            check_manifest_body(b"<html><body>login</body></html>", Some("text/html")).unwrap_err();
-        assert!(
-            e.contains("not a JSON manifest") && e.contains("text/html"),
-            "{e}"
-        );
-        let e = check_manifest_body(br#"{"schemaVersion":1}"#, Some(mt::OCI_MANIFEST)).unwrap_err();
-        assert!(e.contains("schemaVersion Some(1)"), "{e}");
-        let e = check_manifest_body(br#"{"schemaVersion":2}"#, None).unwrap_err();
-        assert!(e.contains("names none"), "{e}");
-        let no_type = br#"{"schemaVersion":2,"config":{}}"#;
-        assert_eq!(
-            check_manifest_body(
-                no_type,
-                Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8")
-            )
-            .unwrap(),
-            mt::OCI_MANIFEST
-        );
-    }
-}
+#[path = "manifest_tests.rs"]
+mod tests;

@@ -140,6 +140,14 @@ impl Transport {
                         last_err = Some(e);
                         continue; // this registry speaks plain HTTP: decided below
                     }
+                    // An answer that is no TLS record, with no plain-HTTP
+                    // attempt left: the registry speaks plain HTTP. Waiting
+                    // does not change that.
+                    if not_tls && *scheme != Scheme::Http {
+                        return Err(RegistryError::PlainHttp {
+                            registry: req.registry.clone(),
+                        });
+                    }
                     return Err(RegistryError::Transport {
                         registry: req.registry.clone(),
                         operation: req.operation.clone(),
