@@ -93,6 +93,58 @@ async fn credentials_from_a_credential_helper() {
     assert!(e.to_string().contains("credential helper"), "{e}");
 }
 
+/// The docker config is read in docker/cli's order: `credHelpers[registry]`,
+/// else `credsStore`, else `auths`; a helper's answer replaces the `auths`
+/// entry, also when it holds nothing (then the request is anonymous), and a
+/// per-registry helper is not followed by `credsStore`.
+#[tokio::test]
+async fn docker_config_order_is_dockers() {
+    use base64::Engine as _;
+    harness::credential_helper_on_path();
+    let reg = Registry::basic();
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let (stale, right) = (
+        b64(format!("{USER}:old-password")),
+        b64(format!("{USER}:{PASSWORD}")),
+    );
+    let h = reg.host();
+    let works = [
+        format!(r#"{{"auths":{{"{h}":{{"auth":"{stale}"}}}},"credsStore":"cnaboci-test"}}"#),
+        format!(
+            r#"{{"auths":{{"{h}":{{"auth":"{stale}"}}}},"credHelpers":{{"{h}":"cnaboci-test"}},"credsStore":"cnaboci-empty"}}"#
+        ),
+        format!(
+            r#"{{"auths":{{"{h}":{{"auth":"{right}"}}}},"credHelpers":{{"{h}":""}},"credsStore":"cnaboci-empty"}}"#
+        ),
+    ];
+    for json in works {
+        let dir = write_docker_config(&json);
+        can_push(&docker_config_client(&reg, &dir), &reg)
+            .await
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
+    }
+    let anonymous = [
+        format!(r#"{{"auths":{{"{h}":{{"auth":"{right}"}}}},"credsStore":"cnaboci-empty"}}"#),
+        format!(r#"{{"credHelpers":{{"{h}":"cnaboci-empty"}},"credsStore":"cnaboci-test"}}"#),
+    ];
+    for json in anonymous {
+        let dir = write_docker_config(&json);
+        let e = can_push(&docker_config_client(&reg, &dir), &reg)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                RegistryError::Unauthorized {
+                    failure: AuthFailure::MissingCredentials,
+                    ..
+                }
+            ),
+            "{json}: {e}"
+        );
+    }
+}
+
 /// An identity token is exchanged with the OAuth2 POST, or with GET where the
 /// realm has no POST endpoint.
 #[tokio::test]
