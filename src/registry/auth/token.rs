@@ -85,10 +85,11 @@ struct TokenResponse {
 
 /// Asks `realm` for a token covering `req`'s scopes, and returns it with its
 /// lifetime: with an identity token, the OAuth2 refresh-token `POST`
-/// (RFC 6749 §6), falling back to `GET` with the token as a password where the
-/// realm has no such endpoint (`404`, `405`); with basic credentials, `GET`
-/// with them; else an anonymous `GET` (Docker's token authentication spec).
-/// Credentials are never sent in clear text to a remote host.
+/// (RFC 6749 §6), and where the realm refuses it ([`get_after_post`]) one
+/// `GET` with the token as the password of an empty user name, as containerd
+/// sends it; with basic credentials, `GET` with them; else an anonymous `GET`
+/// (Docker's token authentication spec). Credentials are never sent in clear
+/// text to a remote host.
 pub(super) async fn fetch(
     req: &Req,
     realm: &Url,
@@ -149,14 +150,10 @@ pub(super) async fn fetch(
                 .send()
                 .await
                 .map_err(transport_err)?;
-            if matches!(
-                post.status(),
-                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-            ) {
-                // The realm has no OAuth2 endpoint: the GET form takes the
-                // identity token as a password.
+            if get_after_post(post.status()) {
+                tracing::debug!(realm = %realm, status = post.status().as_u16(), "the realm refused the OAuth2 POST; asking with GET");
                 count();
-                get.basic_auth("<token>", Some(token))
+                get.basic_auth("", Some(token))
                     .send()
                     .await
                     .map_err(transport_err)?
@@ -233,6 +230,19 @@ pub(super) async fn fetch(
         token,
         Duration::from_secs(t.expires_in.unwrap_or(60).max(1)),
     ))
+}
+
+/// Whether an OAuth2 `POST` answered `status` is asked again as a `GET`:
+/// on `400` (Azure ACR), `401` (JFrog Artifactory) and `404` (GCR), as
+/// containerd's `doBearerAuth` does (remotes/docker/authorizer.go, which names
+/// those registries). containerd also falls back on `405` when a user name is
+/// set, that is after its password-grant `POST`; cnab-oci posts only identity
+/// tokens, which have no user name, so a `405` is the endpoint's answer.
+fn get_after_post(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND
+    )
 }
 
 #[cfg(test)]
