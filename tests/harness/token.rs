@@ -40,6 +40,11 @@ pub struct TokenPolicy {
     /// endpoint do (containerd's notes: GCR 404, JFrog Artifactory 401, Azure
     /// ACR 400; 405 from plain HTTP servers).
     pub post_refused_with: Option<u16>,
+    /// Whether a token asked for several repositories grants `pull` on those
+    /// it does not also push to. `false` models the token services that grant
+    /// only part of what is asked (each token scoped to the repository being
+    /// written): a cross-repository mount's token then lacks the source.
+    pub pull_across_repositories: bool,
 }
 
 impl Default for TokenPolicy {
@@ -49,6 +54,7 @@ impl Default for TokenPolicy {
             ttl_secs: 300,
             jwt_ttl_secs: None,
             post_refused_with: None,
+            pull_across_repositories: true,
         }
     }
 }
@@ -239,6 +245,7 @@ fn grant(
         return (StatusCode::BAD_REQUEST, "unknown service").into_response();
     }
     // scope = repository:NAME:ACTIONS; anonymous clients get pull only.
+    let partial = !s.policy.pull_across_repositories && scopes.len() > 1;
     let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter_map(|sc| {
@@ -247,6 +254,7 @@ fn grant(
             let actions: Vec<&str> = actions
                 .split(',')
                 .filter(|a| user.is_some() || *a == "pull")
+                .filter(|_| !partial || actions.contains("push"))
                 .collect();
             Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
         })
