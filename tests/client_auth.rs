@@ -148,8 +148,9 @@ async fn docker_config_order_is_dockers() {
 /// An identity token is exchanged with the OAuth2 POST; where the realm
 /// refuses the POST with 400 (Azure ACR), 401 (JFrog Artifactory) or 404
 /// (GCR), with one GET, as containerd's `doBearerAuth` does
-/// (remotes/docker/authorizer.go). A 405 falls back in containerd only when a
-/// user name is set, which an identity token has not: it is refused.
+/// (remotes/docker/authorizer.go), and that realm gets GET at once for the
+/// rest of the run. A 405 falls back in containerd only when a user name is
+/// set, which an identity token has not: it is refused.
 #[tokio::test]
 async fn identity_tokens_use_oauth2_then_get() {
     for post_refused_with in [None, Some(400), Some(401), Some(404), Some(405)] {
@@ -164,7 +165,8 @@ async fn identity_tokens_use_oauth2_then_get() {
             r#"{{"auths":{{"{}":{{"auth":"PHRva2VuPjo=","identitytoken":"{IDENTITY_TOKEN}"}}}}}}"#,
             reg.host()
         ));
-        let pushed = can_push(&docker_config_client(&reg, &dir), &reg).await;
+        let client = docker_config_client(&reg, &dir);
+        let pushed = can_push(&client, &reg).await;
         let methods: Vec<(String, u16)> = reg
             .token
             .as_ref()
@@ -191,6 +193,30 @@ async fn identity_tokens_use_oauth2_then_get() {
             Some(s) => assert_eq!(methods, [post(s), ("GET".to_owned(), 200)]),
         }
         pushed.unwrap_or_else(|e| panic!("POST refused with {post_refused_with:?}: {e}"));
+        // Another scope set: a realm that refused the POST is asked with GET
+        // at once.
+        let other = client
+            .blob_exists(&repo(&reg, "creds/other"), &cnab_oci::Digest::sha256(b"x"))
+            .await;
+        assert_eq!(other.unwrap(), None);
+        let last = reg
+            .token
+            .as_ref()
+            .unwrap()
+            .requests()
+            .last()
+            .cloned()
+            .unwrap();
+        let want = if post_refused_with.is_some() {
+            "GET"
+        } else {
+            "POST"
+        };
+        assert_eq!((last.method.as_str(), last.status), (want, 200));
+        assert_eq!(
+            reg.token.as_ref().unwrap().requests().len(),
+            methods.len() + 1
+        );
     }
 }
 
@@ -321,4 +347,20 @@ async fn tls_trust_sources() {
             .contains("cannot read CA file `/nonexistent/ca.pem`"),
         "{e}"
     );
+}
+
+/// Concurrent first requests for one scope set, each answered with a
+/// challenge, fetch one token between them.
+#[tokio::test]
+async fn concurrent_challenges_fetch_one_token() {
+    let reg = Registry::token();
+    let c = client_for(&reg);
+    let r = repo(&reg, "creds/concurrent");
+    let d = cnab_oci::Digest::sha256(b"absent");
+    let checks: Vec<_> = (0..16).map(|_| c.blob_exists(&r, &d)).collect();
+    for found in futures::future::join_all(checks).await {
+        assert_eq!(found.unwrap(), None);
+    }
+    let tokens = reg.token.as_ref().unwrap().requests();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
 }
