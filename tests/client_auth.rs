@@ -93,15 +93,71 @@ async fn credentials_from_a_credential_helper() {
     assert!(e.to_string().contains("credential helper"), "{e}");
 }
 
-/// An identity token is exchanged with the OAuth2 POST, or with GET where the
-/// realm has no POST endpoint.
+/// The docker config is read in docker/cli's order: `credHelpers[registry]`,
+/// else `credsStore`, else `auths`; a helper's answer replaces the `auths`
+/// entry, also when it holds nothing (then the request is anonymous), and a
+/// per-registry helper is not followed by `credsStore`.
+#[tokio::test]
+async fn docker_config_order_is_dockers() {
+    use base64::Engine as _;
+    harness::credential_helper_on_path();
+    let reg = Registry::basic();
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let (stale, right) = (
+        b64(format!("{USER}:old-password")),
+        b64(format!("{USER}:{PASSWORD}")),
+    );
+    let h = reg.host();
+    let works = [
+        format!(r#"{{"auths":{{"{h}":{{"auth":"{stale}"}}}},"credsStore":"cnaboci-test"}}"#),
+        format!(
+            r#"{{"auths":{{"{h}":{{"auth":"{stale}"}}}},"credHelpers":{{"{h}":"cnaboci-test"}},"credsStore":"cnaboci-empty"}}"#
+        ),
+        format!(
+            r#"{{"auths":{{"{h}":{{"auth":"{right}"}}}},"credHelpers":{{"{h}":""}},"credsStore":"cnaboci-empty"}}"#
+        ),
+    ];
+    for json in works {
+        let dir = write_docker_config(&json);
+        can_push(&docker_config_client(&reg, &dir), &reg)
+            .await
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
+    }
+    let anonymous = [
+        format!(r#"{{"auths":{{"{h}":{{"auth":"{right}"}}}},"credsStore":"cnaboci-empty"}}"#),
+        format!(r#"{{"credHelpers":{{"{h}":"cnaboci-empty"}},"credsStore":"cnaboci-test"}}"#),
+    ];
+    for json in anonymous {
+        let dir = write_docker_config(&json);
+        let e = can_push(&docker_config_client(&reg, &dir), &reg)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                RegistryError::Unauthorized {
+                    failure: AuthFailure::MissingCredentials,
+                    ..
+                }
+            ),
+            "{json}: {e}"
+        );
+    }
+}
+
+/// An identity token is exchanged with the OAuth2 POST; where the realm
+/// refuses the POST with 400 (Azure ACR), 401 (JFrog Artifactory) or 404
+/// (GCR), with one GET, as containerd's `doBearerAuth` does
+/// (remotes/docker/authorizer.go), and that realm gets GET at once for the
+/// rest of the run. A 405 falls back in containerd only when a user name is
+/// set, which an identity token has not: it is refused.
 #[tokio::test]
 async fn identity_tokens_use_oauth2_then_get() {
-    for oauth_post in [true, false] {
+    for post_refused_with in [None, Some(400), Some(401), Some(404), Some(405)] {
         let reg = Registry::start(Options {
             tls: false,
             auth: Auth::Token(TokenPolicy {
-                oauth_post,
+                post_refused_with,
                 ..TokenPolicy::default()
             }),
         });
@@ -109,9 +165,8 @@ async fn identity_tokens_use_oauth2_then_get() {
             r#"{{"auths":{{"{}":{{"auth":"PHRva2VuPjo=","identitytoken":"{IDENTITY_TOKEN}"}}}}}}"#,
             reg.host()
         ));
-        can_push(&docker_config_client(&reg, &dir), &reg)
-            .await
-            .unwrap_or_else(|e| panic!("oauth_post={oauth_post}: {e}"));
+        let client = docker_config_client(&reg, &dir);
+        let pushed = can_push(&client, &reg).await;
         let methods: Vec<(String, u16)> = reg
             .token
             .as_ref()
@@ -120,12 +175,48 @@ async fn identity_tokens_use_oauth2_then_get() {
             .iter()
             .map(|r| (r.method.clone(), r.status))
             .collect();
-        let want: Vec<(String, u16)> = if oauth_post {
-            vec![("POST".into(), 200)]
+        let post = |s: u16| ("POST".to_owned(), s);
+        match post_refused_with {
+            None => assert_eq!(methods, [post(200)]),
+            Some(405) => {
+                assert_eq!(methods, [post(405)]);
+                let e = pushed.unwrap_err();
+                match &e {
+                    RegistryError::Unauthorized {
+                        failure: AuthFailure::TokenEndpoint { status, .. },
+                        ..
+                    } => assert_eq!(*status, 405, "{e}"),
+                    other => panic!("{other}"),
+                }
+                continue;
+            }
+            Some(s) => assert_eq!(methods, [post(s), ("GET".to_owned(), 200)]),
+        }
+        pushed.unwrap_or_else(|e| panic!("POST refused with {post_refused_with:?}: {e}"));
+        // Another scope set: a realm that refused the POST is asked with GET
+        // at once.
+        let other = client
+            .blob_exists(&repo(&reg, "creds/other"), &cnab_oci::Digest::sha256(b"x"))
+            .await;
+        assert_eq!(other.unwrap(), None);
+        let last = reg
+            .token
+            .as_ref()
+            .unwrap()
+            .requests()
+            .last()
+            .cloned()
+            .unwrap();
+        let want = if post_refused_with.is_some() {
+            "GET"
         } else {
-            vec![("POST".into(), 404), ("GET".into(), 200)]
+            "POST"
         };
-        assert_eq!(methods, want);
+        assert_eq!((last.method.as_str(), last.status), (want, 200));
+        assert_eq!(
+            reg.token.as_ref().unwrap().requests().len(),
+            methods.len() + 1
+        );
     }
 }
 
@@ -256,4 +347,20 @@ async fn tls_trust_sources() {
             .contains("cannot read CA file `/nonexistent/ca.pem`"),
         "{e}"
     );
+}
+
+/// Concurrent first requests for one scope set, each answered with a
+/// challenge, fetch one token between them.
+#[tokio::test]
+async fn concurrent_challenges_fetch_one_token() {
+    let reg = Registry::token();
+    let c = client_for(&reg);
+    let r = repo(&reg, "creds/concurrent");
+    let d = cnab_oci::Digest::sha256(b"absent");
+    let checks: Vec<_> = (0..16).map(|_| c.blob_exists(&r, &d)).collect();
+    for found in futures::future::join_all(checks).await {
+        assert_eq!(found.unwrap(), None);
+    }
+    let tokens = reg.token.as_ref().unwrap().requests();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
 }

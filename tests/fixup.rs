@@ -2,13 +2,13 @@
 //! what it costs. Across registries (then push and pull), within one (mounts
 //! only), an idempotent rerun with pinned request counts, foreign layers, blobs
 //! the target already has found by the first request, and a target that
-//! refuses a mount from itself.
+//! refuses a mount from itself, and a token service that refuses mounts.
 
 use crate::harness::fake::respond;
 use crate::harness::fixtures::{
     assert_in_target, blob_digests, opts, registry_config, relocator, seed,
 };
-use crate::harness::Registry;
+use crate::harness::{Auth, Options, Registry, TokenPolicy};
 use cnab_oci::oci::media_type as mt;
 use cnab_oci::ops::{FixupOptions, PushOptions};
 use cnab_oci::registry::{Client, Repository, RequestKind};
@@ -147,6 +147,44 @@ async fn relocate_within_a_registry_mounts_only() {
         "no blob uploaded"
     );
     assert_eq!(stats.count(RequestKind::BlobGet), 0, "no blob downloaded");
+    let client = Client::new(config).unwrap();
+    for img in fx.images.values() {
+        assert_in_target(&client, &Repository::of(&target_ref), img).await;
+    }
+}
+
+/// A token service that grants only part of what is asked (no `pull` on the
+/// source in a token that pushes to the target) refuses every mount. The
+/// refusal is learned once per source repository: its first mount is refused
+/// (one request, and its one retry with a fresh token, as containerd retries
+/// an `insufficient_scope`), and its other blobs go straight to upload.
+#[tokio::test]
+async fn a_refused_mount_is_learned_once_per_source() {
+    let reg = Registry::start(Options {
+        tls: false,
+        auth: Auth::Token(TokenPolicy {
+            pull_across_repositories: false,
+            ..TokenPolicy::default()
+        }),
+    });
+    let config = registry_config(&[&reg]);
+    let fx = seed(&reg, &config).await;
+    let target_ref = Reference::parse(&format!("{}/other/demo:1", reg.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
+        .await
+        .unwrap();
+    let blobs: HashSet<Digest> = fx.images.values().flat_map(blob_digests).collect();
+    let stats = &out.stats[&reg.host()];
+    assert_eq!(
+        stats.count(RequestKind::BlobMount),
+        2 * fx.images.len() as u64,
+        "one refused mount per source repository, with its one retry: {stats:?}"
+    );
+    assert_eq!(out.totals.blobs_mounted, 0);
+    assert_eq!(out.totals.blobs_copied, blobs.len() as u64);
+    assert_eq!(stats.count(RequestKind::UploadFinish), blobs.len() as u64);
     let client = Client::new(config).unwrap();
     for img in fx.images.values() {
         assert_in_target(&client, &Repository::of(&target_ref), img).await;

@@ -4,6 +4,7 @@ mod alloc;
 mod harness;
 
 mod cli;
+mod cli_credentials;
 mod cli_references;
 mod cli_registry;
 mod client_auth;

@@ -231,7 +231,7 @@ impl Transport {
             {
                 authorization = Some(
                     self.auth
-                        .answer_challenge(req, resp.headers(), self.net())
+                        .answer_challenge(req, resp.headers(), authorization.as_ref(), self.net())
                         .await?,
                 );
                 continue;

@@ -8,7 +8,8 @@
 //! - [`transfer_blob`]: per blob, the ladder: mount from the source repository
 //!   within a registry; else ask the target with the request that starts the
 //!   upload (a mount from the target repository itself: `201` means present,
-//!   `202` opens the session the copy uses); else `HEAD`; then stream.
+//!   `202` opens the session the copy uses); else `HEAD`; then stream. A
+//!   mount route the registry refused once is not asked again ([`Mounts`]).
 //! - [`execute`]: every image at once; each object once, a manifest after
 //!   its children, by digest with its exact bytes; each image finished as
 //!   soon as its own objects are.
@@ -78,15 +79,75 @@ where
         .await
 }
 
-/// Per registry: whether it takes a mount from the target repository itself.
-/// The first blob asks while the others wait; after a refusal blobs are
-/// checked with `HEAD`.
-pub(crate) type SelfMount = Arc<tokio::sync::Mutex<HashMap<String, bool>>>;
+/// Where a mount comes from, for learning whether a registry takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Route {
+    /// From the target repository itself (a check that opens the upload).
+    Itself,
+    /// From repository `from` into repository `to`.
+    Across { from: String, to: String },
+}
+
+/// What the engine learned of mounts, per (registry, [`Route`]): whether the
+/// registry takes them. The first mount of each route asks while the others
+/// wait (holding no permit); after a refusal (an error: an unauthorised
+/// mount, as from a token service that grants the target but not the
+/// source, or one the registry does not support) the route is not asked
+/// again, and its blobs are checked with `HEAD` and uploaded. Cheap to
+/// clone; clones share what was learned.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Mounts {
+    learned: Arc<Mutex<HashMap<(String, Route), Learned>>>,
+}
+
+/// Whether one route works: set once, by its first mount.
+type Learned = Arc<tokio::sync::OnceCell<bool>>;
+
+impl Mounts {
+    /// The outcome of `ask` on `route` of `registry`, or `None` without
+    /// asking when the route was refused before.
+    async fn ask<F, Fut>(
+        &self,
+        registry: &str,
+        route: Route,
+        ask: F,
+    ) -> Option<std::result::Result<MountOutcome, StoreError>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<std::result::Result<MountOutcome, StoreError>>>,
+    {
+        let cell = self
+            .learned
+            .lock()
+            .expect("mounts")
+            .entry((registry.to_owned(), route.clone()))
+            .or_default()
+            .clone();
+        let mut first = None;
+        let slot = &mut first;
+        let works = *cell
+            .get_or_init(|| async {
+                let r = ask().await;
+                if let Some(Err(e)) = &r {
+                    tracing::debug!(registry, ?route, error = %e, "mount refused; uploading from now on");
+                }
+                let works = matches!(r, Some(Ok(_)));
+                *slot = Some(r);
+                works
+            })
+            .await;
+        match first {
+            Some(r) => r,
+            None if works => ask().await,
+            None => None,
+        }
+    }
+}
 
 /// What the copy needs besides the plan.
 pub(crate) struct Copier<'a> {
     pub budget: &'a Budget,
-    pub self_mount: &'a SelfMount,
+    pub mounts: &'a Mounts,
     pub sink: &'a Sink,
     /// The target, scoped so that its open upload sessions can be cancelled.
     pub target: &'a Store,
@@ -294,35 +355,26 @@ fn mark(trees: &mut [ImageTree], digest: &Digest, action: Action, error: Option<
     }
 }
 
-/// A mount from the target repository itself: `201` if the target has `d`,
-/// else an open upload. `None` when this registry refused such a mount
-/// before, or the target cannot mount. The first one per registry is asked
-/// while the others wait.
-async fn self_mount(
+/// A mount of `d` into the target from `from` (the target itself: `201` if
+/// the target has `d`, else an open upload). `None` when the target cannot
+/// mount, or this route was refused before ([`Mounts`]).
+async fn mount(
     c: &Copier<'_>,
     d: &Descriptor,
+    from: &Store,
 ) -> Option<std::result::Result<MountOutcome, StoreError>> {
     let Store::Registry(t) = c.target else {
         return None;
     };
-    let mut works = c.self_mount.lock().await;
-    let registry = &t.repository.registry;
-    let ask = || async { c.budget.run(c.target.mount(d, c.target)).await.transpose() };
-    match works.get(registry) {
-        Some(false) => None,
-        Some(true) => {
-            drop(works);
-            ask().await
-        }
-        None => {
-            let first = ask().await;
-            if let Some(Err(e)) = &first {
-                tracing::debug!(registry = %registry, error = %e, "mount from the target repository refused; checking blobs with HEAD");
-            }
-            works.insert(registry.clone(), matches!(first, Some(Ok(_))));
-            first
-        }
-    }
+    let route = match from {
+        Store::Registry(s) if s.repository != t.repository => Route::Across {
+            from: s.repository.path.clone(),
+            to: t.repository.path.clone(),
+        },
+        _ => Route::Itself,
+    };
+    let ask = || async { c.budget.run(c.target.mount(d, from)).await.transpose() };
+    c.mounts.ask(&t.repository.registry, route, ask).await
 }
 
 /// Mounts or copies one blob, holding a permit for each request, and says
@@ -334,9 +386,9 @@ async fn transfer_blob(c: &Copier<'_>, b: &BlobTask) -> std::result::Result<Acti
     let mut session = None;
     let mut unknown = !b.checked;
     let outcome = if b.action == Action::Mount {
-        c.budget.run(c.target.mount(d, &b.source)).await.transpose()
+        mount(c, d, &b.source).await
     } else if unknown {
-        self_mount(c, d).await
+        mount(c, d, c.target).await
     } else {
         None
     };

@@ -18,7 +18,7 @@ pub(crate) mod walk;
 
 use crate::error::{Error, ImageFailure, Result};
 use crate::store::Store;
-use copy::{Budget, Copier, SelfMount};
+use copy::{Budget, Copier, Mounts};
 use events::{Action, Event, ImageTree, NodeKind, Reporter, Sink};
 pub use plan::{after_check, blob_action, Candidate, ImageJob, Plan, PlannedImage, Totals};
 use std::collections::BTreeMap;
@@ -37,9 +37,10 @@ pub struct Engine {
     /// At most `jobs` requests or transfers at once, across every call.
     budget: Budget,
     reporter: Option<Arc<dyn Reporter>>,
-    /// Per registry: whether it takes a mount from the target repository
-    /// itself (see [`Engine::prepare`]).
-    self_mount: SelfMount,
+    /// Per registry and mount route (from the target repository itself, or
+    /// from a source repository into a target): whether the registry takes
+    /// it, learned from the first mount (see [`Engine::prepare`]).
+    mounts: Mounts,
     /// Fires to stop the work: in-flight requests are dropped and open
     /// upload sessions cancelled.
     cancel: CancellationToken,
@@ -60,7 +61,7 @@ impl Engine {
         Engine {
             budget: Budget::new(jobs),
             reporter: None,
-            self_mount: SelfMount::default(),
+            mounts: Mounts::default(),
             cancel: CancellationToken::new(),
         }
     }
@@ -288,7 +289,7 @@ impl Engine {
         let target = plan.target.scoped();
         let copier = Copier {
             budget: &self.budget,
-            self_mount: &self.self_mount,
+            mounts: &self.mounts,
             sink: &sink,
             target: &target,
         };

@@ -406,11 +406,21 @@ impl Drop for Served {
 /// Runs the `cnab-oci` binary in `dir` with `args`, with no docker config and
 /// no colour, and returns what it did.
 pub fn cnab_oci(dir: &Path, args: &[&str]) -> std::process::Output {
+    cnab_oci_with(dir, args, &[])
+}
+
+/// [`cnab_oci`] with `env` set on top (a `DOCKER_CONFIG`, a `PATH`).
+pub fn cnab_oci_with(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
         .args(args)
         .current_dir(dir)
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run cnab-oci")
 }

@@ -35,9 +35,16 @@ pub struct TokenPolicy {
     /// `ttl_secs`: a token that expires before the client expects, as after a
     /// clock jump. distribution adds 60 s of leeway to `exp`; it is taken off.
     pub jwt_ttl_secs: Option<u64>,
-    /// Whether the OAuth2 `POST` (refresh-token grant) is served; without it
-    /// the endpoint answers 404 to `POST`, like registries with GET-only realms.
-    pub oauth_post: bool,
+    /// `None`: the OAuth2 `POST` (refresh-token grant) is served. Otherwise
+    /// every `POST` is answered with this status, as realms without that
+    /// endpoint do (containerd's notes: GCR 404, JFrog Artifactory 401, Azure
+    /// ACR 400; 405 from plain HTTP servers).
+    pub post_refused_with: Option<u16>,
+    /// Whether a token asked for several repositories grants `pull` on those
+    /// it does not also push to. `false` models the token services that grant
+    /// only part of what is asked (each token scoped to the repository being
+    /// written): a cross-repository mount's token then lacks the source.
+    pub pull_across_repositories: bool,
 }
 
 impl Default for TokenPolicy {
@@ -46,7 +53,8 @@ impl Default for TokenPolicy {
             anonymous_pull: false,
             ttl_secs: 300,
             jwt_ttl_secs: None,
-            oauth_post: true,
+            post_refused_with: None,
+            pull_across_repositories: true,
         }
     }
 }
@@ -142,7 +150,8 @@ fn basic_user(headers: &HeaderMap) -> Result<Option<String>, ()> {
     let decoded = String::from_utf8(STANDARD.decode(b64).map_err(|_| ())?).map_err(|_| ())?;
     match decoded.split_once(':') {
         Some((u, p)) if u == USER && p == PASSWORD => Ok(Some(u.to_owned())),
-        Some(("<token>", t)) if t == IDENTITY_TOKEN => Ok(Some(USER.to_owned())),
+        // An identity token as containerd's GET sends it: no user name.
+        Some(("", t)) if t == IDENTITY_TOKEN => Ok(Some(USER.to_owned())),
         _ => Err(()),
     }
 }
@@ -180,14 +189,15 @@ async fn oauth(State(s): State<Arc<Shared>>, body: String) -> Response {
         .filter(|x| !x.is_empty())
         .map(str::to_owned)
         .collect();
-    if !s.policy.oauth_post {
+    if let Some(status) = s.policy.post_refused_with {
         s.requests.lock().expect("lock").push(TokenRequest {
             user: None,
             method: "POST".into(),
             scopes,
-            status: 404,
+            status,
         });
-        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+        let status = StatusCode::from_u16(status).expect("an HTTP status");
+        return (status, format!("POST refused with {status}")).into_response();
     }
     let user = match (get("grant_type").as_deref(), get("refresh_token")) {
         (Some("refresh_token"), Some(t)) if t == IDENTITY_TOKEN => Ok(Some(USER.to_owned())),
@@ -235,6 +245,7 @@ fn grant(
         return (StatusCode::BAD_REQUEST, "unknown service").into_response();
     }
     // scope = repository:NAME:ACTIONS; anonymous clients get pull only.
+    let partial = !s.policy.pull_across_repositories && scopes.len() > 1;
     let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter_map(|sc| {
@@ -243,6 +254,7 @@ fn grant(
             let actions: Vec<&str> = actions
                 .split(',')
                 .filter(|a| user.is_some() || *a == "pull")
+                .filter(|_| !partial || actions.contains("push"))
                 .collect();
             Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
         })

@@ -27,7 +27,7 @@ use super::ClientConfig;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::Url;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use token::TokenCache;
 
@@ -54,6 +54,9 @@ pub(crate) struct Auth {
     schemes: Mutex<HashMap<String, AuthScheme>>,
     tokens: TokenCache,
     credentials: CredentialStore,
+    /// Token realms that refused the OAuth2 `POST` and answered the `GET`:
+    /// asked with `GET` at once from then on.
+    get_only_realms: Mutex<HashSet<String>>,
 }
 
 impl Auth {
@@ -63,6 +66,7 @@ impl Auth {
         Auth {
             schemes: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
+            get_only_realms: Mutex::new(HashSet::new()),
             credentials: CredentialStore::new(
                 config.credentials.clone(),
                 config.docker_config_dir.clone(),
@@ -112,12 +116,15 @@ impl Auth {
     }
 
     /// Learns the registry's auth scheme from the `WWW-Authenticate` headers
-    /// of a 401 and returns the header to send again with, or the error to
-    /// report (a fresh token replaces a refused one).
+    /// of a 401 to `req` sent with `sent` (or without authorization), and
+    /// returns the header to send again with, or the error to report. A
+    /// fresh token replaces a refused one; a request that sent none uses the
+    /// token a concurrent request may have fetched meanwhile.
     pub(crate) async fn answer_challenge(
         &self,
         req: &Req,
         headers: &HeaderMap,
+        sent: Option<&HeaderValue>,
         net: Net<'_>,
     ) -> Result<HeaderValue, RegistryError> {
         let challenges: Vec<_> = headers
@@ -144,9 +151,14 @@ impl Auth {
                     service: service.clone(),
                 },
             );
-            self.tokens
-                .invalidate(&req.registry, &req.scope_string())
-                .await;
+            let refused = sent
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "));
+            if let Some(refused) = refused {
+                self.tokens
+                    .invalidate(&req.registry, &req.scope_string(), refused)
+                    .await;
+            }
             let token = self.token(req, &realm, service.as_deref(), net).await?;
             return Ok(bearer_header(&token));
         }
@@ -182,7 +194,8 @@ impl Auth {
         self.tokens
             .get_or_fetch(&req.registry, &req.scope_string(), || async {
                 let creds = self.credentials(&req.registry).await?;
-                token::fetch(req, realm, service, creds.as_ref(), net).await
+                let get_only = &self.get_only_realms;
+                token::fetch(req, realm, service, creds.as_ref(), get_only, net).await
             })
             .await
     }

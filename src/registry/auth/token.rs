@@ -9,7 +9,7 @@ use crate::registry::retry::retry_after;
 use crate::registry::tls::is_loopback;
 use crate::registry::RequestKind;
 use reqwest::{StatusCode, Url};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,10 +67,15 @@ impl TokenCache {
         Ok(token)
     }
 
-    /// Forgets the token, after the registry refused it.
-    pub(crate) async fn invalidate(&self, registry: &str, scopes: &str) {
+    /// Forgets the token `refused`, after the registry refused it. A token
+    /// fetched since (by a concurrent request answered with the same
+    /// challenge) is kept: forgetting it would fetch one per request.
+    pub(crate) async fn invalidate(&self, registry: &str, scopes: &str, refused: &str) {
         let slot = self.slot(registry, scopes);
-        *slot.lock().await = None;
+        let mut cached = slot.lock().await;
+        if cached.as_ref().is_some_and(|c| c.token == refused) {
+            *cached = None;
+        }
     }
 }
 
@@ -85,15 +90,18 @@ struct TokenResponse {
 
 /// Asks `realm` for a token covering `req`'s scopes, and returns it with its
 /// lifetime: with an identity token, the OAuth2 refresh-token `POST`
-/// (RFC 6749 §6), falling back to `GET` with the token as a password where the
-/// realm has no such endpoint (`404`, `405`); with basic credentials, `GET`
-/// with them; else an anonymous `GET` (Docker's token authentication spec).
-/// Credentials are never sent in clear text to a remote host.
+/// (RFC 6749 §6), and where the realm refuses it ([`get_after_post`]) one
+/// `GET` with the token as the password of an empty user name, as containerd
+/// sends it; a realm in `get_only` (whose `POST` was refused and `GET`
+/// answered before) gets the `GET` at once; with basic credentials, `GET` with them; else an anonymous `GET`
+/// (Docker's token authentication spec). Credentials are never sent in clear
+/// text to a remote host.
 pub(super) async fn fetch(
     req: &Req,
     realm: &Url,
     service: Option<&str>,
     creds: Option<&Credentials>,
+    get_only: &Mutex<HashSet<String>>,
     net: Net<'_>,
 ) -> Result<(String, Duration), RegistryError> {
     let scopes: Vec<String> = req.scopes.iter().map(ToString::to_string).collect();
@@ -142,26 +150,31 @@ pub(super) async fn fetch(
             }
             let joined = scopes.join(" ");
             form.push(("scope", &joined));
-            count();
-            let post = client
-                .post(realm.clone())
-                .form(&form)
-                .send()
-                .await
-                .map_err(transport_err)?;
-            if matches!(
-                post.status(),
-                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-            ) {
-                // The realm has no OAuth2 endpoint: the GET form takes the
-                // identity token as a password.
-                count();
-                get.basic_auth("<token>", Some(token))
-                    .send()
-                    .await
-                    .map_err(transport_err)?
+            let known_get_only = get_only.lock().expect("realms").contains(realm.as_str());
+            let post = if known_get_only {
+                None
             } else {
-                post
+                count();
+                let sent = client.post(realm.clone()).form(&form).send().await;
+                Some(sent.map_err(transport_err)?)
+            };
+            match post {
+                Some(p) if !get_after_post(p.status()) => p,
+                refused => {
+                    if let Some(p) = &refused {
+                        tracing::debug!(realm = %realm, status = p.status().as_u16(), "the realm refused the OAuth2 POST; asking with GET");
+                    }
+                    count();
+                    let got = get
+                        .basic_auth("", Some(token))
+                        .send()
+                        .await
+                        .map_err(transport_err)?;
+                    if refused.is_some() && got.status().is_success() {
+                        get_only.lock().expect("realms").insert(realm.to_string());
+                    }
+                    got
+                }
             }
         }
         Some(Credentials::Basic { username, password }) => {
@@ -235,6 +248,19 @@ pub(super) async fn fetch(
     ))
 }
 
+/// Whether an OAuth2 `POST` answered `status` is asked again as a `GET`:
+/// on `400` (Azure ACR), `401` (JFrog Artifactory) and `404` (GCR), as
+/// containerd's `doBearerAuth` does (remotes/docker/authorizer.go, which names
+/// those registries). containerd also falls back on `405` when a user name is
+/// set, that is after its password-grant `POST`; cnab-oci posts only identity
+/// tokens, which have no user name, so a `405` is the endpoint's answer.
+fn get_after_post(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +287,16 @@ mod tests {
             assert_eq!(t.await.unwrap(), Ok("tok".to_owned()));
         }
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
-        cache.invalidate("r", "s").await;
+        cache.invalidate("r", "s", "another").await;
+        let kept = cache
+            .get_or_fetch("r", "s", || async { Err::<(String, Duration), _>(()) })
+            .await;
+        assert_eq!(
+            kept,
+            Ok("tok".to_owned()),
+            "only the refused token is forgotten"
+        );
+        cache.invalidate("r", "s", "tok").await;
         let again = cache
             .get_or_fetch("r", "s", || async {
                 fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
