@@ -2,33 +2,95 @@
 
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically: to a temporary file in the same
-/// directory, flushed to disk, then renamed over `path`. A crash leaves either
-/// the old file or the new one, never a part of one.
+/// How many symbolic links are followed before giving up (Linux's limit).
+const MAX_LINKS: usize = 40;
+
+/// Writes `bytes` to `path` as `>` in a shell would, but atomically where the
+/// path is a file:
+/// - a regular file, or a path that does not exist, is written to a
+///   temporary file in the same directory, flushed to disk, then renamed over
+///   it: a crash leaves either the old file or the new one, never a part of
+///   one. A new file gets mode `0666` less the umask (`0644` under the usual
+///   `022`), as `>` gives; a replaced file keeps its mode.
+/// - a symbolic link is followed (to its final target, which may not exist
+///   yet), and that target is written as above; the link stays a link.
+/// - anything else that can be opened for writing (`/dev/null`, `/dev/stdout`,
+///   a FIFO, a terminal) is written in place, never replaced.
 ///
 /// # Errors
-/// [`crate::Error::Io`] with the path, when the directory is not writable or
-/// the disk fails.
+/// [`crate::Error::Io`] with the path, when the directory is not writable, the
+/// path is a directory, links loop, or the disk fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |reason| Error::Io {
         action: "cannot write",
         path: path.to_owned(),
         reason,
     };
+    let target = final_target(path).map_err(io)?;
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => Err(io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory; name a file",
+        ))),
+        Ok(m) if !m.is_file() => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(io)?;
+            f.write_all(bytes).map_err(io)?;
+            f.flush().map_err(io)
+        }
+        Ok(m) => replace(&target, bytes, Some(m.permissions())).map_err(io),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            replace(&target, bytes, None).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// `path` with every symbolic link of its last component followed.
+fn final_target(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links in a row"
+    )))
+}
+
+/// Writes `path` through a temporary file beside it, renamed over it.
+fn replace(path: &Path, bytes: &[u8], keep: Option<std::fs::Permissions>) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cnab-oci-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".cnab-oci-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // The mode `open(2)` is given; the umask applies, as for `>`.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    if let Some(p) = keep {
+        tmp.as_file().set_permissions(p)?;
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -88,5 +150,58 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(reader.join().unwrap() > 0);
+    }
+
+    /// Special files are written in place and never replaced; a link is
+    /// followed and stays a link; new files get the usual mode (issue 11 §10).
+    #[cfg(unix)]
+    #[test]
+    fn special_files_links_and_modes() {
+        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        write_atomic(Path::new("/dev/null"), b"nothing").unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(
+            m.file_type().is_char_device(),
+            "/dev/null is still a device"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        write_atomic(&link, b"through the link").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&real).unwrap(), b"through the link");
+        write_atomic(&link, b"again").unwrap();
+        assert_eq!(std::fs::read(&real).unwrap(), b"again");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+
+        // The umask is per process: read it back from a file made with 0666.
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, b"").unwrap();
+        let usual = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("new.json");
+        write_atomic(&new, b"x").unwrap();
+        let mode = std::fs::metadata(&new).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, usual, "the mode `>` would give");
+        assert_ne!(mode, 0o600, "not a temporary file's mode");
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&new, b"y").unwrap();
+        let kept = std::fs::metadata(&new).unwrap().permissions().mode() & 0o777;
+        assert_eq!(kept, 0o640, "a replaced file keeps its mode");
+
+        let e = write_atomic(dir.path(), b"x").unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let e = write_atomic(&a, b"x").unwrap_err();
+        assert!(e.to_string().contains("symbolic links"), "{e}");
     }
 }

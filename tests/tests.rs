@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod cli_credentials;
+mod cli_outputs;
 mod cli_references;
 mod cli_registry;
 mod client_auth;

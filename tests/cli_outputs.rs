@@ -1,0 +1,62 @@
+//! Output paths that are not plain files (issue 11 §10): a device is written
+//! in place, a symbolic link is followed and stays a link, and new files get
+//! the mode a shell's `>` gives, not a temporary file's `0600`.
+
+use crate::harness::cnab_oci;
+use crate::harness::fixtures::{registry_config, seed};
+use crate::harness::Registry;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+
+#[tokio::test]
+async fn fixup_writes_devices_in_place_and_follows_links() {
+    let reg = Registry::plain();
+    let fx = seed(&reg, &registry_config(&[&reg])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
+    std::fs::create_dir(d.join("out")).unwrap();
+    std::os::unix::fs::symlink("out/map.json", d.join("map-link.json")).unwrap();
+    let o = cnab_oci(
+        d,
+        &[
+            "fixup",
+            "bundle.json",
+            "--target",
+            &format!("{}/outputs/demo:1", reg.host()),
+            "--auto-update-bundle",
+            "--bundle",
+            "/dev/null",
+            "--relocation-map",
+            "map-link.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        null.file_type().is_char_device(),
+        "/dev/null is still a device"
+    );
+    let link = std::fs::symlink_metadata(d.join("map-link.json")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let map: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out/map.json")).unwrap()).unwrap();
+    assert_eq!(map.as_object().unwrap().len(), 4);
+    // The mode `>` gives under this process's umask (the same for the child).
+    std::fs::write(d.join("probe"), b"").unwrap();
+    let usual = std::fs::metadata(d.join("probe"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    let mode = std::fs::metadata(d.join("out/map.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, usual);
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["map.json"], "no temporary file left behind");
+}
