@@ -26,6 +26,12 @@ pub enum Hint {
         /// The registry as named in references.
         registry: String,
     },
+    /// Give `registry` a client certificate: Docker's
+    /// `certs.d/<registry>/client.cert` with its `client.key`.
+    ClientCertificate {
+        /// The registry as named in references.
+        registry: String,
+    },
     /// Reach `registry` without certificate verification, or over plain HTTP
     /// ([`crate::registry::ClientConfig::insecure_registries`]).
     InsecureRegistry {

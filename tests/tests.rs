@@ -11,6 +11,7 @@ mod cli_registry;
 mod client_auth;
 mod client_blobs;
 mod client_manifests;
+mod client_tls;
 mod copy;
 mod events;
 mod failure_kinds;

@@ -10,6 +10,9 @@ pub(crate) fn render(h: &Hint) -> String {
         Hint::TrustCa { registry } => format!(
             "pass its CA certificate with --ca-cert FILE, or put it in {DOCKER_CERTS_DIR}/{registry}/ca.crt"
         ),
+        Hint::ClientCertificate { registry } => format!(
+            "put its client certificate and key in {DOCKER_CERTS_DIR}/{registry}/client.cert and client.key"
+        ),
         Hint::InsecureRegistry { registry } => {
             format!("to skip TLS verification, or to speak plain HTTP to it, name it in --insecure-registries {registry}")
         }
@@ -67,6 +70,12 @@ mod tests {
             "to skip TLS verification, or to speak plain HTTP to it, name it in --insecure-registries r.io:5000"
         );
         assert_eq!(
+            render(&Hint::ClientCertificate {
+                registry: r.clone()
+            }),
+            "put its client certificate and key in /etc/docker/certs.d/r.io:5000/client.cert and client.key"
+        );
+        assert_eq!(
             render(&Hint::Login { registry: r }),
             "log in with `docker login r.io:5000` or configure a credential helper"
         );
@@ -91,7 +100,8 @@ mod tests {
     fn hints_are_found_through_the_chain() {
         let cert = || RegistryError::Certificate {
             registry: "r.io".into(),
-            reason: "UnknownIssuer".into(),
+            reason: "it is signed by an unknown issuer".into(),
+            trusted: "the system roots (3 certificates)".into(),
         };
         let direct = anyhow::Error::new(cert()).context("cannot pull");
         let wrapped = anyhow::Error::new(cnab_oci::Error::Registry(cert())).context("cannot pull");

@@ -25,7 +25,8 @@ pub struct RegistryArgs {
     /// plain HTTP (comma-separated `HOST[:PORT]`).
     #[arg(long, value_delimiter = ',')]
     insecure_registries: Vec<String>,
-    /// An extra CA certificate (PEM) to trust; may be repeated.
+    /// An extra CA certificate (PEM) to trust, or a self-signed registry
+    /// certificate itself; may be repeated.
     #[arg(long = "ca-cert", value_name = "FILE")]
     ca_certs: Vec<PathBuf>,
 }

@@ -250,12 +250,28 @@ pub enum RegistryError {
     /// The registry's TLS certificate was not accepted. Never downgraded to
     /// plain HTTP. [`RegistryError::hints`]: trust its CA, or treat the
     /// registry as insecure.
-    #[error("TLS certificate of `{registry}` is not trusted: {reason}. The CA that signed it is not among the trusted ones, and the registry is not named insecure")]
+    #[error("TLS certificate of `{registry}` is not trusted: {reason}. Trusted for this registry: {trusted}")]
     Certificate {
         /// The registry host.
         registry: String,
-        /// What rustls said.
+        /// Why it was refused, in words (unknown issuer, expired, not valid
+        /// for the name, a CA certificate used as the server's own, …).
         reason: String,
+        /// What was trusted: the system roots, the CA files, the `certs.d`
+        /// directory and its files.
+        trusted: String,
+    },
+    /// The registry refused the TLS connection over the client certificate:
+    /// it requires one and none was sent, or it refused the one sent. Not
+    /// retried. [`RegistryError::hints`]: a client certificate in `certs.d`.
+    #[error("`{registry}` refused the TLS connection: {reason}; {sent}")]
+    ClientCertificate {
+        /// The registry host.
+        registry: String,
+        /// What the registry's alert said, in words.
+        reason: String,
+        /// Which client certificate was sent, or why none was.
+        sent: String,
     },
     /// The registry answered an HTTPS request in plain HTTP: it serves the
     /// API without TLS. Not retried. [`RegistryError::hints`]: name it
@@ -457,7 +473,8 @@ impl RegistryError {
 
     /// What the user can do about this failure, for a front end to say in its
     /// own words: trust the CA or name the registry insecure for
-    /// [`RegistryError::Certificate`]; log in for an
+    /// [`RegistryError::Certificate`]; a client certificate for
+    /// [`RegistryError::ClientCertificate`]; log in for an
     /// [`RegistryError::Unauthorized`] with missing or refused credentials;
     /// nothing otherwise.
     pub fn hints(&self) -> Vec<Hint> {
@@ -470,6 +487,9 @@ impl RegistryError {
                     registry: registry.clone(),
                 },
             ],
+            Self::ClientCertificate { registry, .. } => vec![Hint::ClientCertificate {
+                registry: registry.clone(),
+            }],
             Self::Unauthorized {
                 registry,
                 failure: AuthFailure::MissingCredentials | AuthFailure::Refused,

@@ -119,7 +119,7 @@ impl Transport {
             let url = Self::url(*scheme, req)?;
             let client = self.tls.client_for(&req.registry, *scheme)?;
             match self
-                .send_authenticated(req, &client, url, i + 1 < candidates.len())
+                .send_authenticated(req, &client, url.clone(), i + 1 < candidates.len())
                 .await
             {
                 Ok(resp) => {
@@ -130,11 +130,17 @@ impl Transport {
                     let tls = rustls_error(&e as &(dyn std::error::Error + 'static));
                     let not_tls = matches!(tls, Some(rustls::Error::InvalidMessage(_)));
                     let has_next = i + 1 < candidates.len();
-                    if let Some(rustls::Error::InvalidCertificate(c)) = tls {
-                        return Err(RegistryError::Certificate {
-                            registry: req.registry.clone(),
-                            reason: format!("{c:?}"),
-                        });
+                    if let Some(refused) = self.tls.refusal(&req.registry, &e) {
+                        return Err(refused);
+                    }
+                    if *scheme == Scheme::Https {
+                        let addr = (
+                            url.host_str().unwrap_or_default(),
+                            url.port_or_known_default().unwrap_or(443),
+                        );
+                        if let Some(refused) = self.tls.client_refusal(&req.registry, addr).await {
+                            return Err(refused);
+                        }
                     }
                     if has_next && (not_tls || *scheme == Scheme::HttpsUnverified) {
                         last_err = Some(e);

@@ -9,7 +9,8 @@ use cnab_oci::registry::{Client, ClientConfig, Credentials, Repository};
 use cnab_oci::{Digest, Reference};
 use std::collections::HashMap;
 
-/// A client configured for `reg`: its CA, its credentials, no ambient docker config.
+/// A client configured for `reg`: its CA (or its self-signed certificate),
+/// its credentials, no ambient docker config.
 pub fn config_for(reg: &Registry) -> ClientConfig {
     let mut c = ClientConfig {
         docker_config_dir: None,
@@ -19,6 +20,9 @@ pub fn config_for(reg: &Registry) -> ClientConfig {
     c.retry.base_delay = std::time::Duration::from_millis(20);
     if let Some(ca) = &reg.ca {
         c.ca_certs.push(ca.ca_path());
+    }
+    if let Some(s) = &reg.self_signed {
+        c.ca_certs.push(s.cert_path.clone());
     }
     if reg.options.auth != Auth::None {
         c.credentials = HashMap::from([(reg.host(), Credentials::basic(USER, PASSWORD))]);

@@ -3,8 +3,11 @@
 //! [`Registry::start`] runs Debian's `docker-registry` (distribution v2.8) on
 //! 127.0.0.1, on a free port, with its own temporary storage, in one of four
 //! modes: plain HTTP, HTTPS with a CA made for the run, htpasswd basic auth
-//! (bcrypt), or bearer tokens issued by [`TokenServer`]. The registry is killed
-//! when the value is dropped.
+//! (bcrypt), or bearer tokens issued by [`TokenServer`]. [`Registry::start_tls`]
+//! chooses the HTTPS certificate (CA-signed, or self-signed in openssl's
+//! shape, made by rcgen or by openssl itself) and whether clients must show a
+//! certificate (`http.tls.clientcas`). The registry is killed when the value
+//! is dropped.
 //!
 //! A missing registry binary is a test failure that says how to install it;
 //! nothing is ever skipped.
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use pki::TestCa;
+pub use pki::{ClientPki, SelfSigned, TestCa};
 pub use token::{TokenPolicy, TokenServer, IDENTITY_TOKEN};
 
 /// The test user of the basic and token modes.
@@ -54,6 +57,30 @@ pub struct Options {
     pub tls: bool,
     /// Client authentication.
     pub auth: Auth,
+}
+
+/// The certificate a TLS registry serves.
+#[derive(Clone, Debug)]
+pub enum ServerCert {
+    /// For 127.0.0.1, ::1 and localhost, from a CA made for the run
+    /// ([`Registry::ca`]).
+    CaSigned,
+    /// Self-signed with `CA:TRUE` for these names, made by rcgen
+    /// ([`Registry::self_signed`]).
+    SelfSigned(Vec<String>),
+    /// The same shape made by `/usr/bin/openssl` with Docker's documented
+    /// command, with this `subjectAltName`.
+    OpenSsl(String),
+}
+
+/// How a TLS registry is set up.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    /// What it serves.
+    pub server: ServerCert,
+    /// Whether it requires a client certificate signed by
+    /// [`Registry::client_pki`]'s CA (mutual TLS).
+    pub client_certs: bool,
 }
 
 /// The environment variable that names the registry binary.
@@ -94,6 +121,11 @@ pub struct Registry {
     config: PathBuf,
     /// The CA that signed the HTTPS certificate, in TLS mode.
     pub ca: Option<TestCa>,
+    /// The self-signed HTTPS certificate, when it serves one.
+    pub self_signed: Option<SelfSigned>,
+    /// The client CA it requires certificates from, and a client
+    /// certificate signed by it, in mutual-TLS mode.
+    pub client_pki: Option<ClientPki>,
     /// The token issuer, in token mode.
     pub token: Option<TokenServer>,
     /// How it was started.
@@ -134,16 +166,69 @@ impl Registry {
         })
     }
 
+    /// HTTPS with a self-signed `CA:TRUE` certificate for localhost,
+    /// 127.0.0.1 and ::1 (openssl's shape), no auth.
+    pub fn self_signed() -> Registry {
+        Registry::start_tls(
+            Options {
+                tls: true,
+                auth: Auth::None,
+            },
+            &TlsOptions {
+                server: ServerCert::SelfSigned(vec![
+                    "localhost".into(),
+                    "127.0.0.1".into(),
+                    "::1".into(),
+                ]),
+                client_certs: false,
+            },
+        )
+    }
+
     /// Starts a registry with `options`. Panics with the registry's own log if
     /// it does not come up.
     pub fn start(options: Options) -> Registry {
+        let tls = options.tls.then_some(TlsOptions {
+            server: ServerCert::CaSigned,
+            client_certs: false,
+        });
+        Registry::start_with(options, tls.as_ref())
+    }
+
+    /// Starts an HTTPS registry with `options` and the certificates `tls`
+    /// says. Panics with the registry's own log if it does not come up.
+    pub fn start_tls(options: Options, tls: &TlsOptions) -> Registry {
+        Registry::start_with(
+            Options {
+                tls: true,
+                ..options
+            },
+            Some(tls),
+        )
+    }
+
+    fn start_with(options: Options, tls: Option<&TlsOptions>) -> Registry {
         let bin = resolve_binary(std::env::var_os(REGISTRY_BIN_ENV), std::env::var_os("PATH"))
             .unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new()
             .prefix("cnab-oci-registry-")
             .tempdir()
             .expect("temp dir");
-        let ca = options.tls.then(|| TestCa::new(dir.path()));
+        let (mut ca, mut self_signed) = (None, None);
+        match tls.map(|t| &t.server) {
+            None => {}
+            Some(ServerCert::CaSigned) => ca = Some(TestCa::new(dir.path())),
+            Some(ServerCert::SelfSigned(names)) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                self_signed = Some(SelfSigned::new(dir.path(), &names));
+            }
+            Some(ServerCert::OpenSsl(san)) => {
+                self_signed = Some(SelfSigned::openssl(dir.path(), san));
+            }
+        }
+        let client_pki = tls
+            .is_some_and(|t| t.client_certs)
+            .then(|| ClientPki::new(dir.path()));
         let token = match &options.auth {
             Auth::Token(policy) => Some(TokenServer::start(dir.path(), policy.clone())),
             _ => None,
@@ -162,6 +247,8 @@ impl Registry {
             config: dir.path().join("config.yml"),
             dir,
             ca,
+            self_signed,
+            client_pki,
             token,
             options,
         };
@@ -186,11 +273,17 @@ impl Registry {
     }
 
     fn spawn(&mut self, bin: &Path) {
+        let server = match (&self.ca, &self.self_signed) {
+            (Some(ca), _) => Some((ca.server_cert_path.as_path(), ca.server_key_path.as_path())),
+            (None, Some(s)) => Some((s.cert_path.as_path(), s.key_path.as_path())),
+            (None, None) => None,
+        };
         let yaml = config_yaml(
             self.dir.path(),
             self.addr,
             &self.options,
-            self.ca.as_ref(),
+            server,
+            self.client_pki.as_ref().map(|c| c.ca_path.as_path()),
             self.token.as_ref(),
         );
         std::fs::write(&self.config, yaml).expect("registry config");
@@ -281,7 +374,8 @@ fn config_yaml(
     dir: &Path,
     addr: SocketAddr,
     o: &Options,
-    ca: Option<&TestCa>,
+    server: Option<(&Path, &Path)>,
+    client_ca: Option<&Path>,
     token: Option<&TokenServer>,
 ) -> String {
     let mut y = String::new();
@@ -295,13 +389,16 @@ fn config_yaml(
          http:\n  addr: {addr}\n  secret: cnab-oci-test-secret\n",
         dir.join("storage").display()
     );
-    if let Some(ca) = ca {
+    if let Some((cert, key)) = server {
         let _ = write!(
             y,
             "  tls:\n    certificate: {}\n    key: {}\n",
-            ca.server_cert_path.display(),
-            ca.server_key_path.display()
+            cert.display(),
+            key.display()
         );
+        if let Some(client_ca) = client_ca {
+            let _ = write!(y, "    clientcas:\n      - {}\n", client_ca.display());
+        }
     }
     match (&o.auth, token) {
         (Auth::None, _) => {}

@@ -115,17 +115,27 @@ pub(super) async fn fetch(
             reason: format!("the token realm `{realm}` is plain HTTP on a remote host; refusing to send credentials in clear text"),
         });
     }
+    // `host[:port]`, as certs.d names its directories.
+    let realm_host = match (realm.host_str(), realm.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (h, _) => h.unwrap_or_default().to_owned(),
+    };
     let client = if realm.scheme() == "https" && !insecure {
-        net.tls.verified(realm.host_str().unwrap_or_default())?
+        net.tls.verified(&realm_host)?
     } else {
         net.tls.unverified()
     };
     let operation = || format!("fetch token from `{realm}`");
-    let transport_err = |e: reqwest::Error| RegistryError::Transport {
-        registry: req.registry.clone(),
-        operation: operation(),
-        reason: describe(&e),
-        attempts: 1,
+    let transport_err = |e: reqwest::Error| {
+        if let Some(refused) = net.tls.refusal(&realm_host, &e) {
+            return refused;
+        }
+        RegistryError::Transport {
+            registry: req.registry.clone(),
+            operation: operation(),
+            reason: describe(&e),
+            attempts: 1,
+        }
     };
     let count = || {
         net.stats
