@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &Location::Registry(production.clone()),
             &CopyOptions {
                 platforms: fixup.platforms.clone(),
-                allow_fallbacks: true,
+                ..CopyOptions::default()
             },
         )
         .await?;

@@ -170,6 +170,24 @@ pub enum Error {
         /// cancelling.
         uploads_cancelled: usize,
     },
+    /// The target refused a manifest with foreign layers, saying a blob is
+    /// missing (`MANIFEST_BLOB_UNKNOWN`). When the layers were skipped, on
+    /// purpose, that is the likely cause, and [`Error::hints`] says to copy
+    /// them. When they were copied, the registry refuses layers with URLs
+    /// altogether (distribution does unless its
+    /// `validation.manifests.urls.allow` names them): the image cannot be
+    /// stored there unchanged.
+    #[error("the target refused manifest {manifest}{}: {error}", foreign_cause(.layers, *.copied))]
+    ForeignLayersRefused {
+        /// The manifest.
+        manifest: Digest,
+        /// Its foreign layers.
+        layers: Vec<Digest>,
+        /// Whether they were copied.
+        copied: bool,
+        /// The registry's refusal.
+        error: Box<Error>,
+    },
     /// One failure that several images share (an object they have in
     /// common failed): each image's [`ImageFailure`] holds the same error.
     #[error("{0}")]
@@ -254,6 +272,19 @@ impl fmt::Display for Difference {
     }
 }
 
+fn foreign_cause(layers: &[Digest], copied: bool) -> String {
+    let list = layers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if copied {
+        format!(" although its foreign layer(s) {list} were copied: it refuses layers with URLs (distribution does unless validation.manifests.urls.allow names them), so this image cannot be stored there unchanged")
+    } else {
+        format!(", whose foreign layer(s) {list} were not copied (clients fetch them from their URLs, and foreign layers are copied only when asked)")
+    }
+}
+
 fn lines<T: fmt::Display>(items: &[T]) -> String {
     use std::fmt::Write as _;
     items.iter().fold(String::new(), |mut out, i| {
@@ -282,6 +313,9 @@ impl Error {
                 error.collect_hints(out);
             }
             Error::Shared(error) => error.collect_hints(out),
+            Error::ForeignLayersRefused { copied: false, .. } => {
+                out.push(Hint::CopyForeignLayers);
+            }
             Error::FallbacksDisabled { error } => {
                 error.collect_hints(out);
                 out.push(Hint::AllowFallbacks);

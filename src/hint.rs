@@ -51,6 +51,9 @@ pub enum Hint {
         /// The repository, as `registry/path`.
         repository: String,
     },
+    /// Copy the foreign (non-distributable) layers that the source has
+    /// ([`crate::relocate::ForeignLayers::CopyFromSource`]).
+    CopyForeignLayers,
     /// Log in to `registry` (the docker config, a credential helper, or
     /// explicit [`crate::registry::Credentials`]).
     Login {

@@ -160,6 +160,7 @@ async fn identity_tokens_use_oauth2_then_get() {
                 post_refused_with,
                 ..TokenPolicy::default()
             }),
+            ..Options::default()
         });
         let dir = write_docker_config(&format!(
             r#"{{"auths":{{"{}":{{"auth":"PHRva2VuPjo=","identitytoken":"{IDENTITY_TOKEN}"}}}}}}"#,
@@ -279,6 +280,7 @@ async fn expired_token_is_renewed() {
             jwt_ttl_secs: Some(1),
             ..TokenPolicy::default()
         }),
+        ..Options::default()
     });
     let c = client_for(&reg);
     can_push(&c, &reg).await.unwrap();

@@ -40,6 +40,7 @@ fn tls(server: ServerCert, client_certs: bool) -> Registry {
         Options {
             tls: true,
             auth: Auth::None,
+            ..Options::default()
         },
         &TlsOptions {
             server,

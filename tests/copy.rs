@@ -39,10 +39,7 @@ async fn copy_keeps_the_index_digest() {
             .copy(
                 &Location::Registry(staging.clone()),
                 &Location::Registry(target.clone()),
-                &CopyOptions {
-                    platforms: Platforms::default(),
-                    allow_fallbacks: true,
-                },
+                &CopyOptions::default(),
             )
             .await
             .unwrap();
@@ -68,7 +65,7 @@ async fn copy_keeps_the_index_digest() {
             component: platforms(&["linux/amd64"]),
             ..Platforms::default()
         },
-        allow_fallbacks: true,
+        ..CopyOptions::default()
     };
     let copied = relocator(&config)
         .copy(

@@ -166,6 +166,7 @@ async fn a_refused_mount_is_learned_once_per_source() {
             pull_across_repositories: false,
             ..TokenPolicy::default()
         }),
+        ..Options::default()
     });
     let config = registry_config(&[&reg]);
     let fx = seed(&reg, &config).await;

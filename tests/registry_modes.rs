@@ -276,6 +276,7 @@ async fn token_auth_refusals_and_scopes() {
             anonymous_pull: true,
             ..TokenPolicy::default()
         }),
+        ..Options::default()
     });
     let c = Plain::new(&reg);
     assert_eq!(

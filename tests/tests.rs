@@ -19,6 +19,7 @@ mod fake_registry;
 mod faults;
 mod fixup;
 mod fixup_resolve;
+mod foreign_layers;
 mod fuzz_corpus;
 mod layout;
 mod layout_roundtrip;

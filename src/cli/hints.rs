@@ -22,6 +22,9 @@ pub(crate) fn render(h: &Hint) -> String {
         Hint::UpdateBundle => "run with --auto-update-bundle to update the bundle instead".into(),
         Hint::AllowFallbacks => "pass --allow-fallbacks true to let push try other forms".into(),
         Hint::SetBundleField { key, field } => format!("set `{field}` of {key} in the bundle"),
+        Hint::CopyForeignLayers => {
+            "pass --include-foreign-layers to copy the foreign layers the source has".into()
+        }
         Hint::RepushImage { repository } => format!(
             "re-push it as Docker schema 2, for example `skopeo copy --format v2s2 docker://{repository}:TAG docker://{repository}:TAG`"
         ),

@@ -10,7 +10,7 @@ use cnab_oci::ops::{
     CopyOptions, FixupOptions, FixupOutcome, Location, Platforms, PushOptions, Relocator,
 };
 use cnab_oci::registry::{ClientConfig, RegistryStats};
-use cnab_oci::relocate::{Totals, DEFAULT_JOBS};
+use cnab_oci::relocate::{ForeignLayers, Totals, DEFAULT_JOBS};
 use cnab_oci::{fs, Bundle, Reference, RelocationMap};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -64,6 +64,10 @@ pub struct RelocateArgs {
     /// Platforms to keep of multi-platform component images.
     #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
     component_platforms: Vec<Platform>,
+    /// Copy foreign (non-distributable) layers that the source has, instead
+    /// of skipping them (for targets that check every layer).
+    #[arg(long)]
+    include_foreign_layers: bool,
     /// Concurrent transfers for the whole bundle (at least 1).
     #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     jobs: usize,
@@ -72,6 +76,14 @@ pub struct RelocateArgs {
 }
 
 impl RelocateArgs {
+    fn foreign_layers(&self) -> ForeignLayers {
+        if self.include_foreign_layers {
+            ForeignLayers::CopyFromSource
+        } else {
+            ForeignLayers::Skip
+        }
+    }
+
     fn platforms(&self) -> Platforms {
         Platforms {
             invocation: self.invocation_platforms.clone(),
@@ -263,6 +275,7 @@ fn fixup_options(
         platforms: a.relocate.platforms(),
         auto_update_bundle: a.auto_update_bundle,
         input_relocation_map,
+        foreign_layers: a.relocate.foreign_layers(),
     };
     let relocator = a
         .relocate
@@ -438,6 +451,7 @@ pub async fn copy(c: &CopyCmd, g: &Global, cancel: &CancellationToken) -> Result
     let opts = CopyOptions {
         platforms: c.relocate.platforms(),
         allow_fallbacks: c.allow_fallbacks,
+        foreign_layers: c.relocate.foreign_layers(),
     };
     let outcome = relocator
         .copy(

@@ -8,7 +8,7 @@ use crate::convert;
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::registry::{MountOutcome, RegistryStats};
-use crate::relocate::{Candidate, ImageJob, Totals};
+use crate::relocate::{Candidate, ForeignLayers, ImageJob, Totals};
 use crate::store::{LayoutStore, Store};
 use std::collections::BTreeMap;
 
@@ -20,6 +20,8 @@ pub struct CopyOptions {
     pub platforms: Platforms,
     /// Fallback forms, for a filtered copy that pushes a new index.
     pub allow_fallbacks: bool,
+    /// Whether foreign layers the source has are copied (default: skipped).
+    pub foreign_layers: ForeignLayers,
 }
 
 impl Default for CopyOptions {
@@ -28,6 +30,7 @@ impl Default for CopyOptions {
         CopyOptions {
             platforms: Platforms::default(),
             allow_fallbacks: true,
+            foreign_layers: ForeignLayers::Skip,
         }
     }
 }
@@ -118,6 +121,7 @@ impl Relocator {
         for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
             jobs.push(ImageJob {
                 platforms: opts.platforms.for_image(&key),
+                foreign_layers: opts.foreign_layers,
                 key,
                 image: img.image.clone(),
                 candidates: vec![Candidate {

@@ -7,7 +7,7 @@ use crate::error::{Difference, Error, ImageFailure, Result};
 use crate::oci::manifest::Platform;
 use crate::reference::Reference;
 use crate::registry::RegistryStats;
-use crate::relocate::{Candidate, ImageJob, Plan, Totals};
+use crate::relocate::{Candidate, ForeignLayers, ImageJob, Plan, Totals};
 use crate::relocation::RelocationMap;
 use std::collections::BTreeMap;
 
@@ -40,6 +40,8 @@ pub struct FixupOptions {
     pub auto_update_bundle: bool,
     /// A previous relocation: where to look for each image first.
     pub input_relocation_map: Option<RelocationMap>,
+    /// Whether foreign layers the source has are copied (default: skipped).
+    pub foreign_layers: ForeignLayers,
 }
 
 /// What [`Relocator::fixup`] did.
@@ -161,6 +163,7 @@ impl Relocator {
             }
             jobs.push(ImageJob {
                 platforms: opts.platforms.for_image(&key),
+                foreign_layers: opts.foreign_layers,
                 key,
                 image: img.image.clone(),
                 candidates,

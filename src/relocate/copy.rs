@@ -290,8 +290,9 @@ impl Run<'_> {
             .c
             .budget
             .run(self.c.target.put_manifest(&m.descriptor, m.bytes.clone()))
-            .await;
-        self.finished(&m.descriptor.digest, Action::Push, r.map_err(Into::into))
+            .await
+            .map_err(|e| self.foreign_refusal(e, m));
+        self.finished(&m.descriptor.digest, Action::Push, r)
     }
 
     /// Records and reports the end of one object's work.
@@ -318,6 +319,29 @@ impl Run<'_> {
                 false
             }
             None => true,
+        }
+    }
+
+    /// `e`, the refusal of manifest `m`, as [`Error::ForeignLayersRefused`]
+    /// when the registry says a blob is missing (`MANIFEST_BLOB_UNKNOWN`) and
+    /// the manifest has foreign layers.
+    fn foreign_refusal(&self, e: StoreError, m: &ManifestTask) -> Error {
+        let missing_blob = matches!(&e, StoreError::Registry(r)
+            if r.codes().contains(&crate::registry::ErrorCode::ManifestBlobUnknown));
+        if !missing_blob || m.foreign.is_empty() {
+            return e.into();
+        }
+        let copied = m.foreign.iter().all(|d| {
+            self.plan
+                .blobs
+                .get(d)
+                .is_some_and(|b| b.action != Action::SkipForeign)
+        });
+        Error::ForeignLayersRefused {
+            manifest: m.descriptor.digest.clone(),
+            layers: m.foreign.clone(),
+            copied,
+            error: Box::new(e.into()),
         }
     }
 

@@ -20,7 +20,9 @@ use crate::error::{Error, ImageFailure, Result};
 use crate::store::Store;
 use copy::{Budget, Copier, Mounts};
 use events::{Action, Event, ImageTree, NodeKind, Reporter, Sink};
-pub use plan::{after_check, blob_action, Candidate, ImageJob, Plan, PlannedImage, Totals};
+pub use plan::{
+    after_check, blob_action, Candidate, ForeignLayers, ImageJob, Plan, PlannedImage, Totals,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -38,6 +38,23 @@ impl Candidate {
     }
 }
 
+/// What to do with foreign (non-distributable) layers: layers whose
+/// descriptor has `urls`, such as Windows base layers, which clients fetch
+/// from those URLs and registries are not meant to redistribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForeignLayers {
+    /// Never copied, as Docker and cnab-to-oci do. A target that checks every
+    /// layer (distribution's default configuration) then refuses the
+    /// manifest, with [`crate::Error::ForeignLayersRefused`].
+    #[default]
+    Skip,
+    /// Copied like any other blob when the source has them, skipped when it
+    /// has not (the opt-in of imgpkg's `--include-non-distributable-layers`
+    /// and regctl's `--include-external`). Costs one existence check per
+    /// foreign layer in the source.
+    CopyFromSource,
+}
+
 /// One image to relocate.
 #[derive(Debug, Clone)]
 pub struct ImageJob {
@@ -49,6 +66,8 @@ pub struct ImageJob {
     pub candidates: Vec<Candidate>,
     /// Platforms to keep when the image is an index (empty: all).
     pub platforms: Vec<Platform>,
+    /// Whether foreign layers the source has are copied.
+    pub foreign_layers: ForeignLayers,
 }
 
 /// One image, resolved and walked.
@@ -85,6 +104,8 @@ pub(crate) struct BlobTask {
 pub(crate) struct ManifestTask {
     pub descriptor: Descriptor,
     pub bytes: Bytes,
+    /// Its foreign layers (those with `urls`).
+    pub foreign: Vec<Digest>,
 }
 
 /// The whole plan: what each image is, and every object with its action.

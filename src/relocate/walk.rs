@@ -8,7 +8,9 @@
 
 use super::copy::Budget;
 use super::events::{Action, ImageTree, Node, NodeKind};
-use super::plan::{blob_action, BlobTask, Candidate, ImageJob, ManifestTask, PlannedImage};
+use super::plan::{
+    blob_action, BlobTask, Candidate, ForeignLayers, ImageJob, ManifestTask, PlannedImage,
+};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::manifest::{self as view, View};
@@ -213,6 +215,7 @@ impl<'a> Walker<'a> {
                     ManifestTask {
                         descriptor: desc.clone(),
                         bytes,
+                        foreign: Vec::new(),
                     },
                 );
             }
@@ -220,13 +223,22 @@ impl<'a> Walker<'a> {
                 View::Image { config, layers } => {
                     let children = std::iter::once((config, NodeKind::Config))
                         .chain(layers.into_iter().map(|l| (l, NodeKind::Layer)));
+                    let mut foreign = Vec::new();
                     for (child, kind) in children {
-                        let action = blob_action(
-                            !child.urls.is_empty(),
-                            self.same_store,
-                            already_present,
-                            self.can_mount,
-                        );
+                        if !child.urls.is_empty() {
+                            foreign.push(child.descriptor.digest.clone());
+                        }
+                        let wanted = self.job.foreign_layers == ForeignLayers::CopyFromSource
+                            && !already_present;
+                        // A foreign layer is skipped unless wanted and in the source.
+                        let skipped = !child.urls.is_empty()
+                            && (!wanted
+                                || !self
+                                    .budget
+                                    .run(self.source.has_blob(&child.descriptor.digest))
+                                    .await?);
+                        let action =
+                            blob_action(skipped, self.same_store, already_present, self.can_mount);
                         if !already_present {
                             self.blobs
                                 .entry(child.descriptor.digest.clone())
@@ -238,6 +250,9 @@ impl<'a> Walker<'a> {
                                 });
                         }
                         node.children.push(leaf(kind, &child.descriptor, action));
+                    }
+                    if let Some(task) = self.manifests.get_mut(&desc.digest) {
+                        task.foreign = foreign;
                     }
                 }
                 View::Index { manifests } => {

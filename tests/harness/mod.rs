@@ -40,9 +40,10 @@ pub const SERVICE: &str = "cnab-oci-test-registry";
 pub const ISSUER: &str = "cnab-oci-test-issuer";
 
 /// How a test registry authenticates clients.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Auth {
     /// Anyone may pull and push.
+    #[default]
     None,
     /// htpasswd (bcrypt) with [`USER`]/[`PASSWORD`].
     Basic,
@@ -51,12 +52,17 @@ pub enum Auth {
 }
 
 /// How to start a registry.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Serve HTTPS with a certificate from a CA made for this registry.
     pub tls: bool,
     /// Client authentication.
     pub auth: Auth,
+    /// distribution's default manifest validation, without the harness's
+    /// `validation.manifests.urls.allow`: a foreign layer (one with `urls`)
+    /// must then be present, or the manifest is refused with
+    /// `MANIFEST_BLOB_UNKNOWN`.
+    pub default_url_validation: bool,
 }
 
 /// The certificate a TLS registry serves.
@@ -133,11 +139,21 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Plain HTTP, no auth, and distribution's default manifest validation
+    /// ([`Options::default_url_validation`]).
+    pub fn plain_default_validation() -> Registry {
+        Registry::start(Options {
+            default_url_validation: true,
+            ..Options::default()
+        })
+    }
+
     /// Plain HTTP, no auth.
     pub fn plain() -> Registry {
         Registry::start(Options {
             tls: false,
             auth: Auth::None,
+            ..Options::default()
         })
     }
 
@@ -146,6 +162,7 @@ impl Registry {
         Registry::start(Options {
             tls: true,
             auth: Auth::None,
+            ..Options::default()
         })
     }
 
@@ -155,6 +172,7 @@ impl Registry {
         Registry::start(Options {
             tls: true,
             auth: Auth::Basic,
+            ..Options::default()
         })
     }
 
@@ -163,6 +181,7 @@ impl Registry {
         Registry::start(Options {
             tls: false,
             auth: Auth::Token(TokenPolicy::default()),
+            ..Options::default()
         })
     }
 
@@ -173,6 +192,7 @@ impl Registry {
             Options {
                 tls: true,
                 auth: Auth::None,
+                ..Options::default()
             },
             &TlsOptions {
                 server: ServerCert::SelfSigned(vec![
@@ -384,11 +404,13 @@ fn config_yaml(
         "version: 0.1\n\
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
-           maintenance:\n    uploadpurging:\n      enabled: false\n\
-         validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n\
-         http:\n  addr: {addr}\n  secret: cnab-oci-test-secret\n",
+           maintenance:\n    uploadpurging:\n      enabled: false\n",
         dir.join("storage").display()
     );
+    if !o.default_url_validation {
+        y.push_str("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n");
+    }
+    let _ = writeln!(y, "http:\n  addr: {addr}\n  secret: cnab-oci-test-secret");
     if let Some((cert, key)) = server {
         let _ = write!(
             y,
