@@ -251,22 +251,32 @@ pub struct Difference {
     pub field: &'static str,
     /// What the bundle says (`None`: not set).
     pub bundle: Option<String>,
-    /// What the registry says.
+    /// What the registry says, or, when `filtered`, what the new index is.
     pub found: String,
+    /// Whether `found` is that of the index a platform filter made (a new
+    /// document, with its own digest and size), not of one in the registry.
+    pub filtered: bool,
 }
 
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.bundle {
-            Some(b) => write!(
+        let (key, image, field, found) = (&self.key, &self.image, self.field, &self.found);
+        match (&self.bundle, self.filtered) {
+            (Some(b), false) => write!(
                 f,
-                "{} `{}`: {} is `{b}` in the bundle but `{}` in the registry",
-                self.key, self.image, self.field, self.found
+                "{key} `{image}`: {field} is `{b}` in the bundle but `{found}` in the registry"
             ),
-            None => write!(
+            (None, false) => write!(
                 f,
-                "{} `{}`: {} is not set in the bundle; the registry says `{}`",
-                self.key, self.image, self.field, self.found
+                "{key} `{image}`: {field} is not set in the bundle; the registry says `{found}`"
+            ),
+            (Some(b), true) => write!(
+                f,
+                "{key} `{image}`: the platform filter makes a new index whose {field} is `{found}`; the bundle says `{b}`"
+            ),
+            (None, true) => write!(
+                f,
+                "{key} `{image}`: the platform filter makes a new index whose {field} is `{found}`; the bundle does not set it"
             ),
         }
     }

@@ -9,7 +9,7 @@ use cnab_oci::oci::media_type as mt;
 use cnab_oci::ops::{FixupOptions, Platforms};
 use cnab_oci::registry::{Client, Repository};
 use cnab_oci::synth::{self, Format, ImageSpec};
-use cnab_oci::{Bundle, Digest, Hint, Reference, RelocationMap};
+use cnab_oci::{Bundle, Digest, Error, Hint, Reference, RelocationMap};
 
 /// Platform filters keep the matching manifests of indexes (a new index, so a
 /// new digest); a filter that matches nothing is an error naming the image.
@@ -478,4 +478,59 @@ async fn input_map_keys_are_compared_as_references() {
     }
     let keys: Vec<&str> = out.relocation_map.iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["docker/whalesay", "nginx:1.25"]);
+}
+
+/// A platform filter without auto-update: the difference names the index the
+/// filter makes, not "the registry", and the hint is to update the bundle
+/// (issue 11 §10). cnab-to-oci refuses this case too.
+#[tokio::test]
+async fn a_strict_filtered_image_names_the_new_index() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let mut bundle = fx.bundle.clone();
+    let web = fx.images["web"].root().clone();
+    {
+        let img = bundle.images.get_mut("web").unwrap();
+        img.content_digest = web.digest.to_string();
+        img.size = web.size;
+        img.media_type.clone_from(&web.media_type);
+    }
+    let o = FixupOptions {
+        auto_update_bundle: false,
+        platforms: Platforms {
+            component: platforms(&["linux/amd64"]),
+            ..Platforms::default()
+        },
+        ..opts()
+    };
+    let target = Reference::parse(&format!("{}/filtered/demo:1", dst.host())).unwrap();
+    let err = relocator(&config)
+        .fixup(&mut bundle, &target, &o)
+        .await
+        .unwrap_err();
+    let Error::Mismatch(diffs) = &err else {
+        panic!("{err}")
+    };
+    let web_diffs: Vec<String> = diffs
+        .iter()
+        .filter(|d| d.key.to_string() == "images[\"web\"]")
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(web_diffs.len(), 2, "digest and size: {web_diffs:?}");
+    let prefix = format!(
+        "images[\"web\"] `{}/app/web:2.0`: the platform filter makes a new index whose contentDigest is `sha256:",
+        fx.source
+    );
+    assert!(web_diffs[0].starts_with(&prefix), "{}", web_diffs[0]);
+    assert!(
+        web_diffs[0].ends_with(&format!("`; the bundle says `{}`", web.digest)),
+        "{}",
+        web_diffs[0]
+    );
+    assert!(
+        web_diffs.iter().all(|d| !d.contains("in the registry")),
+        "{web_diffs:?}"
+    );
+    assert!(err.hints().contains(&Hint::UpdateBundle));
 }

@@ -196,6 +196,9 @@ pub(super) fn reconcile(bundle: &mut Bundle, plan: &Plan, auto_update: bool) -> 
         }
         // cnab-to-oci's strict check: a value the bundle does not set is a
         // difference too, so a strict push never leaves an image unpinned.
+        // A platform filter that kept part of an index makes a new one: the
+        // value found is then that index's, not the registry's.
+        let filtered = img.descriptor.digest != img.source_descriptor.digest;
         let mut check = |field: &'static str, ours: Option<String>, theirs: String| {
             if ours.as_deref() != Some(theirs.as_str()) {
                 diffs.push(Difference {
@@ -204,6 +207,7 @@ pub(super) fn reconcile(bundle: &mut Bundle, plan: &Plan, auto_update: bool) -> 
                     field,
                     bundle: ours,
                     found: theirs,
+                    filtered,
                 });
             }
         };

@@ -49,6 +49,17 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// What kind of credentials these are (`basic`, `identity token`), for
+    /// logs: never the secret.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Basic { .. } => "basic",
+            Self::IdentityToken { .. } => "identity token",
+        }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -124,9 +135,20 @@ impl CredentialStore {
             .get_or_init(|| async move {
                 // Reading the config and running a helper block: keep them
                 // off the async worker threads.
-                tokio::task::spawn_blocking(move || read_docker_config(&config_dir, &key))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the credential lookup panicked: {e}")))
+                let found =
+                    tokio::task::spawn_blocking(move || read_docker_config(&config_dir, &key))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the credential lookup panicked: {e}")));
+                tracing::trace!(
+                    registry,
+                    found = match &found {
+                        Ok(Some(c)) => c.kind(),
+                        Ok(None) => "none",
+                        Err(_) => "error",
+                    },
+                    "docker config read"
+                );
+                found
             })
             .await;
         found.clone().map_err(|reason| RegistryError::Credentials {

@@ -207,7 +207,10 @@ impl Transport {
                 },
             };
             let kind = req.kind;
+            tracing::trace!(method = %req.method, %url, ?kind, bytes_up = up, operation = %req.operation, "sending");
+            let started = std::time::Instant::now();
             let sent = rb.send().await;
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let handshake_only = probe
                 && sent.as_ref().is_err_and(|e| {
                     rustls_error(e as &(dyn std::error::Error + 'static)).is_some()
@@ -224,12 +227,25 @@ impl Transport {
                     *s.http_versions.entry(version).or_default() += 1;
                 });
             }
+            // Debug: each request and its status. Trace adds the timing to
+            // the answer's headers, the HTTP version and the sizes; never a
+            // header's value.
             match &sent {
                 Ok(r) => {
                     tracing::debug!(method = %req.method, %url, status = r.status().as_u16(), "registry request");
+                    tracing::trace!(
+                        method = %req.method,
+                        %url,
+                        status = r.status().as_u16(),
+                        version = ?r.version(),
+                        elapsed_ms,
+                        content_length = r.content_length(),
+                        "answer"
+                    );
                 }
                 Err(e) => {
                     tracing::debug!(method = %req.method, %url, error = %e, "registry request failed");
+                    tracing::trace!(method = %req.method, %url, elapsed_ms, error = %describe(e), "no answer");
                 }
             }
             let resp = sent.map_err(SendError::Http)?;

@@ -180,7 +180,8 @@ struct Run<'a> {
 /// manifest is pushed once its children are in the target, children before
 /// parents, by digest with its exact bytes. A failure stops only what
 /// depends on it: the images that hold the failed object, each reported under
-/// its own name with its own causes. Each image's `ImageFinished` is sent as
+/// its own name with its own causes; their other transfers are dropped unless
+/// an image still going needs them. Each image's `ImageFinished` is sent as
 /// soon as its root is in the target (or cannot be), and `finished[i]` set
 /// for image `i`.
 pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan, finished: &Mutex<Vec<bool>>) -> Outcome {
@@ -197,6 +198,9 @@ pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan, finished: &Mutex<Vec<bo
         .iter()
         .map(|t| run.future_of(&t.root, &mut memo))
         .collect();
+    // Only the graphs hold the work now: an object no image awaits any more
+    // (its images failed) is dropped, and its upload session cancelled after.
+    drop(memo);
     let results = all(plan
         .images
         .iter()
@@ -224,7 +228,6 @@ pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan, finished: &Mutex<Vec<bo
             }
         }))
     .await;
-    drop(memo);
     Outcome {
         found: run.found.into_inner().expect("outcomes"),
         failures: results.into_iter().flatten().collect(),
@@ -256,7 +259,15 @@ impl Run<'_> {
                         .map(|child| self.future_of(child, memo))
                         .collect();
                     Box::pin(async move {
-                        let ready = all(children).await.into_iter().all(|ok| ok);
+                        // The first child that fails ends the wait: the others
+                        // are dropped unless another image still awaits them.
+                        let ready = futures::future::try_join_all(
+                            children
+                                .into_iter()
+                                .map(|child| async move { child.await.then_some(()).ok_or(()) }),
+                        )
+                        .await
+                        .is_ok();
                         ready && self.manifest(m).await
                     })
                 }

@@ -200,6 +200,13 @@ pub(super) async fn fetch(
         }
     };
     let status = resp.status();
+    tracing::trace!(
+        realm = %realm,
+        scopes = %scopes.join(" "),
+        status = status.as_u16(),
+        credentials = creds.map_or("none", Credentials::kind),
+        "token endpoint answered"
+    );
     let headers = resp.headers().clone();
     let body = resp.bytes().await.map_err(transport_err)?;
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
