@@ -107,3 +107,63 @@ fn debug_output_redacts() {
         &format!("{:?}", cnab_oci::registry::Client::new(c).unwrap()),
     );
 }
+
+/// `-vv` shows each request's answer with its timing, the token endpoint's
+/// answers and where credentials came from, which `-v` does not; no header's
+/// value is in either (issue 11 §10).
+#[tokio::test]
+async fn trace_level_shows_each_answer_and_its_timing() {
+    let reg = Registry::token();
+    let fx = seed(&reg, &crate::harness::client::config_for(&reg)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::create_dir(d.join("docker")).unwrap();
+    std::fs::write(
+        d.join("docker/config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    )
+    .unwrap();
+    std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
+    let target = format!("{}/trace/demo:1", reg.host());
+    let run = |verbosity: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+            .args([
+                "push",
+                "bundle.json",
+                "--target",
+                &target,
+                "--auto-update-bundle",
+                verbosity,
+            ])
+            .current_dir(d)
+            .env("DOCKER_CONFIG", d.join("docker"))
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        assert_clean("stderr", &err);
+        for header in ["Bearer ", "Basic ", "authorization"] {
+            assert!(!err.contains(header), "no header: {header}\n{err}");
+        }
+        err
+    };
+    let debug = run("-v");
+    assert!(debug.contains("registry request"), "{debug}");
+    assert!(!debug.contains("elapsed_ms"), "{debug}");
+    let trace = run("-vv");
+    let answers: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains(": answer "))
+        .collect();
+    assert!(!answers.is_empty(), "{trace}");
+    for a in &answers {
+        for field in ["method=", "url=", "status=", "elapsed_ms=", "version="] {
+            assert!(a.contains(field), "{field} in {a}");
+        }
+    }
+    assert!(trace.contains("token endpoint answered"), "{trace}");
+    assert!(trace.contains("docker config read"), "{trace}");
+}
