@@ -126,3 +126,66 @@ async fn event_sequence() {
         assert!(last_own.is_none_or(|i| i < end), "{}: {kinds:?}", tree.key);
     }
 }
+
+/// A reporter that does not return never holds up a transfer: it runs on a
+/// thread of its own. Here it blocks on the very first event until every
+/// image is in the target; if the copy waited for it, nothing would arrive
+/// and the wait below would end in its 60 s deadline. The call itself returns
+/// only after the reporter has seen the last event (issue 11 §10).
+#[tokio::test]
+async fn a_blocked_reporter_does_not_hold_up_the_copy() {
+    use cnab_oci::registry::{Client, Repository};
+    use std::time::{Duration, Instant};
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(Some(released));
+    let seen = Arc::new(Mutex::new(0usize));
+    let counted = seen.clone();
+    let relocator = relocator(&config).with_reporter(Some(Arc::new(move |_: &Event| {
+        if let Some(rx) = released.lock().unwrap().take() {
+            let _ = rx.recv_timeout(Duration::from_secs(60));
+        }
+        *counted.lock().unwrap() += 1;
+    })));
+    let target = Reference::parse(&format!("{}/blocked/demo:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let work = tokio::spawn(async move { relocator.fixup(&mut bundle, &target, &opts()).await });
+    let client = Client::new(config).unwrap();
+    let repo = Repository {
+        registry: dst.host(),
+        path: "blocked/demo".into(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'wait: loop {
+        assert!(
+            Instant::now() < deadline,
+            "the copy waited for the reporter"
+        );
+        for img in fx.images.values() {
+            let root = img.root();
+            let r =
+                Reference::parse(&format!("{}/blocked/demo@{}", dst.host(), root.digest)).unwrap();
+            if client.resolve(&r).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue 'wait;
+            }
+        }
+        break;
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        0,
+        "the reporter is still on its first event"
+    );
+    for img in fx.images.values() {
+        crate::harness::fixtures::assert_in_target(&client, &repo, img).await;
+    }
+    release.send(()).unwrap();
+    work.await.unwrap().unwrap();
+    assert!(
+        *seen.lock().unwrap() > 10,
+        "every event was delivered before the call returned"
+    );
+}

@@ -154,10 +154,7 @@ async fn trace_level_shows_each_answer_and_its_timing() {
     assert!(debug.contains("registry request"), "{debug}");
     assert!(!debug.contains("elapsed_ms"), "{debug}");
     let trace = run("-vv");
-    let answers: Vec<&str> = trace
-        .lines()
-        .filter(|l| l.contains(": answer "))
-        .collect();
+    let answers: Vec<&str> = trace.lines().filter(|l| l.contains(": answer ")).collect();
     assert!(!answers.is_empty(), "{trace}");
     for a in &answers {
         for field in ["method=", "url=", "status=", "elapsed_ms=", "version="] {

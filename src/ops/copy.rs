@@ -189,7 +189,9 @@ impl Relocator {
             Some(tag) => self.request(dst.tag(tag, &descriptor, bytes)).await?,
             None => self.request(dst.put_manifest(&descriptor, bytes)).await?,
         }
-        let pushed = self.pushed(dst, tag.as_deref(), descriptor, Vec::new());
+        let pushed = self
+            .pushed(dst, tag.as_deref(), descriptor, Vec::new())
+            .await;
         Ok(CopyOutcome {
             descriptor: pushed.descriptor,
             digest_changed: false,

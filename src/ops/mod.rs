@@ -186,8 +186,8 @@ impl Relocator {
         })
     }
 
-    pub(crate) fn report(&self, event: &Event) {
-        self.engine.report(event);
+    pub(crate) async fn report(&self, event: Event) {
+        self.engine.report(event).await;
     }
 
     /// Runs one request under the budget, unless cancelled. The request's

@@ -163,7 +163,7 @@ impl Relocator {
         if let Some(tag) = tag {
             match self.request(store.resolve(tag)).await {
                 Ok(found) if found.digest == preferred.digest => {
-                    return Ok(self.pushed(store, Some(tag), preferred, Vec::new()));
+                    return Ok(self.pushed(store, Some(tag), preferred, Vec::new()).await);
                 }
                 Err(e) if e.is_cancelled() => return Err(e),
                 // Not there, or another index: push.
@@ -210,7 +210,7 @@ impl Relocator {
                 ))
             })
             .await?;
-        Ok(self.pushed(store, tag, index, fallbacks))
+        Ok(self.pushed(store, tag, index, fallbacks).await)
     }
 
     /// The fallback ladder, written once: puts the first of `forms` that the
@@ -239,9 +239,10 @@ impl Relocator {
                     if let Some(before) = refused_before {
                         let message =
                             format!("the registry refused {before}; pushed {what} instead");
-                        self.report(&Event::Fallback {
+                        self.report(Event::Fallback {
                             message: message.clone(),
-                        });
+                        })
+                        .await;
                         fallbacks.push(message);
                     }
                     return Ok((desc, i));
@@ -262,20 +263,21 @@ impl Relocator {
     }
 
     /// Reports the index pushed at `tag` (or by digest) and says what was done.
-    pub(super) fn pushed(
+    pub(super) async fn pushed(
         &self,
         store: &Store,
         tag: Option<&str>,
         descriptor: Descriptor,
         fallbacks: Vec<String>,
     ) -> PushOutcome {
-        self.report(&Event::Pushed {
+        self.report(Event::Pushed {
             reference: match tag {
                 Some(tag) => store.reference_for_tag(tag),
                 None => store.reference_for(&descriptor.digest),
             },
             descriptor: descriptor.clone(),
-        });
+        })
+        .await;
         PushOutcome {
             descriptor,
             fallbacks,

@@ -6,9 +6,12 @@
 //! comes once, after every image is resolved and walked and before anything
 //! is copied. Events are delivered in the order they happen, on a thread of
 //! their own off the async runtime: a slow reporter delays reporting, never
-//! a transfer. A call returns after its reporter has seen its last event.
-//! `Fallback` and `Pushed`, the two events outside a plan or a copy, are
-//! delivered on the calling task.
+//! a transfer. A call returns after its reporter has seen its last event
+//! (`Engine::prepare`, always followed by `Engine::execute`, leaves that
+//! wait to it).
+//! `Fallback` and `Pushed`, the two events outside a plan or a copy, go the
+//! same way, after every event before them; the call waits until each is
+//! seen.
 //!
 //! A plan that is not carried out (a dry run, `Relocator::plan_fixup`) ends
 //! with `Planned`. A plan that fails ends each image with an `ImageFinished`
@@ -205,56 +208,70 @@ impl<F: Fn(&Event) + Send + Sync> Reporter for F {
 }
 
 /// Sends events to a reporter on a thread of its own, off the async
-/// runtime: a slow reporter delays reporting, never a transfer.
+/// runtime: a slow reporter delays reporting, never a transfer. One per
+/// engine, so that every call's events reach the reporter in the order they
+/// happen; clones share the thread, which ends when the last clone is
+/// dropped.
 #[derive(Clone)]
 pub(crate) struct Sink {
-    tx: Option<std::sync::mpsc::Sender<Event>>,
+    tx: Option<std::sync::mpsc::Sender<Message>>,
 }
 
-/// The reporter's thread; [`SinkTask::finish`] waits for it to drain.
-pub(crate) struct SinkTask(Option<tokio::sync::oneshot::Receiver<()>>);
+enum Message {
+    Event(Event),
+    /// Answered once every message sent before it is delivered.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
 
 impl Sink {
-    pub(crate) fn new(reporter: Option<Arc<dyn Reporter>>) -> (Sink, SinkTask) {
+    /// A sink that reports nothing.
+    pub(crate) fn none() -> Sink {
+        Sink { tx: None }
+    }
+
+    /// A sink delivering to `reporter` on a new thread (none when no thread
+    /// can be had: reporting nothing rather than failing the work).
+    pub(crate) fn start(reporter: Option<Arc<dyn Reporter>>) -> Sink {
         let Some(reporter) = reporter else {
-            return (Sink { tx: None }, SinkTask(None));
+            return Sink::none();
         };
-        let (tx, rx) = std::sync::mpsc::channel::<Event>();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<Message>();
         let spawned = std::thread::Builder::new()
             .name("cnab-oci-reporter".into())
             .spawn(move || {
-                while let Ok(e) = rx.recv() {
-                    reporter.on_event(&e);
+                while let Ok(m) = rx.recv() {
+                    match m {
+                        Message::Event(e) => reporter.on_event(&e),
+                        Message::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
-                let _ = done_tx.send(());
             });
         match spawned {
-            Ok(_) => (Sink { tx: Some(tx) }, SinkTask(Some(done_rx))),
-            // No thread to be had: report nothing rather than fail the work.
-            Err(_) => (Sink { tx: None }, SinkTask(None)),
+            Ok(_) => Sink { tx: Some(tx) },
+            Err(_) => Sink::none(),
         }
     }
 
     pub(crate) fn send(&self, event: Event) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(event);
+            let _ = tx.send(Message::Event(event));
         }
     }
 
     pub(crate) fn enabled(&self) -> bool {
         self.tx.is_some()
     }
-}
 
-impl SinkTask {
-    /// Waits until every event sent before `sink` was dropped is delivered:
-    /// the call that made the sink returns only after its reporter has seen
-    /// its last event.
-    pub(crate) async fn finish(self, sink: Sink) {
-        drop(sink);
-        if let Some(done) = self.0 {
-            let _ = done.await;
+    /// Waits until the reporter has seen every event sent before: a call
+    /// returns only after its reporter has seen its last event.
+    pub(crate) async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, seen) = tokio::sync::oneshot::channel();
+            if tx.send(Message::Flush(done)).is_ok() {
+                let _ = seen.await;
+            }
         }
     }
 }

@@ -38,7 +38,8 @@ pub const DEFAULT_JOBS: usize = 8;
 pub struct Engine {
     /// At most `jobs` requests or transfers at once, across every call.
     budget: Budget,
-    reporter: Option<Arc<dyn Reporter>>,
+    /// The reporter's thread, shared by every call.
+    sink: Sink,
     /// Per registry and mount route (from the target repository itself, or
     /// from a source repository into a target): whether the registry takes
     /// it, learned from the first mount (see [`Engine::prepare`]).
@@ -52,7 +53,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("budget", &self.budget)
-            .field("reporter", &self.reporter.is_some())
+            .field("reporter", &self.sink.enabled())
             .finish_non_exhaustive()
     }
 }
@@ -62,7 +63,7 @@ impl Engine {
     pub fn new(jobs: usize) -> Engine {
         Engine {
             budget: Budget::new(jobs),
-            reporter: None,
+            sink: Sink::none(),
             mounts: Mounts::default(),
             cancel: CancellationToken::new(),
         }
@@ -84,7 +85,7 @@ impl Engine {
     /// Sends events to `reporter`.
     #[must_use]
     pub fn with_reporter(mut self, reporter: Option<Arc<dyn Reporter>>) -> Engine {
-        self.reporter = reporter;
+        self.sink = Sink::start(reporter);
         self
     }
 
@@ -101,12 +102,12 @@ impl Engine {
         &self.cancel
     }
 
-    /// Sends one event straight to the reporter (for the front doors' few
-    /// events outside a plan or a copy: fallbacks, the pushed tag).
-    pub(crate) fn report(&self, event: &Event) {
-        if let Some(r) = &self.reporter {
-            r.on_event(event);
-        }
+    /// Sends one event to the reporter, after every event sent before, and
+    /// waits until it is seen (for the front doors' few events outside a plan
+    /// or a copy: fallbacks, the pushed tag).
+    pub(crate) async fn report(&self, event: Event) {
+        self.sink.send(event);
+        self.sink.flush().await;
     }
 
     /// Runs one request under the budget, unless cancelled.
@@ -144,6 +145,9 @@ impl Engine {
     /// has not. That saves a `HEAD` per blob. The plan's blob actions are then
     /// what will be done unless the target turns out to have the blob;
     /// `NodeFinished` events and the totals `execute` returns say what was done.
+    /// Unlike `plan`, it returns without waiting for the reporter to see its
+    /// events (the `execute` that follows does), so a slow reporter does not
+    /// delay the copy's start.
     ///
     /// # Errors
     /// As [`Engine::plan`].
@@ -152,7 +156,7 @@ impl Engine {
     }
 
     async fn plan_with(&self, jobs: &[ImageJob], target: &Store, check: bool) -> Result<Plan> {
-        let (sink, task) = Sink::new(self.reporter.clone());
+        let sink = &self.sink;
         for j in jobs {
             sink.send(Event::ImageStarted {
                 key: j.key.clone(),
@@ -160,7 +164,7 @@ impl Engine {
             });
         }
         let result =
-            copy::cancellable(&self.cancel, self.plan_inner(jobs, target, &sink, check)).await;
+            copy::cancellable(&self.cancel, self.plan_inner(jobs, target, sink, check)).await;
         if let Err(e) = &result {
             for j in jobs {
                 sink.send(Event::ImageFinished {
@@ -171,7 +175,11 @@ impl Engine {
                 });
             }
         }
-        task.finish(sink).await;
+        // A prepared plan is carried out next: its events need not be
+        // seen before the copy starts, only before the copy returns.
+        if check || result.is_err() {
+            sink.flush().await;
+        }
         result
     }
 
@@ -287,12 +295,12 @@ impl Engine {
     /// causes, in bundle order (an object several images share is reported
     /// under each, as [`Error::Shared`]); [`Error::Cancelled`].
     pub async fn execute(&self, plan: &Plan) -> Result<Totals> {
-        let (sink, task) = Sink::new(self.reporter.clone());
+        let sink = &self.sink;
         let target = plan.target.scoped();
         let copier = Copier {
             budget: &self.budget,
             mounts: &self.mounts,
-            sink: &sink,
+            sink,
             target: &target,
         };
         let finished = std::sync::Mutex::new(vec![false; plan.images.len()]);
@@ -325,7 +333,7 @@ impl Engine {
                 });
             }
         }
-        task.finish(sink).await;
+        sink.flush().await;
         result.map(|found| plan.totals_with(&found))
     }
 }
