@@ -50,6 +50,65 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Checks, before any work, that [`write_atomic`] can write `path`: it is not
+/// a directory, and it is a special file or its directory exists and takes a
+/// new file (a temporary file is made there and removed). Nothing is left
+/// behind.
+///
+/// # Errors
+/// [`crate::Error::Io`] with the path and the reason: a directory, a missing
+/// directory, no permission, links that loop.
+pub fn check_output(path: &Path) -> Result<()> {
+    let io = |reason| Error::Io {
+        action: "cannot write",
+        path: path.to_owned(),
+        reason,
+    };
+    let target = final_target(path).map_err(io)?;
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory; name a file",
+            )))
+        }
+        Ok(m) if !m.is_file() => return Ok(()),
+        _ => {}
+    }
+    let dir = directory_of(&target);
+    if !dir.is_dir() {
+        return Err(io(missing_directory(dir)));
+    }
+    tempfile::Builder::new()
+        .prefix(".cnab-oci-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            io(std::io::Error::new(
+                e.kind(),
+                format!("its directory does not take a new file ({})", e.kind()),
+            ))
+        })
+}
+
+/// The directory a file `path` is in (`.` for a bare name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+fn missing_directory(dir: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "the directory `{}` does not exist; create it first",
+            dir.display()
+        ),
+    )
+}
+
 /// `path` with every symbolic link of its last component followed.
 fn final_target(path: &Path) -> std::io::Result<PathBuf> {
     let mut p = path.to_path_buf();
@@ -72,10 +131,10 @@ fn final_target(path: &Path) -> std::io::Result<PathBuf> {
 
 /// Writes `path` through a temporary file beside it, renamed over it.
 fn replace(path: &Path, bytes: &[u8], keep: Option<std::fs::Permissions>) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(path);
+    if !dir.is_dir() {
+        return Err(missing_directory(dir));
+    }
     let mut builder = tempfile::Builder::new();
     builder.prefix(".cnab-oci-").suffix(".tmp");
     #[cfg(unix)]
@@ -84,7 +143,13 @@ fn replace(path: &Path, bytes: &[u8], keep: Option<std::fs::Permissions>) -> std
         // The mode `open(2)` is given; the umask applies, as for `>`.
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let mut tmp = builder.tempfile_in(dir)?;
+    // tempfile's error names its temporary file; say the directory's case.
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot make a file in `{}` ({})", dir.display(), e.kind()),
+        )
+    })?;
     if let Some(p) = keep {
         tmp.as_file().set_permissions(p)?;
     }
@@ -198,6 +263,28 @@ mod tests {
 
         let e = write_atomic(dir.path(), b"x").unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");
+        let e = check_output(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        let missing = dir.path().join("nowhere/out.json");
+        for e in [
+            check_output(&missing).unwrap_err(),
+            write_atomic(&missing, b"x").unwrap_err(),
+        ] {
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot write `{}`: the directory `{}` does not exist; create it first",
+                    missing.display(),
+                    dir.path().join("nowhere").display()
+                )
+            );
+        }
+        check_output(&dir.path().join("fresh.json")).unwrap();
+        check_output(Path::new("/dev/null")).unwrap();
+        assert!(
+            !dir.path().join("fresh.json").exists(),
+            "the check writes nothing"
+        );
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::os::unix::fs::symlink(&b, &a).unwrap();
         std::os::unix::fs::symlink(&a, &b).unwrap();

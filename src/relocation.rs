@@ -101,6 +101,22 @@ impl RelocationMap {
             .map(|(_, v)| v.as_str())
     }
 
+    /// An index of the keys in normalised form, for many lookups: each
+    /// [`Lookup::get`] is then a hash lookup where [`RelocationMap::get`]
+    /// parses every key. Same answers as [`RelocationMap::get`].
+    pub fn lookup(&self) -> Lookup<'_> {
+        let mut normalised_keys = std::collections::HashMap::new();
+        for (k, v) in &self.0 {
+            if let Some(n) = normalised(k) {
+                normalised_keys.entry(n).or_insert(v.as_str());
+            }
+        }
+        Lookup {
+            map: self,
+            normalised: normalised_keys,
+        }
+    }
+
     /// Records that `original` now lives at `relocated`.
     pub fn insert(&mut self, original: impl Into<String>, relocated: impl Into<String>) {
         self.0.insert(original.into(), relocated.into());
@@ -129,6 +145,24 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for RelocationMap {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         )
+    }
+}
+
+/// A relocation map with its keys indexed in normalised form
+/// ([`RelocationMap::lookup`]).
+#[derive(Debug)]
+pub struct Lookup<'a> {
+    map: &'a RelocationMap,
+    normalised: std::collections::HashMap<String, &'a str>,
+}
+
+impl<'a> Lookup<'a> {
+    /// As [`RelocationMap::get`]: the exact key first, then the normalised one.
+    pub fn get(&self, original: &str) -> Option<&'a str> {
+        if let Some(v) = self.map.0.get(original) {
+            return Some(v);
+        }
+        self.normalised.get(&normalised(original)?).copied()
     }
 }
 
@@ -168,16 +202,19 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        assert_eq!(m.get("nginx:1.25"), Some("reg/nginx@sha256:1"));
-        assert_eq!(m.get("library/nginx:1.25"), Some("reg/nginx@sha256:1"));
-        assert_eq!(m.get("docker/whalesay"), Some("reg/whalesay@sha256:2"));
-        assert_eq!(m.get("nginx:1.26"), None);
-        assert_eq!(
-            m.get("quay.io/a/b"),
-            None,
-            "no default tag match for another tag"
-        );
-        assert_eq!(m.get("not a reference"), None);
+        let lookup = m.lookup();
+        for (asked, answer) in [
+            ("nginx:1.25", Some("reg/nginx@sha256:1")),
+            ("library/nginx:1.25", Some("reg/nginx@sha256:1")),
+            ("docker/whalesay", Some("reg/whalesay@sha256:2")),
+            ("nginx:1.26", None),
+            // No default-tag match for another tag.
+            ("quay.io/a/b", None),
+            ("not a reference", None),
+        ] {
+            assert_eq!(m.get(asked), answer, "{asked}");
+            assert_eq!(lookup.get(asked), answer, "the index agrees: {asked}");
+        }
         let both: RelocationMap = [
             ("nginx:1.25", "exact"),
             ("docker.io/library/nginx:1.25", "normalised"),
@@ -186,6 +223,12 @@ mod tests {
         .collect();
         assert_eq!(both.get("nginx:1.25"), Some("exact"));
         assert_eq!(both.get("docker.io/library/nginx:1.25"), Some("normalised"));
+        assert_eq!(both.lookup().get("nginx:1.25"), Some("exact"));
+        // Both keys normalise alike; the first in key order wins, as `get`'s scan.
+        assert_eq!(
+            both.lookup().get("library/nginx:1.25"),
+            both.get("library/nginx:1.25")
+        );
     }
 
     #[test]

@@ -60,3 +60,69 @@ async fn fixup_writes_devices_in_place_and_follows_links() {
         .collect();
     assert_eq!(leftovers, ["map.json"], "no temporary file left behind");
 }
+
+/// An output path that cannot be written is a usage error found before any
+/// byte moves: exit 2, nothing pushed, no other output written.
+#[tokio::test]
+async fn unwritable_outputs_are_refused_before_any_work() {
+    let reg = Registry::plain();
+    let config = registry_config(&[&reg]);
+    let fx = seed(&reg, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
+    std::fs::create_dir(d.join("adir")).unwrap();
+    let target = format!("{}/unwritable/demo:1", reg.host());
+    for (cmd, bad, reason) in [
+        (
+            "push",
+            "nowhere/map.json",
+            "the directory `nowhere` does not exist; create it first",
+        ),
+        ("fixup", "adir", "it is a directory; name a file"),
+    ] {
+        let o = cnab_oci(
+            d,
+            &[
+                cmd,
+                "bundle.json",
+                "--target",
+                &target,
+                "--auto-update-bundle",
+                "--bundle",
+                "good.json",
+                "--relocation-map",
+                bad,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            format!("error: cannot write `{bad}`: {reason}"),
+            "{cmd}"
+        );
+        assert!(!d.join("good.json").exists(), "{cmd}: no other output");
+    }
+    let client = cnab_oci::registry::Client::new(config).unwrap();
+    let repo = cnab_oci::registry::Repository {
+        registry: reg.host(),
+        path: "unwritable/demo".into(),
+    };
+    let tags = client.list_tags(&repo).await;
+    assert!(
+        tags.as_ref().map_or(true, Vec::is_empty),
+        "nothing was pushed: {tags:?}"
+    );
+    let o = cnab_oci(
+        d,
+        &[
+            "pull",
+            &format!("{}/app/web:2.0", reg.host()),
+            "--relocation-map",
+            "adir",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!d.join("pulled.json").exists());
+}

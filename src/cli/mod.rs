@@ -217,8 +217,18 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     for h in hints::of(e) {
         let _ = writeln!(stderr, "hint: {}", hints::render(&h));
     }
-    ExitCode::from(EXIT_FAILURE)
+    if e.chain().any(|c| c.is::<UsageError>()) {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
+
+/// A usage error found after parsing (an output path that cannot be
+/// written): exit 2, like clap's own, before any work.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub(crate) struct UsageError(#[from] pub cnab_oci::Error);
 
 /// For a cancelled run, how many upload sessions were cancelled.
 fn uploads_cancelled(e: &anyhow::Error) -> Option<usize> {

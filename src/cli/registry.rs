@@ -240,6 +240,18 @@ pub(crate) fn parse_target(s: &str) -> Result<Reference, String> {
     }
 }
 
+/// Checks, before any work, that every output path can be written (`-` is
+/// standard output): a usage error otherwise, so that nothing is moved for
+/// output that cannot be kept.
+fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    for p in paths {
+        if p.as_os_str() != "-" {
+            fs::check_output(p).map_err(super::UsageError)?;
+        }
+    }
+    Ok(())
+}
+
 fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
@@ -354,6 +366,7 @@ pub async fn fixup(c: &FixupCmd, g: &Global, cancel: &CancellationToken) -> Resu
         print_plan(&outcome, g.json())?;
         return Ok(ExitCode::SUCCESS);
     }
+    check_outputs([c.out_bundle.as_path(), c.relocation_map.as_path()])?;
     let outcome = relocator.fixup(&mut bundle, &target, &opts).await?;
     write_output(&c.out_bundle, &bundle.canonical_bytes())?;
     write_output(&c.relocation_map, &outcome.relocation_map.canonical_bytes())?;
@@ -380,6 +393,12 @@ pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result
         print_plan(&outcome, g.json())?;
         return Ok(ExitCode::SUCCESS);
     }
+    check_outputs(
+        c.out_bundle
+            .iter()
+            .chain(&c.relocation_map)
+            .map(PathBuf::as_path),
+    )?;
     let fixed = relocator.fixup(&mut bundle, &target, &opts).await?;
     let push_opts = PushOptions {
         allow_fallbacks: c.allow_fallbacks,
@@ -422,6 +441,7 @@ pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result
 pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let r = &c.reference;
     let relocator = c.registry.relocator(DEFAULT_JOBS, Style::Quiet, cancel)?;
+    check_outputs([c.out_bundle.as_path(), c.relocation_map.as_path()])?;
     let pulled = relocator.pull(r).await?;
     write_output(&c.out_bundle, &pulled.bundle.canonical_bytes())?;
     write_output(&c.relocation_map, &pulled.relocation_map.canonical_bytes())?;

@@ -101,6 +101,8 @@ impl Relocator {
             .await?;
         // The target (a layout is created) only once the source is read.
         let (dst, tag) = self.open(target, true)?;
+        // A registry target without a tag means `latest`, as for push.
+        let tag = tag.or_else(|| Some("latest".to_owned()));
         let dst = dst.scoped();
         let r = self.copy_into(&src, &dst, tag, target_ref, f, opts).await;
         super::close_on_error(&dst, r).await

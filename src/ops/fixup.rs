@@ -138,13 +138,14 @@ impl Relocator {
         }
         let mut jobs = Vec::new();
         let mut bad = Vec::new();
+        let input = opts
+            .input_relocation_map
+            .as_ref()
+            .map(RelocationMap::lookup);
         for (key, img) in bundle.all_images() {
             let mut candidates = Vec::new();
             let mut causes = Vec::new();
-            let previous = opts
-                .input_relocation_map
-                .as_ref()
-                .and_then(|m| m.get(&img.image));
+            let previous = input.as_ref().and_then(|m| m.get(&img.image));
             for r in previous.into_iter().chain([img.image.as_str()]) {
                 match Reference::parse(r) {
                     Ok(r) => candidates.push(Candidate::registry(&self.client, &r)),

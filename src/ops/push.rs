@@ -76,8 +76,8 @@ fn refused(e: &RegistryError) -> bool {
 impl Relocator {
     /// Pushes the bundle itself to `target`: the config blob, the config
     /// manifest (falling back to an OCI config, then a Docker manifest), then
-    /// the index (falling back to a Docker manifest list) at `target`'s tag,
-    /// last. Every image must already be in `target`'s repository (see
+    /// the index (falling back to a Docker manifest list) at `target`'s tag
+    /// (`latest` when it names none, as `docker push` does), last. Every image must already be in `target`'s repository (see
     /// [`Relocator::fixup`]). A rerun whose tag already names the exact index
     /// makes one request.
     ///
@@ -156,7 +156,10 @@ impl Relocator {
             IndexForm::Oci.media_type(),
             &index_bytes(IndexForm::Oci, &probe)?,
         );
-        let tag = target.tag();
+        // No tag means `latest`, as `docker push` and cnab-to-oci read it: a
+        // bundle index left untagged could be garbage-collected, and `pull`
+        // of the same reference reads `latest`.
+        let tag = Some(target.tag().unwrap_or("latest"));
         // A rerun: when the tag already names the very index this push would
         // write, everything it refers to is there (a registry accepts an index
         // only when its manifests are), so one request is all the push needs.

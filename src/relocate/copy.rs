@@ -172,7 +172,12 @@ struct Run<'a> {
     /// child failed is not pushed, and has none).
     errors: Mutex<HashMap<Digest, Arc<Error>>>,
     found: Mutex<HashMap<Digest, Action>>,
+    /// The graphs as they progress, for `Progress` events (kept only when
+    /// there is a reporter).
     trees: Mutex<Vec<ImageTree>>,
+    /// For each object, the images whose graphs hold it (indexes into
+    /// `trees`): an object's end touches only those.
+    owners: HashMap<Digest, Vec<usize>>,
 }
 
 /// Carries out `plan` into `c.target`, image by image and all at once: each
@@ -190,7 +195,12 @@ pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan, finished: &Mutex<Vec<bo
         plan,
         errors: Mutex::new(HashMap::new()),
         found: Mutex::new(HashMap::new()),
-        trees: Mutex::new(plan.trees.clone()),
+        trees: Mutex::new(if c.sink.enabled() {
+            plan.trees.clone()
+        } else {
+            Vec::new()
+        }),
+        owners: owners(&plan.trees),
     };
     let mut memo = HashMap::new();
     let roots: Vec<Done<'_>> = plan
@@ -309,18 +319,31 @@ impl Run<'_> {
     /// Records and reports the end of one object's work.
     fn finished(&self, digest: &Digest, action: Action, r: Result<()>) -> bool {
         let error = r.err().map(Arc::new);
-        let message = error.as_ref().map(ToString::to_string);
-        let snapshot = {
-            let mut trees = self.trees.lock().expect("progress");
-            mark(&mut trees, digest, action, message.as_ref());
-            Arc::new(trees.clone())
-        };
-        self.c.sink.send(Event::NodeFinished {
-            digest: digest.to_string(),
-            action,
-            error: message,
-        });
-        self.c.sink.send(Event::Progress { images: snapshot });
+        if self.c.sink.enabled() {
+            let message = error.as_ref().map(ToString::to_string);
+            // Only the images that hold the object change: mark and send
+            // those, so that each event costs the size of its images, not of
+            // the bundle.
+            let snapshot = {
+                let mut trees = self.trees.lock().expect("progress");
+                let touched = self.owners.get(digest).map_or(&[][..], Vec::as_slice);
+                touched
+                    .iter()
+                    .map(|&i| {
+                        mark(&mut trees[i], digest, action, message.as_ref());
+                        trees[i].clone()
+                    })
+                    .collect::<Vec<_>>()
+            };
+            self.c.sink.send(Event::NodeFinished {
+                digest: digest.to_string(),
+                action,
+                error: message,
+            });
+            self.c.sink.send(Event::Progress {
+                images: Arc::new(snapshot),
+            });
+        }
         match error {
             Some(e) => {
                 self.errors
@@ -377,17 +400,31 @@ impl Run<'_> {
     }
 }
 
-/// Marks every node with `digest` as done with `action` (or failed).
-fn mark(trees: &mut [ImageTree], digest: &Digest, action: Action, error: Option<&String>) {
-    for t in trees {
-        t.root.visit_mut(&mut |n| {
-            if n.descriptor.digest == *digest {
-                n.action = action;
-                n.done = error.is_none();
-                n.error = error.cloned();
+/// For each object of `trees`, the indexes of the trees that hold it, each
+/// once.
+fn owners(trees: &[ImageTree]) -> HashMap<Digest, Vec<usize>> {
+    let mut out: HashMap<Digest, Vec<usize>> = HashMap::new();
+    for (i, t) in trees.iter().enumerate() {
+        for n in t.root.nodes() {
+            let list = out.entry(n.descriptor.digest.clone()).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
             }
-        });
+        }
     }
+    out
+}
+
+/// Marks every node of `tree` with `digest` as done with `action` (or
+/// failed).
+fn mark(tree: &mut ImageTree, digest: &Digest, action: Action, error: Option<&String>) {
+    tree.root.visit_mut(&mut |n| {
+        if n.descriptor.digest == *digest {
+            n.action = action;
+            n.done = error.is_none();
+            n.error = error.cloned();
+        }
+    });
 }
 
 /// A mount of `d` into the target from `from` (the target itself: `201` if

@@ -164,9 +164,10 @@ pub enum Event {
         /// The error, if it failed.
         error: Option<String>,
     },
-    /// The current state of every image's graph.
+    /// The current state of the graphs an object's end changed: those of
+    /// the images that hold it (sent after each `NodeFinished`).
     Progress {
-        /// The images and their graphs.
+        /// Those images and their graphs.
         images: Arc<Vec<ImageTree>>,
     },
     /// Work on an image ended.
