@@ -217,7 +217,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     for h in hints::of(e) {
         let _ = writeln!(stderr, "hint: {}", hints::render(&h));
     }
-    if e.chain().any(|c| c.is::<UsageError>()) {
+    if e.chain().any(<dyn std::error::Error>::is::<UsageError>) {
         ExitCode::from(EXIT_USAGE)
     } else {
         ExitCode::from(EXIT_FAILURE)
