@@ -3,6 +3,7 @@
 mod alloc;
 mod harness;
 
+mod budgets;
 mod cli;
 mod cli_credentials;
 mod cli_outputs;

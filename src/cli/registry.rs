@@ -10,7 +10,7 @@ use cnab_oci::ops::{
     CopyOptions, FixupOptions, FixupOutcome, Location, Platforms, PushOptions, Relocator,
 };
 use cnab_oci::registry::{ClientConfig, RegistryStats};
-use cnab_oci::relocate::{ForeignLayers, Totals, DEFAULT_JOBS};
+use cnab_oci::relocate::{ForeignLayers, Totals, DEFAULT_JOBS, DEFAULT_REQUESTS};
 use cnab_oci::{fs, Bundle, Reference, RelocationMap};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -43,11 +43,12 @@ impl RegistryArgs {
     /// A relocator for these registry settings, stopped by `cancel`.
     fn relocator(
         &self,
-        jobs: usize,
+        (jobs, requests): (usize, usize),
         style: Style,
         cancel: &CancellationToken,
     ) -> Result<Relocator> {
         Ok(Relocator::new(self.config())?
+            .with_requests(requests)
             .with_jobs(jobs)
             .with_reporter(report::reporter(style))
             .with_cancellation(cancel.clone()))
@@ -68,9 +69,14 @@ pub struct RelocateArgs {
     /// of skipping them (for targets that check every layer).
     #[arg(long)]
     include_foreign_layers: bool,
-    /// Concurrent transfers for the whole bundle (at least 1).
+    /// Concurrent blob transfers (byte streams) for the whole bundle (at
+    /// least 1).
     #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     jobs: usize,
+    /// Concurrent small requests (HEAD, mount, manifest PUT) and blob copies
+    /// in flight for the whole bundle (at least 1; raised to --jobs).
+    #[arg(long, default_value_t = DEFAULT_REQUESTS, value_parser = parse_requests)]
+    requests: usize,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -98,6 +104,16 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(format!(
             "{e}: a whole number of transfers at once, at least 1"
+        )),
+    }
+}
+
+fn parse_requests(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1: it is how many small requests run at once".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!(
+            "{e}: a whole number of requests at once, at least 1"
         )),
     }
 }
@@ -289,10 +305,10 @@ fn fixup_options(
         input_relocation_map,
         foreign_layers: a.relocate.foreign_layers(),
     };
-    let relocator = a
-        .relocate
-        .registry
-        .relocator(a.relocate.jobs, style, cancel)?;
+    let relocator =
+        a.relocate
+            .registry
+            .relocator((a.relocate.jobs, a.relocate.requests), style, cancel)?;
     Ok((bundle, target, opts, relocator))
 }
 
@@ -440,7 +456,9 @@ pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result
 
 pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let r = &c.reference;
-    let relocator = c.registry.relocator(DEFAULT_JOBS, Style::Quiet, cancel)?;
+    let relocator = c
+        .registry
+        .relocator((DEFAULT_JOBS, DEFAULT_REQUESTS), Style::Quiet, cancel)?;
     check_outputs([c.out_bundle.as_path(), c.relocation_map.as_path()])?;
     let pulled = relocator.pull(r).await?;
     write_output(&c.out_bundle, &pulled.bundle.canonical_bytes())?;
@@ -464,10 +482,10 @@ pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result
 pub async fn copy(c: &CopyCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let (source, target) = (c.source.clone(), c.target.clone());
     let style = report::style(g.json(), g.quiet);
-    let relocator = c
-        .relocate
-        .registry
-        .relocator(c.relocate.jobs, style, cancel)?;
+    let relocator =
+        c.relocate
+            .registry
+            .relocator((c.relocate.jobs, c.relocate.requests), style, cancel)?;
     let opts = CopyOptions {
         platforms: c.relocate.platforms(),
         allow_fallbacks: c.allow_fallbacks,

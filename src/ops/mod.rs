@@ -112,11 +112,21 @@ impl Relocator {
         }
     }
 
-    /// At most `jobs` requests and transfers at once, for everything this
-    /// relocator does (at least 1).
+    /// At most `jobs` byte transfers (blob streams) at once, for everything
+    /// this relocator does (at least 1; default
+    /// [`DEFAULT_JOBS`](crate::relocate::DEFAULT_JOBS)).
     #[must_use]
     pub fn with_jobs(mut self, jobs: usize) -> Relocator {
         self.engine = self.engine.with_jobs(jobs);
+        self
+    }
+
+    /// At most `requests` small requests (resolve, `HEAD`, mount, manifest
+    /// `GET` and `PUT`) and blob copies in flight at once (at least 1;
+    /// default [`DEFAULT_REQUESTS`](crate::relocate::DEFAULT_REQUESTS)).
+    #[must_use]
+    pub fn with_requests(mut self, requests: usize) -> Relocator {
+        self.engine = self.engine.with_requests(requests);
         self
     }
 
@@ -145,9 +155,14 @@ impl Relocator {
         &self.engine
     }
 
-    /// The concurrency budget.
+    /// How many byte transfers run at once.
     pub fn jobs(&self) -> usize {
         self.engine.jobs()
+    }
+
+    /// How many small requests run at once.
+    pub fn requests(&self) -> usize {
+        self.engine.requests()
     }
 
     /// What the client has done so far, per registry.

@@ -1,8 +1,12 @@
 //! The copy ladder, and the only module that fans work out or holds permits.
 //!
-//! - [`Budget`]: the engine's one concurrency budget, a semaphore made once
-//!   per engine. A permit is held around one request, never while waiting on
-//!   other work (uv's rule), so nested fan-out cannot deadlock.
+//! - [`Budgets`]: the engine's two concurrency budgets, semaphores made once
+//!   per engine: small requests (resolve, `HEAD`, mount, manifest `GET` and
+//!   `PUT`), and byte transfers (a blob's stream). A permit is held around
+//!   one request or transfer, never while waiting on other work (uv's rule),
+//!   with one exception that keeps memory bounded: a blob's copy holds a
+//!   request permit, its slot, for its whole life, and takes a transfer
+//!   permit inside it, always in that order, so the two cannot deadlock.
 //! - [`all`] and [`try_all`]: concurrent fan-out (every result, or the first
 //!   error, which drops the rest).
 //! - [`transfer_blob`]: per blob, the ladder: mount from the source repository
@@ -15,6 +19,7 @@
 //!   soon as its own objects are.
 
 use super::events::{Action, Event, ImageTree, Node, NodeKind, Sink};
+pub(crate) use super::mounts::{Mounts, Route};
 use super::plan::{after_check, BlobTask, ManifestTask, Plan};
 use crate::digest::Digest;
 use crate::error::{Error, ImageFailure, Result};
@@ -29,8 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
-/// The concurrency budget: at most `n` requests or transfers at once, for
-/// everything one engine does. Cheap to clone; clones share the permits.
+/// One concurrency budget: at most `n` at once, for everything one engine
+/// does. Cheap to clone; clones share the permits.
 #[derive(Debug, Clone)]
 pub(crate) struct Budget {
     permits: Arc<Semaphore>,
@@ -54,13 +59,28 @@ impl Budget {
 
     /// Runs `work` (one request, or one streamed transfer) holding a permit.
     pub(crate) async fn run<T>(&self, work: impl Future<Output = T>) -> T {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.acquire().await;
         work.await
     }
+
+    /// One permit, held until dropped.
+    pub(crate) async fn acquire(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+/// The engine's two budgets, named for what they bound. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Budgets {
+    /// Small requests at once (resolve, `HEAD`, mount, manifest `GET` and
+    /// `PUT`), and blob copies in flight: the round trips that latency
+    /// makes slow, and the memory of the copies' state.
+    pub requests: Budget,
+    /// Blob streams at once: bandwidth and buffers.
+    pub transfers: Budget,
 }
 
 /// Runs every future at once and returns every output, in input order.
@@ -79,74 +99,9 @@ where
         .await
 }
 
-/// Where a mount comes from, for learning whether a registry takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Route {
-    /// From the target repository itself (a check that opens the upload).
-    Itself,
-    /// From repository `from` into repository `to`.
-    Across { from: String, to: String },
-}
-
-/// What the engine learned of mounts, per (registry, [`Route`]): whether the
-/// registry takes them. The first mount of each route asks while the others
-/// wait (holding no permit); after a refusal (an error: an unauthorised
-/// mount, as from a token service that grants the target but not the
-/// source, or one the registry does not support) the route is not asked
-/// again, and its blobs are checked with `HEAD` and uploaded. Cheap to
-/// clone; clones share what was learned.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Mounts {
-    learned: Arc<Mutex<HashMap<(String, Route), Learned>>>,
-}
-
-/// Whether one route works: set once, by its first mount.
-type Learned = Arc<tokio::sync::OnceCell<bool>>;
-
-impl Mounts {
-    /// The outcome of `ask` on `route` of `registry`, or `None` without
-    /// asking when the route was refused before.
-    async fn ask<F, Fut>(
-        &self,
-        registry: &str,
-        route: Route,
-        ask: F,
-    ) -> Option<std::result::Result<MountOutcome, StoreError>>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Option<std::result::Result<MountOutcome, StoreError>>>,
-    {
-        let cell = self
-            .learned
-            .lock()
-            .expect("mounts")
-            .entry((registry.to_owned(), route.clone()))
-            .or_default()
-            .clone();
-        let mut first = None;
-        let slot = &mut first;
-        let works = *cell
-            .get_or_init(|| async {
-                let r = ask().await;
-                if let Some(Err(e)) = &r {
-                    tracing::debug!(registry, ?route, error = %e, "mount refused; uploading from now on");
-                }
-                let works = matches!(r, Some(Ok(_)));
-                *slot = Some(r);
-                works
-            })
-            .await;
-        match first {
-            Some(r) => r,
-            None if works => ask().await,
-            None => None,
-        }
-    }
-}
-
 /// What the copy needs besides the plan.
 pub(crate) struct Copier<'a> {
-    pub budget: &'a Budget,
+    pub budgets: &'a Budgets,
     pub mounts: &'a Mounts,
     pub sink: &'a Sink,
     /// The target, scoped so that its open upload sessions can be cancelled.
@@ -278,7 +233,8 @@ impl Run<'_> {
                         )
                         .await
                         .is_ok();
-                        ready && self.manifest(m).await
+                        // Boxed: a push's state is made only when it starts.
+                        ready && Box::pin(self.manifest(m)).await
                     })
                 }
                 // In the target already, with everything under it.
@@ -291,7 +247,12 @@ impl Run<'_> {
     }
 
     async fn blob(&self, b: &BlobTask) -> bool {
-        let r = transfer_blob(self.c, b).await;
+        // The copy's slot: its small requests run under it, and its state
+        // (large: a whole upload's) is made only once it has one, so memory
+        // holds at most `requests` copies, whatever the bundle's size.
+        let slot = self.c.budgets.requests.acquire().await;
+        let r = Box::pin(transfer_blob(self.c, b)).await;
+        drop(slot);
         let action = *r.as_ref().unwrap_or(&b.action);
         if action != b.action {
             self.found
@@ -309,7 +270,8 @@ impl Run<'_> {
     async fn manifest(&self, m: &ManifestTask) -> bool {
         let r = self
             .c
-            .budget
+            .budgets
+            .requests
             .run(self.c.target.put_manifest(&m.descriptor, m.bytes.clone()))
             .await
             .map_err(|e| self.foreign_refusal(e, m));
@@ -445,12 +407,13 @@ async fn mount(
         },
         _ => Route::Itself,
     };
-    let ask = || async { c.budget.run(c.target.mount(d, from)).await.transpose() };
+    // Under the blob's slot: no permit of its own.
+    let ask = || async { c.target.mount(d, from).await.transpose() };
     c.mounts.ask(&t.repository.registry, route, ask).await
 }
 
-/// Mounts or copies one blob, holding a permit for each request, and says
-/// what was done. A blob the plan did not ask the target about is asked with
+/// Mounts or copies one blob, under the slot its caller holds, with a
+/// transfer permit for the stream, and says what was done. A blob the plan did not ask the target about is asked with
 /// the first request: a mount that answers `201` when the blob is there (or
 /// was mounted) and otherwise opens the upload session the copy uses.
 async fn transfer_blob(c: &Copier<'_>, b: &BlobTask) -> std::result::Result<Action, StoreError> {
@@ -476,13 +439,14 @@ async fn transfer_blob(c: &Copier<'_>, b: &BlobTask) -> std::result::Result<Acti
         Some(Err(_)) | None => {}
     }
     if unknown {
-        let present = c.budget.run(c.target.has_blob(&d.digest)).await?;
+        let present = c.target.has_blob(&d.digest).await?;
         if after_check(b.action, present) == Action::SkipPresent {
             return Ok(Action::SkipPresent);
         }
     }
     let progress = transfer_progress(c.sink, d);
-    c.budget
+    c.budgets
+        .transfers
         .run(c.target.put_blob(d, &b.source, session, progress))
         .await?;
     Ok(Action::Copy)
