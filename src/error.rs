@@ -46,13 +46,13 @@ pub enum Error {
     Convert(#[from] ConvertError),
     /// Images of the bundle that could not be found: each with every
     /// candidate's cause, in bundle order.
-    #[error("cannot resolve the bundle's images:{}", lines(.0))]
+    #[error("cannot resolve the bundle's images:{}", failure_lines(.0))]
     Unresolved(Vec<ImageFailure>),
     /// Images of the bundle whose graphs could not be walked (a platform
     /// filter that keeps nothing, a manifest that does not parse, a cycle):
     /// each with its own cause, in bundle order. The images not listed were
     /// fine.
-    #[error("images of the bundle cannot be relocated:{}", lines(.0))]
+    #[error("images of the bundle cannot be relocated:{}", failure_lines(.0))]
     Images(Vec<ImageFailure>),
     /// The bundle has no invocation image, so there is nothing to run.
     #[error("the bundle has no invocation image")]
@@ -177,14 +177,14 @@ pub enum Error {
     /// altogether (distribution does unless its
     /// `validation.manifests.urls.allow` names them): the image cannot be
     /// stored there unchanged.
-    #[error("the target refused manifest {manifest}{}: {error}", foreign_cause(.layers, *.copied))]
+    #[error("the target refused manifest {manifest}{}: {error}", foreign_cause(.layers, *.fate))]
     ForeignLayersRefused {
         /// The manifest.
         manifest: Digest,
         /// Its foreign layers.
         layers: Vec<Digest>,
-        /// Whether they were copied.
-        copied: bool,
+        /// What was done with them.
+        fate: ForeignLayerFate,
         /// The registry's refusal.
         error: Box<Error>,
     },
@@ -282,17 +282,56 @@ impl fmt::Display for Difference {
     }
 }
 
-fn foreign_cause(layers: &[Digest], copied: bool) -> String {
+/// What was done with a refused manifest's foreign layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignLayerFate {
+    /// Skipped, as by default.
+    Skipped,
+    /// Asked for, but the source does not have them (they live only at
+    /// their URLs).
+    NotInSource,
+    /// Copied.
+    Copied,
+}
+
+fn foreign_cause(layers: &[Digest], fate: ForeignLayerFate) -> String {
     let list = layers
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    if copied {
-        format!(" although its foreign layer(s) {list} were copied: it refuses layers with URLs (distribution does unless validation.manifests.urls.allow names them), so this image cannot be stored there unchanged")
-    } else {
-        format!(", whose foreign layer(s) {list} were not copied (clients fetch them from their URLs, and foreign layers are copied only when asked)")
+    match fate {
+        ForeignLayerFate::Copied => format!(" although its foreign layer(s) {list} were copied: it refuses layers with URLs (distribution does unless validation.manifests.urls.allow names them), so this image cannot be stored there unchanged"),
+        ForeignLayerFate::NotInSource => format!(", whose foreign layer(s) {list} the source does not have (they live only at their URLs), so they could not be copied: this image cannot be stored there unchanged"),
+        ForeignLayerFate::Skipped => format!(", whose foreign layer(s) {list} were not copied (clients fetch them from their URLs, and foreign layers are copied only when asked)"),
     }
+}
+
+/// One line per distinct cause, naming every image that has it, in the order
+/// first met: a fault of one registry (an untrusted certificate, a refused
+/// login) is said once, not once per image.
+fn failure_lines(failures: &[ImageFailure]) -> String {
+    use std::fmt::Write as _;
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for f in failures {
+        let cause = f
+            .causes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let who = format!("{} `{}`", f.key, f.image);
+        match groups.iter_mut().find(|(c, _)| *c == cause) {
+            Some((_, names)) => names.push(who),
+            None => groups.push((cause, vec![who])),
+        }
+    }
+    groups
+        .into_iter()
+        .fold(String::new(), |mut out, (cause, names)| {
+            let _ = write!(out, "\n  {}: {cause}", names.join(", "));
+            out
+        })
 }
 
 fn lines<T: fmt::Display>(items: &[T]) -> String {
@@ -323,7 +362,10 @@ impl Error {
                 error.collect_hints(out);
             }
             Error::Shared(error) => error.collect_hints(out),
-            Error::ForeignLayersRefused { copied: false, .. } => {
+            Error::ForeignLayersRefused {
+                fate: ForeignLayerFate::Skipped,
+                ..
+            } => {
                 out.push(Hint::CopyForeignLayers);
             }
             Error::FallbacksDisabled { error } => {
@@ -353,3 +395,30 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cause that several images share is said once, naming them all, in
+    /// the order first met; distinct causes keep their own lines.
+    #[test]
+    fn shared_causes_are_said_once() {
+        let failure = |key: ImageKey, image: &str, cause: &str| ImageFailure {
+            key,
+            image: image.into(),
+            causes: vec![Error::IndexHook {
+                reason: cause.into(),
+            }],
+        };
+        let e = Error::Images(vec![
+            failure(ImageKey::Invocation(0), "a", "untrusted"),
+            failure(ImageKey::Component("b".into()), "b", "own"),
+            failure(ImageKey::Component("c".into()), "c", "untrusted"),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "images of the bundle cannot be relocated:\n  invocationImages[0] `a`, images[\"c\"] `c`: the index hook failed: untrusted\n  images[\"b\"] `b`: the index hook failed: own"
+        );
+    }
+}

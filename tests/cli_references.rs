@@ -169,3 +169,35 @@ fn zero_jobs_is_a_usage_error() {
         "{err}"
     );
 }
+
+/// Other numbers and names the command line takes are checked for their
+/// role too: `--requests 0`, and an insecure registry given with a scheme
+/// (Docker refuses one there) are usage errors.
+#[test]
+fn budgets_and_registry_names_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, said) in [
+        (
+            &["--requests", "0"][..],
+            "invalid value '0' for '--requests <REQUESTS>': must be at least 1",
+        ),
+        (
+            &["--insecure-registries", "https://r.example.com:5000"][..],
+            "name the registry as HOST[:PORT], without `https://`",
+        ),
+        (
+            &["--insecure-registries", "r.example.com/path"][..],
+            "a registry is HOST[:PORT], with no path",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+            .args(["fixup", "bundle.json", "--target", "example.com/a/b:1"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+}

@@ -276,3 +276,65 @@ fn cli_says_certificate_errors_in_words() {
     assert!(!err.contains("TLS certificate"), "{err}");
     assert!(err.contains("HTTP 404 Not Found"), "past TLS: {err}");
 }
+
+/// A client certificate made the plain openssl way (`openssl x509 -req`
+/// without extensions: X.509 v1 with Debian 12's OpenSSL 3.0) is sent, as Go
+/// and curl send it, and the registry accepts it.
+#[tokio::test]
+async fn an_x509_v1_client_certificate_is_sent() {
+    let reg = tls(ServerCert::CaSigned, true);
+    let certs = tempfile::tempdir().unwrap();
+    let own = certs.path().join(reg.host());
+    std::fs::create_dir(&own).unwrap();
+    std::fs::copy(reg.ca.as_ref().unwrap().ca_path(), own.join("ca.crt")).unwrap();
+    let pki = reg.client_pki.as_ref().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let openssl = |args: &[&str]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(w)
+            .output()
+            .expect("openssl");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    openssl(&["genrsa", "-out", "client.key", "2048"]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "client.key",
+        "-subj",
+        "/CN=v1 client",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        pki.ca_path.to_str().unwrap(),
+        "-CAkey",
+        pki.ca_key_path.to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "client.cert",
+    ]);
+    let text = openssl(&["x509", "-in", "client.cert", "-noout", "-text"]);
+    assert!(
+        text.contains("Version: 1 (0x0)"),
+        "an X.509 v1 certificate: {text}"
+    );
+    std::fs::copy(w.join("client.cert"), own.join("client.cert")).unwrap();
+    std::fs::copy(w.join("client.key"), own.join("client.key")).unwrap();
+    round_trip(&Client::new(bare(&reg, certs.path())).unwrap(), &reg).await;
+}

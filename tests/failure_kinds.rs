@@ -240,3 +240,38 @@ async fn permanent_codes_are_not_retried_whatever_the_status() {
     assert_eq!(puts("/v2/coded/manifests/1"), 1);
     assert_eq!(puts("/v2/bare/manifests/1"), 3);
 }
+
+/// A loopback server that speaks only plain HTTP and closes the connection on
+/// a TLS hello (Python's `http.server` does) is reached over HTTP, as Docker
+/// reaches loopback registries, not retried as a failed handshake.
+#[tokio::test]
+async fn loopback_http_that_closes_on_a_tls_hello_is_reached() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let Ok(n) = conn.read(&mut buf).await else {
+                    return;
+                };
+                // 0x16: a TLS handshake record. Close without a word.
+                if n == 0 || buf[0] == 0x16 {
+                    return;
+                }
+                let body =
+                    r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+                let answer = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let c = Client::new(fast_config()).unwrap();
+    let r = Reference::parse(&format!("{addr}/plain/hello:1")).unwrap();
+    let e = c.resolve(&r).await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "reached over HTTP: {e}");
+}

@@ -360,10 +360,19 @@ async fn each_image_finishes_with_its_own_outcome() {
     let finished = Arc::new(Mutex::new(Vec::new()));
     let seen = finished.clone();
     let r = relocator(&config).with_reporter(Some(Arc::new(move |e: &Event| {
-        if let Event::ImageFinished { key, error, .. } = e {
-            seen.lock()
-                .unwrap()
-                .push((key.to_string(), error.clone().unwrap_or_default()));
+        if let Event::ImageFinished {
+            key,
+            error,
+            stopped,
+            ..
+        } = e
+        {
+            let said = match (error, stopped) {
+                (Some(e), None) => format!("failed: {e}"),
+                (None, Some(why)) => format!("stopped: {why}"),
+                other => panic!("{key}: one of the two, not {other:?}"),
+            };
+            seen.lock().unwrap().push((key.to_string(), said));
         }
     })));
     let o = FixupOptions {
@@ -380,7 +389,7 @@ async fn each_image_finishes_with_its_own_outcome() {
     let of = |k: &str| finished.iter().find(|(key, _)| key == k).unwrap().1.clone();
     // Only web has linux/arm/v7; db's index has no such platform.
     assert!(
-        of("images[\"db\"]").contains("no manifest of index"),
+        of("images[\"db\"]").starts_with("failed: no manifest of index"),
         "{finished:?}"
     );
     for fine in [
@@ -388,7 +397,7 @@ async fn each_image_finishes_with_its_own_outcome() {
         "images[\"web\"]",
         "images[\"cache\"]",
     ] {
-        assert_eq!(of(fine), "not relocated: other images failed", "{fine}");
+        assert_eq!(of(fine), "stopped: other images failed", "{fine}");
     }
 }
 

@@ -18,6 +18,17 @@ use cnab_oci::{Bundle, Digest, Error, Reference};
 /// Returns the bundle naming it, the manifest's digest and the foreign
 /// layer's digest.
 async fn foreign_image(src: &Registry, client: &Client) -> (Bundle, Digest, Digest) {
+    foreign_image_with(src, client, true).await
+}
+
+/// As [`foreign_image`]; the foreign layer's blob is pushed to `src` only
+/// when `in_source` (a source that allows layers with URLs takes the
+/// manifest either way).
+async fn foreign_image_with(
+    src: &Registry,
+    client: &Client,
+    in_source: bool,
+) -> (Bundle, Digest, Digest) {
     let r = repo(src, "win/app");
     let config = Bytes::from_static(
         br#"{"architecture":"amd64","os":"windows","rootfs":{"type":"layers","diff_ids":[]}}"#,
@@ -35,11 +46,15 @@ async fn foreign_image(src: &Registry, client: &Client) -> (Bundle, Digest, Dige
         .await
         .unwrap()
         .digest;
-    let fd = client
-        .push_blob(&r, foreign.clone(), "x")
-        .await
-        .unwrap()
-        .digest;
+    let fd = if in_source {
+        client
+            .push_blob(&r, foreign.clone(), "x")
+            .await
+            .unwrap()
+            .digest
+    } else {
+        cnab_oci::oci::Descriptor::of("x", &foreign).digest
+    };
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"{ct}","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{fd}","size":{},"urls":["https://mcr.example.com/windows/base.tar.gz"]}},{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{ld}","size":{}}}]}}"#,
         config.len(),
@@ -193,4 +208,32 @@ async fn the_cli_hint_names_the_flag_that_works() {
         .await
         .unwrap();
     assert!(exists.is_some(), "the foreign layer was copied");
+}
+
+/// Asked for, but the source does not have the foreign layer: the error says
+/// so, and does not tell the user to pass the flag they passed.
+#[tokio::test]
+async fn an_asked_for_foreign_layer_the_source_lacks_is_named_as_such() {
+    let (src, strict) = (Registry::plain(), Registry::plain_default_validation());
+    let config = registry_config(&[&src, &strict]);
+    let client = Client::new(config.clone()).unwrap();
+    let (bundle, manifest, foreign) = foreign_image_with(&src, &client, false).await;
+    let target = Reference::parse(&format!("{}/win/absent:1", strict.host())).unwrap();
+    let opts = FixupOptions {
+        auto_update_bundle: true,
+        foreign_layers: ForeignLayers::CopyFromSource,
+        ..FixupOptions::default()
+    };
+    let e = relocator(&config)
+        .fixup(&mut bundle.clone(), &target, &opts)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "the target refused manifest {manifest}, whose foreign layer(s) {foreign} the source does not have (they live only at their URLs), so they could not be copied"
+        )),
+        "{text}"
+    );
+    assert!(e.hints().is_empty(), "{:?}", e.hints());
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub struct RegistryArgs {
     /// Registries reached over HTTPS without certificate verification, or else
     /// plain HTTP (comma-separated `HOST[:PORT]`).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_registry_host)]
     insecure_registries: Vec<String>,
     /// An extra CA certificate (PEM) to trust, or a self-signed registry
     /// certificate itself; may be repeated.
@@ -106,6 +106,20 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
             "{e}: a whole number of transfers at once, at least 1"
         )),
     }
+}
+
+/// A registry as `HOST[:PORT]`, as Docker's `insecure-registries` names it:
+/// no scheme, no path.
+fn parse_registry_host(s: &str) -> Result<String, String> {
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "name the registry as HOST[:PORT], without `{scheme}://`"
+        ));
+    }
+    if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+        return Err("a registry is HOST[:PORT], with no path".into());
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_requests(s: &str) -> Result<usize, String> {

@@ -82,6 +82,12 @@ impl Reporter for Lines {
                 error: Some(e),
                 ..
             } => format!("{key} {image}: failed: {e}"),
+            Event::ImageFinished {
+                key,
+                image,
+                stopped: Some(why),
+                ..
+            } => format!("{key} {image}: not relocated: {why}"),
             Event::Fallback { message } => format!("fallback: {message}"),
             Event::Pushed {
                 reference,
@@ -188,11 +194,17 @@ impl Reporter for Bars {
                 image,
                 relocated,
                 error,
+                stopped,
             } => {
                 if let Some(bar) = st.images.get(&key.to_string()) {
-                    match (relocated, error) {
-                        (Some(r), _) => bar.finish_with_message(format!("{image} → {r}")),
-                        (_, Some(e)) => bar.abandon_with_message(format!("{image}: failed: {e}")),
+                    match (relocated, error, stopped) {
+                        (Some(r), _, _) => bar.finish_with_message(format!("{image} → {r}")),
+                        (_, Some(e), _) => {
+                            bar.abandon_with_message(format!("{image}: failed: {e}"));
+                        }
+                        (_, _, Some(why)) => {
+                            bar.abandon_with_message(format!("{image}: not relocated: {why}"));
+                        }
                         _ => bar.finish(),
                     }
                 }

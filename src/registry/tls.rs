@@ -188,16 +188,29 @@ impl Tls {
             .map_err(config_err)?;
         let key = match trust.client {
             None => None,
-            Some(c) => Some(
-                rustls::sign::CertifiedKey::from_der(c.chain, c.key, &provider).map_err(|e| {
+            Some(c) => {
+                let unusable = |e: &rustls::Error| {
                     RegistryError::Config(format!(
                         "the client certificate `{}` and key `{}` cannot be used: {}",
                         c.cert_path.display(),
                         c.key_path.display(),
-                        key_words(&e)
+                        key_words(e)
                     ))
-                })?,
-            ),
+                };
+                let signing = provider
+                    .key_provider
+                    .load_private_key(c.key)
+                    .map_err(|e| unusable(&e))?;
+                let key = rustls::sign::CertifiedKey::new(c.chain, signing);
+                // A key that does not match its certificate is refused here;
+                // a certificate webpki cannot read (an X.509 v1 one, as
+                // `openssl x509 -req` makes without extensions) is sent as
+                // Go and curl send it, and the server judges it.
+                if let Err(e @ rustls::Error::InconsistentKeys(_)) = key.keys_match() {
+                    return Err(unusable(&e));
+                }
+                Some(key)
+            }
         };
         let resolver = Arc::new(client_auth::Resolver::new(key));
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)

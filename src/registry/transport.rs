@@ -142,9 +142,13 @@ impl Transport {
                             return Err(refused);
                         }
                     }
-                    if has_next && (not_tls || *scheme == Scheme::HttpsUnverified) {
+                    // Any other failure of HTTPS, where plain HTTP may be
+                    // tried (an insecure or loopback registry), tries it, as
+                    // Docker does: a plain-HTTP server may answer a TLS hello
+                    // with garbage, or just close the connection.
+                    if has_next {
                         last_err = Some(e);
-                        continue; // this registry speaks plain HTTP: decided below
+                        continue; // decided below
                     }
                     // An answer that is no TLS record, with no plain-HTTP
                     // attempt left: the registry speaks plain HTTP. Waiting

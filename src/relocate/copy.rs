@@ -22,7 +22,7 @@ use super::events::{Action, Event, ImageTree, Node, NodeKind, Sink};
 pub(crate) use super::mounts::{Mounts, Route};
 use super::plan::{after_check, BlobTask, ManifestTask, Plan};
 use crate::digest::Digest;
-use crate::error::{Error, ImageFailure, Result};
+use crate::error::{Error, ForeignLayerFate, ImageFailure, Result};
 use crate::oci::Descriptor;
 use crate::registry::{MountOutcome, Progress};
 use crate::store::{Store, StoreError};
@@ -188,6 +188,7 @@ pub(crate) async fn execute(c: &Copier<'_>, plan: &Plan, finished: &Mutex<Vec<bo
                             .collect::<Vec<_>>()
                             .join("; ")
                     }),
+                    stopped: None,
                 });
                 failure
             }
@@ -333,10 +334,15 @@ impl Run<'_> {
                 .get(d)
                 .is_some_and(|b| b.action != Action::SkipForeign)
         });
+        let fate = match (copied, m.foreign_wanted) {
+            (true, _) => ForeignLayerFate::Copied,
+            (false, true) => ForeignLayerFate::NotInSource,
+            (false, false) => ForeignLayerFate::Skipped,
+        };
         Error::ForeignLayersRefused {
             manifest: m.descriptor.digest.clone(),
             layers: m.foreign.clone(),
-            copied,
+            fate,
             error: Box::new(e.into()),
         }
     }

@@ -179,8 +179,11 @@ pub enum Event {
         image: String,
         /// Where it now is, by digest, when it succeeded.
         relocated: Option<String>,
-        /// The error, when it failed.
+        /// Its own error, when it failed.
         error: Option<String>,
+        /// Why it was stopped without failing: `other images failed` (a
+        /// failed plan relocates nothing), or `cancelled`.
+        stopped: Option<String>,
     },
     /// Push took a fallback because the registry refused the preferred form.
     Fallback {

@@ -198,11 +198,13 @@ impl Engine {
             copy::cancellable(&self.cancel, self.plan_inner(jobs, target, sink, check)).await;
         if let Err(e) = &result {
             for j in jobs {
+                let (error, stopped) = fate_of(e, &j.key, "other images failed");
                 sink.send(Event::ImageFinished {
                     key: j.key.clone(),
                     image: j.image.clone(),
                     relocated: None,
-                    error: Some(failure_of(e, &j.key, "not relocated: other images failed")),
+                    error,
+                    stopped,
                 });
             }
         }
@@ -361,11 +363,13 @@ impl Engine {
         if let Err(e) = &result {
             let finished = finished.into_inner().expect("finished");
             for (img, _) in plan.images.iter().zip(finished).filter(|(_, f)| !f) {
+                let (error, stopped) = fate_of(e, &img.key, "cancelled");
                 sink.send(Event::ImageFinished {
                     key: img.key.clone(),
                     image: img.image.clone(),
                     relocated: None,
-                    error: Some(failure_of(e, &img.key, "cancelled")),
+                    error,
+                    stopped,
                 });
             }
         }
@@ -375,9 +379,14 @@ impl Engine {
 }
 
 /// What `e` says about image `key`: its own failure when `e` names images
-/// and it is one of them, `otherwise` when `e` names only others (the image
-/// was fine, but the work stopped for them), else `e` itself.
-fn failure_of(e: &Error, key: &crate::bundle::ImageKey, otherwise: &str) -> String {
+/// and it is one of them (the error); `stopped` when `e` names only others
+/// or is a cancellation (the image was fine, but the work stopped); else `e`
+/// itself, a failure of no one image, the same for all.
+fn fate_of(
+    e: &Error,
+    key: &crate::bundle::ImageKey,
+    stopped: &str,
+) -> (Option<String>, Option<String>) {
     let own = |failures: &[ImageFailure]| {
         failures.iter().find(|f| &f.key == key).map(|f| {
             f.causes
@@ -388,9 +397,11 @@ fn failure_of(e: &Error, key: &crate::bundle::ImageKey, otherwise: &str) -> Stri
         })
     };
     match e {
-        Error::Unresolved(f) | Error::Images(f) => own(f),
-        // A cancellation, or a failure of no one image: the same for all.
-        _ => Some(e.to_string()),
+        Error::Unresolved(f) | Error::Images(f) => match own(f) {
+            Some(mine) => (Some(mine), None),
+            None => (None, Some(stopped.to_owned())),
+        },
+        e if e.is_cancelled() => (None, Some("cancelled".to_owned())),
+        e => (Some(e.to_string()), None),
     }
-    .unwrap_or_else(|| otherwise.to_owned())
 }

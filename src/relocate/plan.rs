@@ -106,6 +106,8 @@ pub(crate) struct ManifestTask {
     pub bytes: Bytes,
     /// Its foreign layers (those with `urls`).
     pub foreign: Vec<Digest>,
+    /// Whether foreign layers were to be copied from the source.
+    pub foreign_wanted: bool,
 }
 
 /// The whole plan: what each image is, and every object with its action.

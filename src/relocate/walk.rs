@@ -216,6 +216,7 @@ impl<'a> Walker<'a> {
                         descriptor: desc.clone(),
                         bytes,
                         foreign: Vec::new(),
+                        foreign_wanted: self.job.foreign_layers == ForeignLayers::CopyFromSource,
                     },
                 );
             }

@@ -129,6 +129,8 @@ impl SelfSigned {
 pub struct ClientPki {
     /// The client CA (PEM file), which the registry trusts.
     pub ca_path: PathBuf,
+    /// The client CA's key (PEM file), to sign more client certificates.
+    pub ca_key_path: PathBuf,
     /// The client certificate, PEM.
     pub cert_pem: String,
     /// Its key, PEM (PKCS#8).
@@ -159,8 +161,11 @@ impl ClientPki {
             .expect("client certificate");
         let ca_path = dir.join("client-ca.pem");
         std::fs::write(&ca_path, ca_cert.pem()).expect("write client CA");
+        let ca_key_path = dir.join("client-ca.key");
+        std::fs::write(&ca_key_path, ca_key.serialize_pem()).expect("write client CA key");
         ClientPki {
             ca_path,
+            ca_key_path,
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }
