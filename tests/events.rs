@@ -189,3 +189,131 @@ async fn a_blocked_reporter_does_not_hold_up_the_copy() {
         "every event was delivered before the call returned"
     );
 }
+
+/// Images finish one by one as their own objects land: image `fast` ends
+/// while a blob of image `slow` is still held back by the source, which lets
+/// it go only once `fast`'s `ImageFinished` has been seen. An engine that
+/// finished every image at the end would never get there (the 30 s hold
+/// would end first, and the order below would be wrong).
+#[tokio::test]
+async fn an_image_finishes_before_the_bundle_does() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::response::Response;
+    use cnab_oci::synth::{self, Format, ImageSpec};
+    use std::time::Duration;
+    let build = |seed| {
+        synth::build(&ImageSpec {
+            seed,
+            format: Format::Oci,
+            layer_sizes: vec![100],
+            shared_layers: vec![],
+            platforms: vec![],
+        })
+    };
+    let (fast, slow) = (build(1), build(2));
+    let held = slow
+        .blobs
+        .keys()
+        .find(|d| !fast.blobs.contains_key(*d))
+        .unwrap()
+        .to_string();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let objects: Arc<HashMap<String, (String, bytes::Bytes)>> = Arc::new(
+        [("fast", &fast), ("slow", &slow)]
+            .into_iter()
+            .flat_map(|(name, img)| {
+                let root = img.root().clone();
+                let tag = (
+                    format!("/v2/{name}/manifests/1"),
+                    (
+                        root.media_type.clone(),
+                        img.manifests.last().unwrap().1.clone(),
+                    ),
+                );
+                let manifests = img.manifests.iter().map(move |(d, b)| {
+                    (
+                        format!("/v2/{name}/manifests/{}", d.digest),
+                        (d.media_type.clone(), b.clone()),
+                    )
+                });
+                let blobs = img.blobs.iter().map(move |(d, b)| {
+                    (
+                        format!("/v2/{name}/blobs/{d}"),
+                        ("application/octet-stream".to_owned(), b.clone()),
+                    )
+                });
+                std::iter::once(tag)
+                    .chain(manifests)
+                    .chain(blobs)
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    );
+    let (o, r, h) = (objects.clone(), release.clone(), held.clone());
+    let source = crate::harness::serve(axum::Router::new().fallback(move |req: Request<Body>| {
+        let (objects, release, held) = (o.clone(), r.clone(), h.clone());
+        async move {
+            let path = req.uri().path().to_owned();
+            let Some((ct, bytes)) = objects.get(&path).cloned() else {
+                return Response::builder().status(404).body(Body::empty()).unwrap();
+            };
+            if path.ends_with(&held) {
+                let _ = tokio::time::timeout(Duration::from_secs(30), release.notified()).await;
+            }
+            let digest = cnab_oci::Digest::sha256(&bytes).to_string();
+            let body = if req.method() == axum::http::Method::HEAD {
+                Body::empty()
+            } else {
+                Body::from(bytes.clone())
+            };
+            Response::builder()
+                .header("content-type", ct)
+                .header("docker-content-digest", digest)
+                .header("content-length", bytes.len())
+                .body(body)
+                .unwrap()
+        }
+    }));
+    let dst = Registry::plain();
+    let config = registry_config(&[&dst]);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (seen, let_go) = (events.clone(), release.clone());
+    let relocator = relocator(&config).with_reporter(Some(Arc::new(move |e: &Event| {
+        if matches!(e, Event::ImageFinished { image, .. } if image.contains("/fast:")) {
+            let_go.notify_one();
+        }
+        seen.lock().unwrap().push(e.clone());
+    })));
+    let mut bundle = cnab_oci::Bundle::from_slice(
+        format!(
+            r#"{{"schemaVersion":"v1.0.0","name":"two","version":"1.0.0","invocationImages":[{{"image":"{0}/slow:1"}}],"images":{{"f":{{"image":"{0}/fast:1"}}}}}}"#,
+            source.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let target = Reference::parse(&format!("{}/two/app:1", dst.host())).unwrap();
+    let started = std::time::Instant::now();
+    relocator
+        .fixup(&mut bundle, &target, &opts())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the held blob was let go by `fast`'s end"
+    );
+    let events = events.lock().unwrap();
+    let fast_end = events
+        .iter()
+        .position(|e| matches!(e, Event::ImageFinished { image, .. } if image.contains("/fast:")))
+        .unwrap();
+    let held_done = events
+        .iter()
+        .position(|e| matches!(e, Event::NodeFinished { digest, .. } if *digest == held))
+        .unwrap();
+    assert!(
+        fast_end < held_done,
+        "fast finished before slow's blob landed"
+    );
+}

@@ -108,6 +108,8 @@ struct Bars {
 #[derive(Default)]
 struct BarState {
     images: HashMap<String, ProgressBar>,
+    /// How many images have ended, so that the last is known without a scan.
+    ended: usize,
     bytes: Option<ProgressBar>,
     /// Bytes done per blob, to sum retries and parallel transfers correctly.
     done: HashMap<String, u64>,
@@ -208,7 +210,8 @@ impl Reporter for Bars {
                         _ => bar.finish(),
                     }
                 }
-                if st.images.values().all(ProgressBar::is_finished) {
+                st.ended += 1;
+                if st.ended >= st.images.len() {
                     if let Some(b) = &st.bytes {
                         b.finish();
                     }
