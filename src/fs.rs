@@ -23,18 +23,10 @@ const MAX_LINKS: usize = 40;
 /// [`crate::Error::Io`] with the path, when the directory is not writable, the
 /// path is a directory, links loop, or the disk fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |reason| Error::Io {
-        action: "cannot write",
-        path: path.to_owned(),
-        reason,
-    };
-    let target = final_target(path).map_err(io)?;
-    match std::fs::metadata(&target) {
-        Ok(m) if m.is_dir() => Err(io(std::io::Error::new(
-            std::io::ErrorKind::IsADirectory,
-            "it is a directory; name a file",
-        ))),
-        Ok(m) if !m.is_file() => {
+    let io = |reason| cannot_write(path, reason);
+    let (target, found) = output_target(path)?;
+    match found {
+        Some(m) if !m.is_file() => {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&target)
@@ -42,11 +34,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             f.write_all(bytes).map_err(io)?;
             f.flush().map_err(io)
         }
-        Ok(m) => replace(&target, bytes, Some(m.permissions())).map_err(io),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            replace(&target, bytes, None).map_err(io)
-        }
-        Err(e) => Err(io(e)),
+        Some(m) => replace(&target, bytes, Some(m.permissions())).map_err(io),
+        None => replace(&target, bytes, None).map_err(io),
     }
 }
 
@@ -59,21 +48,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// [`crate::Error::Io`] with the path and the reason: a directory, a missing
 /// directory, no permission, links that loop.
 pub fn check_output(path: &Path) -> Result<()> {
-    let io = |reason| Error::Io {
-        action: "cannot write",
-        path: path.to_owned(),
-        reason,
-    };
-    let target = final_target(path).map_err(io)?;
-    match std::fs::metadata(&target) {
-        Ok(m) if m.is_dir() => {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "it is a directory; name a file",
-            )))
-        }
-        Ok(m) if !m.is_file() => return Ok(()),
-        _ => {}
+    let io = |reason| cannot_write(path, reason);
+    let (target, found) = output_target(path)?;
+    if found.is_some_and(|m| !m.is_file()) {
+        return Ok(());
     }
     let dir = directory_of(&target);
     if !dir.is_dir() {
@@ -89,6 +67,30 @@ pub fn check_output(path: &Path) -> Result<()> {
                 format!("its directory does not take a new file ({})", e.kind()),
             ))
         })
+}
+
+fn cannot_write(path: &Path, reason: std::io::Error) -> Error {
+    Error::Io {
+        action: "cannot write",
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// Where output `path` is written (its links followed) and what is there now
+/// (`None`: nothing yet); a directory is refused.
+fn output_target(path: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>)> {
+    let io = |reason| cannot_write(path, reason);
+    let target = final_target(path).map_err(io)?;
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => Err(io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory; name a file",
+        ))),
+        Ok(m) => Ok((target, Some(m))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((target, None)),
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// The directory a file `path` is in (`.` for a bare name).

@@ -277,14 +277,16 @@ async fn expired_token_is_renewed() {
         tls: false,
         auth: Auth::Token(TokenPolicy {
             ttl_secs: 300,
-            jwt_ttl_secs: Some(1),
+            // Seconds are the JWT's granularity: a lifetime of 1 s can end
+            // within the first push on a loaded machine.
+            jwt_ttl_secs: Some(3),
             ..TokenPolicy::default()
         }),
         ..Options::default()
     });
     let c = client_for(&reg);
     can_push(&c, &reg).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     can_push(&c, &reg).await.expect("renewed after expiry");
     let fetched = reg.token.as_ref().unwrap().requests().len();
     assert_eq!(

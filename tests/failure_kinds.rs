@@ -10,7 +10,6 @@ use bytes::Bytes;
 use cnab_oci::oci::media_type as mt;
 use cnab_oci::registry::{Client, ClientConfig, RegistryError, Repository, RequestKind};
 use cnab_oci::{Digest, Reference};
-use std::time::Duration;
 
 /// A signed Docker schema 1 manifest, as registries still serve for old
 /// images ("Image Manifest Version 2, Schema 1", distribution's docs). Its
@@ -31,14 +30,7 @@ fn payload_digest() -> String {
 }
 
 fn fast_config() -> ClientConfig {
-    let mut c = ClientConfig {
-        docker_config_dir: None,
-        docker_certs_dir: None,
-        ..ClientConfig::default()
-    };
-    c.retry.base_delay = Duration::from_millis(5);
-    c.retry.max_delay = Duration::from_millis(20);
-    c
+    crate::harness::client::quick_retries()
 }
 
 /// Serves [`SCHEMA1`] for `old/hello:1`, with its content type and

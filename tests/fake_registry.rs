@@ -15,14 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 fn config() -> ClientConfig {
-    let mut c = ClientConfig {
-        docker_config_dir: None,
-        docker_certs_dir: None,
-        ..ClientConfig::default()
-    };
-    c.retry.base_delay = Duration::from_millis(5);
-    c.retry.max_delay = Duration::from_millis(20);
-    c
+    crate::harness::client::quick_retries()
 }
 
 fn client() -> Client {

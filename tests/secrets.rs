@@ -26,6 +26,19 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
+/// Writes into `d` a docker config holding `reg`'s credentials (in
+/// `docker/`) and the fixture's bundle (`bundle.json`).
+fn logged_in_workdir(d: &std::path::Path, reg: &Registry, fx: &crate::harness::fixtures::Fixture) {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::create_dir(d.join("docker")).unwrap();
+    std::fs::write(
+        d.join("docker/config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    )
+    .unwrap();
+    std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
+}
+
 /// A push and a pull with credentials from the docker config, with every log on.
 #[tokio::test]
 async fn no_secret_in_any_output_even_at_trace() {
@@ -33,14 +46,7 @@ async fn no_secret_in_any_output_even_at_trace() {
     let fx = seed(&src, &registry_config(&[&src])).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    std::fs::create_dir(d.join("docker")).unwrap();
-    std::fs::write(
-        d.join("docker/config.json"),
-        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, dst.host()),
-    )
-    .unwrap();
-    std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
+    logged_in_workdir(d, &dst, &fx);
     let target = format!("{}/secret/demo:1", dst.host());
     let run = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
@@ -117,14 +123,7 @@ async fn trace_level_shows_each_answer_and_its_timing() {
     let fx = seed(&reg, &crate::harness::client::config_for(&reg)).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    std::fs::create_dir(d.join("docker")).unwrap();
-    std::fs::write(
-        d.join("docker/config.json"),
-        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
-    )
-    .unwrap();
-    std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
+    logged_in_workdir(d, &reg, &fx);
     let target = format!("{}/trace/demo:1", reg.host());
     let run = |verbosity: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_cnab-oci"))

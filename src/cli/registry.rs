@@ -99,12 +99,17 @@ impl RelocateArgs {
 }
 
 fn parse_jobs(s: &str) -> Result<usize, String> {
+    at_least_one(s, "transfers")
+}
+
+/// A whole number of `what` at once, at least 1.
+fn at_least_one(s: &str, what: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1: it is how many transfers run at once".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!(
-            "{e}: a whole number of transfers at once, at least 1"
+        Ok(0) => Err(format!(
+            "must be at least 1: it is how many {what} run at once"
         )),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: a whole number of {what} at once, at least 1")),
     }
 }
 
@@ -123,13 +128,7 @@ fn parse_registry_host(s: &str) -> Result<String, String> {
 }
 
 fn parse_requests(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1: it is how many small requests run at once".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!(
-            "{e}: a whole number of requests at once, at least 1"
-        )),
-    }
+    at_least_one(s, "small requests")
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {

@@ -30,6 +30,19 @@ pub fn config_for(reg: &Registry) -> ClientConfig {
     c
 }
 
+/// A client configuration with no ambient docker config or certs.d, and
+/// retries a few milliseconds apart (for fakes that fail on purpose).
+pub fn quick_retries() -> ClientConfig {
+    let mut c = ClientConfig {
+        docker_config_dir: None,
+        docker_certs_dir: None,
+        ..ClientConfig::default()
+    };
+    c.retry.base_delay = std::time::Duration::from_millis(5);
+    c.retry.max_delay = std::time::Duration::from_millis(20);
+    c
+}
+
 /// A client for `reg`, configured by [`config_for`].
 pub fn client_for(reg: &Registry) -> Client {
     Client::new(config_for(reg)).expect("client")
