@@ -267,3 +267,39 @@ async fn loopback_http_that_closes_on_a_tls_hello_is_reached() {
     let e = c.resolve(&r).await.unwrap_err();
     assert_eq!(e.status(), Some(404), "reached over HTTP: {e}");
 }
+
+/// An image's own reference is named once in its error, however it is
+/// written (here without a tag, which the lookup reads as `latest`).
+#[tokio::test]
+async fn an_images_own_reference_is_named_once() {
+    let reg = Registry::plain();
+    let config = config_for(&reg);
+    let mut bundle = cnab_oci::Bundle::from_slice(
+        format!(
+            r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"image":"{}/app/nosuch"}}]}}"#,
+            reg.host()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let target = Reference::parse(&format!("{}/t/app:1", reg.host())).unwrap();
+    let e = cnab_oci::ops::Relocator::new(config)
+        .unwrap()
+        .fixup(
+            &mut bundle,
+            &target,
+            &cnab_oci::ops::FixupOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    let written = format!("`{}/app/nosuch`", reg.host());
+    assert_eq!(e.matches(&format!("{written}: ")).count(), 1, "{e}");
+    assert!(
+        e.starts_with(&format!(
+            "cannot resolve the bundle's images:\n  invocationImages[0] {written}: resolve `{}/app/nosuch:latest` on",
+            reg.host()
+        )),
+        "{e}"
+    );
+}

@@ -148,7 +148,12 @@ impl Relocator {
             let previous = input.as_ref().and_then(|m| m.get(&img.image));
             for r in previous.into_iter().chain([img.image.as_str()]) {
                 match Reference::parse(r) {
-                    Ok(r) => candidates.push(Candidate::registry(&self.client, &r)),
+                    // Shown as written, so that the image's own reference is
+                    // known as such and not named twice in an error.
+                    Ok(parsed) => candidates.push(Candidate {
+                        display: r.to_owned(),
+                        ..Candidate::registry(&self.client, &parsed)
+                    }),
                     Err(e) => causes.push(Error::Candidate {
                         reference: r.to_owned(),
                         error: Box::new(e.into()),
