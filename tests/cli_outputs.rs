@@ -126,3 +126,22 @@ async fn unwritable_outputs_are_refused_before_any_work() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!d.join("pulled.json").exists());
 }
+
+/// With `--output json`, a failure is one JSON line on stderr, like the
+/// events, with its hints: nothing for a JSON reader to choke on.
+#[test]
+fn a_failure_in_json_mode_is_a_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnab_oci(
+        dir.path(),
+        &["--output", "json", "validate", "missing.json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["event"], "error");
+    assert!(v["error"].as_str().unwrap().contains("missing.json"), "{v}");
+    assert!(v["hints"].as_array().unwrap().is_empty(), "{v}");
+}

@@ -152,7 +152,10 @@ pub fn main() -> ExitCode {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    return fail(&anyhow::Error::new(e).context("cannot start the async runtime"))
+                    return fail(
+                        &anyhow::Error::new(e).context("cannot start the async runtime"),
+                        g.json(),
+                    )
                 }
             };
             let result = runtime.block_on(async {
@@ -208,17 +211,25 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, g.json()),
     }
 }
 
 /// Prints the error chain, then one `hint:` line for each thing the user can
-/// do about it, and returns the failure exit code.
-fn fail(e: &anyhow::Error) -> ExitCode {
+/// do about it (with `--output json`, one JSON line on stderr instead:
+/// `{"event":"error","error":…,"hints":[…]}`, as the events are), and
+/// returns the failure exit code.
+fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {e:#}");
-    for h in hints::of(e) {
-        let _ = writeln!(stderr, "hint: {}", hints::render(&h));
+    if json {
+        let hints: Vec<String> = hints::of(e).iter().map(hints::render).collect();
+        let line = serde_json::json!({"event": "error", "error": format!("{e:#}"), "hints": hints});
+        let _ = writeln!(stderr, "{line}");
+    } else {
+        let _ = writeln!(stderr, "error: {e:#}");
+        for h in hints::of(e) {
+            let _ = writeln!(stderr, "hint: {}", hints::render(&h));
+        }
     }
     if e.chain().any(<dyn std::error::Error>::is::<UsageError>) {
         ExitCode::from(EXIT_USAGE)
