@@ -69,6 +69,18 @@ pub fn check_output(path: &Path) -> Result<()> {
         })
 }
 
+/// Where output `path` would land, for telling two outputs apart: its links
+/// followed, its directory made absolute (`./a.json` and `a.json` are one
+/// file). A path that cannot be resolved is returned as it is.
+pub fn output_location(path: &Path) -> PathBuf {
+    let target = final_target(path).unwrap_or_else(|_| path.to_owned());
+    let dir = std::fs::canonicalize(directory_of(&target)).ok();
+    match (dir, target.file_name()) {
+        (Some(d), Some(name)) => d.join(name),
+        _ => target,
+    }
+}
+
 fn cannot_write(path: &Path, reason: std::io::Error) -> Error {
     Error::Io {
         action: "cannot write",
@@ -89,6 +101,13 @@ fn output_target(path: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>)> {
         ))),
         Ok(m) => Ok((target, Some(m))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((target, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(io(std::io::Error::new(
+            e.kind(),
+            format!(
+                "`{}` is a file, not a directory",
+                directory_of(&target).display()
+            ),
+        ))),
         Err(e) => Err(io(e)),
     }
 }

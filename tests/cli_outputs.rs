@@ -73,7 +73,18 @@ async fn unwritable_outputs_are_refused_before_any_work() {
     std::fs::write(d.join("bundle.json"), fx.bundle.canonical_bytes()).unwrap();
     std::fs::create_dir(d.join("adir")).unwrap();
     let target = format!("{}/unwritable/demo:1", reg.host());
+    std::fs::write(d.join("afile"), b"").unwrap();
     for (cmd, bad, reason) in [
+        (
+            "fixup",
+            "afile/map.json",
+            "`afile` is a file, not a directory",
+        ),
+        (
+            "push",
+            "./good.json",
+            "`good.json` is the same file; name two files",
+        ),
         (
             "push",
             "nowhere/map.json",

@@ -189,6 +189,18 @@ fn budgets_and_registry_names_are_checked() {
             &["--insecure-registries", "r.example.com/path"][..],
             "a registry is HOST[:PORT], with no path",
         ),
+        (
+            &["--insecure-registries", "127.0.0.1:99999"][..],
+            "`99999` is not a port (1 to 65535)",
+        ),
+        (
+            &["--insecure-registries", "127.0.0.1:5000,"][..],
+            "an empty registry name (a stray comma?)",
+        ),
+        (
+            &["--insecure-registries", "*.example.com"][..],
+            "not a registry host name (HOST[:PORT])",
+        ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
             .args(["fixup", "bundle.json", "--target", "example.com/a/b:1"])
@@ -200,4 +212,42 @@ fn budgets_and_registry_names_are_checked() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(said), "{args:?}: {err}");
     }
+}
+
+/// With `--output json`, an error clap finds is one JSON line too; help is
+/// still help.
+#[test]
+fn usage_errors_in_json_mode_are_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cnab-oci"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--output",
+        "json",
+        "fixup",
+        "b.json",
+        "--target",
+        "reg/App:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["event"], "error");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid value 'reg/App:1' for '--target"),
+        "{v}"
+    );
+    let help = run(&["--output", "json", "fixup", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
 }

@@ -268,10 +268,11 @@ async fn loopback_http_that_closes_on_a_tls_hello_is_reached() {
     assert_eq!(e.status(), Some(404), "reached over HTTP: {e}");
 }
 
-/// An image's own reference is named once in its error, however it is
-/// written (here without a tag, which the lookup reads as `latest`).
+/// An image's own reference prefixes its error once, as written (here
+/// without a tag, which the lookup reads as `latest`), not a second time
+/// normalised; the registry error after it names what it asked and where.
 #[tokio::test]
-async fn an_images_own_reference_is_named_once() {
+async fn an_images_own_reference_prefixes_its_error_once() {
     let reg = Registry::plain();
     let config = config_for(&reg);
     let mut bundle = cnab_oci::Bundle::from_slice(

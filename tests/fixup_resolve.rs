@@ -514,10 +514,34 @@ async fn a_strict_filtered_image_names_the_new_index() {
         ..opts()
     };
     let target = Reference::parse(&format!("{}/filtered/demo:1", dst.host())).unwrap();
+    let ends = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = ends.clone();
+    let reporter = move |e: &cnab_oci::relocate::events::Event| {
+        if let cnab_oci::relocate::events::Event::ImageFinished {
+            key,
+            error,
+            stopped,
+            ..
+        } = e
+        {
+            seen.lock()
+                .unwrap()
+                .push((key.to_string(), error.is_some(), stopped.clone()));
+        }
+    };
     let err = relocator(&config)
+        .with_reporter(Some(std::sync::Arc::new(reporter)))
         .fixup(&mut bundle, &target, &o)
         .await
         .unwrap_err();
+    // Every image ends: the ones that differ with their own differences,
+    // the others stopped because of them.
+    let mut ends = ends.lock().unwrap().clone();
+    ends.sort();
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    for (key, failed, stopped) in &ends {
+        assert_eq!(*failed, stopped.is_none(), "{key}: {ends:?}");
+    }
     let Error::Mismatch(diffs) = &err else {
         panic!("{err}")
     };

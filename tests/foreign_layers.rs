@@ -236,4 +236,23 @@ async fn an_asked_for_foreign_layer_the_source_lacks_is_named_as_such() {
         "{text}"
     );
     assert!(e.hints().is_empty(), "{:?}", e.hints());
+    // Not asked for either: the same words, and no hint for a flag that
+    // would not help.
+    let e = relocator(&config)
+        .fixup(
+            &mut bundle.clone(),
+            &target,
+            &FixupOptions {
+                foreign_layers: ForeignLayers::Skip,
+                ..opts
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the source does not have (they live only at their URLs)"),
+        "{e}"
+    );
+    assert!(e.hints().is_empty(), "{:?}", e.hints());
 }

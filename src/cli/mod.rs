@@ -133,8 +133,27 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+            let code = ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+            // Help and version are answers, not errors.
+            let answer = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayVersion
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !answer && wants_json(std::env::args()) {
+                let text = e.to_string();
+                let message = text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                let line = serde_json::json!({"event": "error", "error": message, "hints": ["see --help"]});
+                let _ = writeln!(std::io::stderr(), "{line}");
+            } else {
+                let _ = e.print();
+            }
+            return code;
         }
     };
     init_logging(&cli.global);
@@ -243,6 +262,16 @@ fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub(crate) struct UsageError(#[from] pub cnab_oci::Error);
+
+/// Whether the command line asks for `--output json`, read from the raw
+/// arguments (for errors clap finds before the arguments are parsed).
+fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+}
 
 /// For a cancelled run, how many upload sessions were cancelled.
 fn uploads_cancelled(e: &anyhow::Error) -> Option<usize> {

@@ -121,8 +121,26 @@ fn parse_registry_host(s: &str) -> Result<String, String> {
             "name the registry as HOST[:PORT], without `{scheme}://`"
         ));
     }
-    if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+    if s.is_empty() {
+        return Err("an empty registry name (a stray comma?)".into());
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err("a registry name has no spaces".into());
+    }
+    if s.contains('/') {
         return Err("a registry is HOST[:PORT], with no path".into());
+    }
+    // The host and port as an image reference's domain has them.
+    let domain = Reference::parse(&format!("{s}/x"))
+        .ok()
+        .map(|r| r.domain().to_owned());
+    if domain.as_deref() != Some(s) {
+        return Err("not a registry host name (HOST[:PORT])".into());
+    }
+    if let Some((_, port)) = s.rsplit_once(':').filter(|_| !s.ends_with(']')) {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("`{port}` is not a port (1 to 65535)"));
+        }
     }
     Ok(s.to_owned())
 }
@@ -273,10 +291,25 @@ pub(crate) fn parse_target(s: &str) -> Result<Reference, String> {
 /// standard output): a usage error otherwise, so that nothing is moved for
 /// output that cannot be kept.
 fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut seen: Vec<(&Path, PathBuf)> = Vec::new();
     for p in paths {
-        if p.as_os_str() != "-" {
-            fs::check_output(p).map_err(super::UsageError)?;
+        if p.as_os_str() == "-" {
+            continue;
         }
+        fs::check_output(p).map_err(super::UsageError)?;
+        // Two outputs in one file: the second would replace the first.
+        let at = fs::output_location(p);
+        if let Some((first, _)) = seen.iter().find(|(_, other)| *other == at) {
+            return Err(anyhow::Error::new(super::UsageError(cnab_oci::Error::Io {
+                action: "cannot write",
+                path: p.to_owned(),
+                reason: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("`{}` is the same file; name two files", first.display()),
+                ),
+            })));
+        }
+        seen.push((p, at));
     }
     Ok(())
 }

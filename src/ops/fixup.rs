@@ -7,6 +7,7 @@ use crate::error::{Difference, Error, ImageFailure, Result};
 use crate::oci::manifest::Platform;
 use crate::reference::Reference;
 use crate::registry::RegistryStats;
+use crate::relocate::events::Event;
 use crate::relocate::{Candidate, ForeignLayers, ImageJob, Plan, Totals};
 use crate::relocation::RelocationMap;
 use std::collections::BTreeMap;
@@ -116,7 +117,29 @@ impl Relocator {
         } else {
             self.engine.prepare(&jobs, &target).await?
         };
-        reconcile(bundle, &plan, opts.auto_update_bundle)?;
+        if let Err(e) = reconcile(bundle, &plan, opts.auto_update_bundle) {
+            // A plan refused by the check ends each image too: with its own
+            // differences, or stopped because of the others'.
+            if let Error::Mismatch(diffs) = &e {
+                self.engine
+                    .report_all(plan.images.iter().map(|img| {
+                        let own: Vec<String> = diffs
+                            .iter()
+                            .filter(|d| d.key == img.key)
+                            .map(ToString::to_string)
+                            .collect();
+                        Event::ImageFinished {
+                            key: img.key.clone(),
+                            image: img.image.clone(),
+                            relocated: None,
+                            stopped: own.is_empty().then(|| "other images failed".to_owned()),
+                            error: (!own.is_empty()).then(|| own.join("; ")),
+                        }
+                    }))
+                    .await;
+            }
+            return Err(e);
+        }
         Ok(plan)
     }
 

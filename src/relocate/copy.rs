@@ -276,6 +276,36 @@ impl Run<'_> {
             .run(self.c.target.put_manifest(&m.descriptor, m.bytes.clone()))
             .await
             .map_err(|e| self.foreign_refusal(e, m));
+        let r = match r {
+            Err(Error::ForeignLayersRefused {
+                manifest,
+                layers,
+                fate: ForeignLayerFate::Skipped,
+                error,
+            }) => {
+                // Skipped on purpose: whether copying them would help
+                // depends on whether the source has them. Asked only on
+                // this failure, one request per layer.
+                let mut in_source = false;
+                for d in &layers {
+                    if let Some(b) = self.plan.blobs.get(d) {
+                        let has = self.c.budgets.requests.run(b.source.has_blob(d)).await;
+                        in_source |= has.unwrap_or(true);
+                    }
+                }
+                Err(Error::ForeignLayersRefused {
+                    manifest,
+                    layers,
+                    fate: if in_source {
+                        ForeignLayerFate::Skipped
+                    } else {
+                        ForeignLayerFate::NotInSource
+                    },
+                    error,
+                })
+            }
+            r => r,
+        };
         self.finished(&m.descriptor.digest, Action::Push, r)
     }
 

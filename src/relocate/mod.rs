@@ -137,7 +137,14 @@ impl Engine {
     /// waits until it is seen (for the front doors' few events outside a plan
     /// or a copy: fallbacks, the pushed tag).
     pub(crate) async fn report(&self, event: Event) {
-        self.sink.send(event);
+        self.report_all([event]).await;
+    }
+
+    /// Sends `events` in order, then waits until they are seen.
+    pub(crate) async fn report_all(&self, events: impl IntoIterator<Item = Event>) {
+        for e in events {
+            self.sink.send(e);
+        }
         self.sink.flush().await;
     }
 
