@@ -9,23 +9,30 @@ interleaved run by run. For every run it records the wall time, the tool's
 CPU seconds and peak RSS (wait4), each registry's CPU seconds (/proc), the CPU
 everything else on the machine took, and each registry's requests and bytes
 from its access log, then verifies the target. It writes report.json,
-REPORT.md and chart.png into the output directory.
+REPORT.md and the charts into the output directory (report.py).
+
+A scenario whose key names a network (`b@rtt20`, net.py) puts a shaper in
+front of each registry for that run: every tool is given the shaper's port,
+never the registry's, and the run fails unless the shaper carried at least
+every byte the registry's access log says it sent and received.
 """
 
 import argparse
-import concurrent.futures
 import json
 import os
 import platform
-import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import net
+import report
+from accesslog import parse_access_log
+from report import split_key
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -33,21 +40,34 @@ SKOPEO_CACHES = [
     Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
     Path.home() / ".local/share/containers/cache/blob-info-cache-v1.boltdb",
 ]
-SCENARIOS = {
-    "a": "cross-registry",
-    "b": "same registry, new repository",
-    "c": "rerun, everything present",
-    "d": "huge layer, cross-registry",
+# What `bench/run NAME` runs: [(workload preset, [scenario keys])]; a key is
+# a scenario letter (report.SCENARIOS), and `@network` (net.NETS) if shaped.
+SWEEP = [f"{x}@{n}" for x in "ba" for n in report.RTT_SWEEP]
+SUITES = {
+    "small": [("small", ["a", "b", "c"])],
+    "medium": [("medium", ["a", "b", "c"])],
+    "large": [("large", ["a", "b", "c"])],
+    "huge-layer": [("huge-layer", ["d"])],
+    # Issue 15: medium at 0-50 ms RTT, the rerun at 20 ms, cross at 20 ms and 50 MB/s.
+    "rtt": [("medium", SWEEP + ["c@rtt20", "a@rtt20-50MBps"])],
+    # Issue 15: the scale series, on loopback.
+    "scale": [(p, ["a", "b", "c", "e"]) for p in report.SCALE_PRESETS],
+    **{p: [(p, ["a", "b", "c", "e"])] for p in report.SCALE_PRESETS},
+    # A shaped smoke test: small at 5 ms RTT.
+    "small-5ms": [("small", ["a@rtt5", "b@rtt5", "c@rtt5"])],
 }
-PRESET_SCENARIOS = {
-    "small": ["a", "b", "c"],
-    "medium": ["a", "b", "c"],
-    "large": ["a", "b", "c"],
-    "huge-layer": ["d"],
+CONTENDERS = ["cnab-oci", "skopeo", "limit", "limit-32"]
+# Who runs in each suite unless --contenders says: skopeo copies 5,000 images
+# one process at a time, which measures nothing the series is for.
+SUITE_CONTENDERS = {
+    "rtt": CONTENDERS,
+    "scale": ["cnab-oci", "limit"],
+    **{p: ["cnab-oci", "limit"] for p in report.SCALE_PRESETS},
 }
-CONTENDERS = ["cnab-oci", "skopeo", "limit"]
+DEFAULT_CONTENDERS = ["cnab-oci", "skopeo", "limit"]
+# The limit client has no dry run, nor has skopeo.
+ONLY_CNAB = {"e"}
 SKOPEO_PARALLEL = 4
-GOAL_RSS_MIB = 64
 
 
 def log(msg):
@@ -148,59 +168,6 @@ http:
             )
 
 
-LINE = re.compile(r'"(\w+) (\S+) HTTP/[\d.]+" (\d{3}) (\d+|-)')
-
-
-def classify(method, path):
-    path, _, query = path.partition("?")
-    if path in ("/v2/", "/v2"):
-        return "ping"
-    if "/blobs/uploads/" in path:
-        if method == "POST":
-            return "mount" if "mount=" in query else "upload-start"
-        return {"PATCH": "upload-chunk", "PUT": "upload-finish", "DELETE": "upload-cancel"}.get(
-            method, "upload-other"
-        )
-    if "/blobs/" in path:
-        return f"blob-{method.lower()}"
-    if "/manifests/" in path:
-        return f"manifest-{method.lower()}"
-    if path.endswith("/tags/list"):
-        return "tags"
-    return "other"
-
-
-def parse_access_log(path, blob_sizes):
-    """Requests by kind, bytes sent, and the blobs whose upload completed."""
-    kinds, sent, uploaded = {}, 0, {}
-    statuses = {}
-    for line in Path(path).read_text(errors="replace").splitlines():
-        m = LINE.search(line)
-        if not m:
-            continue
-        method, uri, status, size = m.group(1), m.group(2), int(m.group(3)), m.group(4)
-        kind = classify(method, uri)
-        kinds[kind] = kinds.get(kind, 0) + 1
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
-        if size != "-":
-            sent += int(size)
-        if kind == "upload-finish" and status == 201:
-            d = re.search(r"digest=([^&]+)", uri)
-            if d:
-                digest = d.group(1).replace("%3A", ":").replace("%3a", ":")
-                uploaded[digest] = uploaded.get(digest, 0) + 1
-    received = sum(blob_sizes.get(d, 0) * n for d, n in uploaded.items())
-    return {
-        "requests": sum(kinds.values()),
-        "by_kind": dict(sorted(kinds.items())),
-        "by_status": dict(sorted(statuses.items())),
-        "bytes_sent": sent,
-        "blob_bytes_received": received,
-        "blob_uploads": sum(uploaded.values()),
-        "blobs_uploaded_twice": sorted(d for d, n in uploaded.items() if n > 1),
-    }
-
-
 class Bench:
     def __init__(self, args, workdir):
         self.args = args
@@ -210,31 +177,41 @@ class Bench:
         self.registry_bin = os.environ.get("CNAB_OCI_REGISTRY_BIN") or shutil.which("docker-registry")
         self.src = Registry("source", workdir, self.registry_bin)
         self.dst = Registry("target", workdir, self.registry_bin)
+        self.shapers = {
+            r.name: net.Shaper(self.tool, r.name, free_port(), r.port, TICK) for r in (self.src, self.dst)
+        }
         self.logs = workdir / "logs"
         self.logs.mkdir()
         self.seq = 0
+        self.networks = {}
 
     # -- the contenders: each returns a list of argv to run (in parallel for skopeo)
 
-    def commands(self, contender, scenario, w, target_repo, target_host):
+    def commands(self, contender, letter, w, view, target_repo, target_host):
+        """The argv to run (in parallel for skopeo). `view` names the bundle,
+        workload and source host the tool is given: the registry's own, or
+        its shaper's."""
         target = f"{target_host}/{target_repo}"
         if contender == "cnab-oci":
-            cmd = [self.cnab, "push", str(w["dir"] / "bundle.json"), "--target", f"{target}:bench", "-q"]
+            cmd = [self.cnab, "push", str(view["bundle"]), "--target", f"{target}:bench", "-q"]
+            if letter == "e":
+                cmd.append("--dry-run")
             if self.args.jobs:
                 cmd += ["--jobs", str(self.args.jobs)]
             return [cmd]
-        if contender == "limit":
-            mode = {"a": "copy", "b": "mount", "c": "check", "d": "copy"}[scenario]
+        if contender in ("limit", "limit-32"):
+            mode = {"a": "copy", "b": "mount", "c": "check", "d": "copy"}[letter]
+            jobs = 32 if contender == "limit-32" else self.args.jobs or 8
             return [[
-                self.tool, "limit", "--workload", str(w["dir"] / "workload.json"),
-                "--mode", mode, "--target", target, "--jobs", str(self.args.jobs or 8),
+                self.tool, "limit", "--workload", str(view["workload"]),
+                "--mode", mode, "--target", target, "--jobs", str(jobs),
             ]]
         if contender == "skopeo":
             return [
                 [
                     "skopeo", "copy", "--all", "--quiet",
                     "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{w['source']}/{i['repo']}@{i['digest']}",
+                    f"docker://{view['source']}/{i['repo']}@{i['digest']}",
                     f"docker://{target}:{i['name']}",
                 ]
                 for i in w["images"]
@@ -288,14 +265,22 @@ class Bench:
         for r in registries:
             r.start(self.logs / f"{tag}-{r.name}.access.log")
 
-    def one_run(self, preset, scenario, contender, w, run):
-        """Prepares the target, restarts the registries, times one contender."""
+    def start_shapers(self, shapers, network):
+        for sh in shapers:
+            sh.start(network)
+
+    def one_run(self, preset, key, contender, w, run):
+        """Prepares the target, restarts the registries (and shapers), times one contender."""
+        letter, network = split_key(key)
         self.seq += 1
-        tag = f"{preset}-{scenario}-{contender}-{run}-{self.seq}"
-        same = scenario == "b"
+        tag = f"{preset}-{key}-{contender}-{run}-{self.seq}"
+        same = letter == "b"
         target_registry = self.src if same else self.dst
         target_repo = "promoted/bundle" if same else "bench/bundle"
         registries = [self.src] if same else [self.src, self.dst]
+        shapers = [self.shapers[r.name] for r in registries] if network else []
+        view = w["shaped"] if network else w["direct"]
+        target_host = self.shapers[target_registry.name].host if network else target_registry.host
         if same:
             self.src.stop()
             self.src.wipe("promoted")
@@ -303,26 +288,69 @@ class Bench:
         else:
             self.dst.stop()
             self.dst.wipe()
-        cmds = self.commands(contender, scenario, w, target_repo, target_registry.host)
+        cmds = self.commands(contender, letter, w, view, target_repo, target_host)
         parallel = SKOPEO_PARALLEL if contender == "skopeo" else 1
-        if scenario == "c":
-            # Everything present: the contender's own first run fills the target.
+        if letter == "c":
+            # Everything present: the contender's own first run fills the
+            # target, by the same hosts (the bundle's tag names them).
             self.restart(registries, tag + "-prep")
             self.clear_skopeo_cache()
-            prep = self.commands(contender, "a", w, target_repo, target_registry.host)
+            self.start_shapers(shapers, network)
+            prep = self.commands(contender, "a", w, view, target_repo, target_host)
             self.run_commands(prep, parallel, tag + "-prep")
+            for sh in shapers:
+                sh.stop()
         self.restart(registries, tag)
         if contender == "skopeo":
             self.clear_skopeo_cache()
+        self.start_shapers(shapers, network)
         busy0 = cpu_busy_seconds()
         reg0 = {r.name: r.cpu() for r in registries}
         wall, cpu, rss = self.run_commands(cmds, parallel, tag)
         busy = cpu_busy_seconds() - busy0
         reg_cpu = {r.name: r.cpu() - reg0[r.name] for r in registries}
+        shaped = {sh.name: sh.stop() for sh in shapers}
         for r in registries:
             r.stop()  # flushes the access log
         traffic = {r.name: parse_access_log(r.log_path, w["sizes"]) for r in registries}
-        # Verify the target (untimed) with the registries up again.
+        for name, st in shaped.items():
+            t = traffic[name]
+            if st["bytes_down"] < t["body_bytes_sent"] or st["bytes_up"] < t["blob_bytes_received"]:
+                raise SystemExit(
+                    f"bench: {contender} reached the {name} registry around its shaper ({tag}): the shaper "
+                    f"carried {st['bytes_down']} bytes down and {st['bytes_up']} up, the registry sent "
+                    f"{t['body_bytes_sent']} in bodies and received {t['blob_bytes_received']} in blobs"
+                )
+        if letter == "e":
+            writes = {k: v for k, v in traffic["target"]["by_kind"].items() if k in report.WRITES}
+            if writes:
+                raise SystemExit(f"bench: the dry run wrote to the target ({tag}): {writes}")
+        else:
+            self.verify(w, tag, contender, registries, target_registry, target_repo)
+        for r in registries:
+            r.stop()
+        shaper_cpu = sum(st["cpu_s"] for st in shaped.values())
+        other = max(0.0, busy - cpu - sum(reg_cpu.values()) - shaper_cpu)
+        result = {
+            "run": run,
+            "wall_s": round(wall, 4),
+            "tool_cpu_s": round(cpu, 3),
+            "peak_rss_bytes": rss,
+            "registry_cpu_s": {k: round(v, 3) for k, v in reg_cpu.items()},
+            "shapers": shaped,
+            "other_cpu_s": round(other, 3),
+            "traffic": traffic,
+        }
+        log(
+            f"{preset}/{key} {contender:8} run {run}: {wall:7.3f} s, "
+            f"cpu {cpu:.2f} s, rss {rss / 2**20:.1f} MiB, "
+            + ", ".join(f"{k} {v['requests']} req" for k, v in traffic.items())
+            + (f", shapers {shaper_cpu:.2f} cpu-s" if shaped else "")
+        )
+        return result
+
+    def verify(self, w, tag, contender, registries, target_registry, target_repo):
+        """The target holds the workload (untimed, direct, registries up again)."""
         self.restart(registries, tag + "-verify")
         subprocess.run(
             [self.tool, "verify", "--workload", str(w["dir"] / "workload.json"),
@@ -341,24 +369,6 @@ class Bench:
             relocated = json.loads((pulled / "relocation-map.json").read_text())
             if len(relocated) != len(w["images"]):
                 raise SystemExit(f"bench: the pulled relocation map has {len(relocated)} images")
-        for r in registries:
-            r.stop()
-        other = max(0.0, busy - cpu - sum(reg_cpu.values()))
-        result = {
-            "run": run,
-            "wall_s": round(wall, 4),
-            "tool_cpu_s": round(cpu, 3),
-            "peak_rss_bytes": rss,
-            "registry_cpu_s": {k: round(v, 3) for k, v in reg_cpu.items()},
-            "other_cpu_s": round(other, 3),
-            "traffic": traffic,
-        }
-        log(
-            f"{preset}/{scenario} {contender:8} run {run}: {wall:7.3f} s, "
-            f"cpu {cpu:.2f} s, rss {rss / 2**20:.1f} MiB, "
-            + ", ".join(f"{k} {v['requests']} req" for k, v in traffic.items())
-        )
-        return result
 
     def generate(self, preset):
         d = self.workdir / preset
@@ -377,62 +387,61 @@ class Bench:
         w["dir"] = d
         w["sizes"] = {b["digest"]: b["size"] for b in w["blobs"]}
         w["generate_s"] = gen_s
+        w["direct"] = {"bundle": d / "bundle.json", "workload": d / "workload.json", "source": self.src.host}
+        # The same bundle and workload naming the source's shaper.
+        shaper = self.shapers["source"].host
+        bundle = (d / "bundle.json").read_text()
+        if f'"{self.src.host}/' not in bundle:
+            raise SystemExit(f"bench: the generated bundle does not name {self.src.host}")
+        (d / "bundle-shaped.json").write_text(bundle.replace(f'"{self.src.host}/', f'"{shaper}/'))
+        wl = json.loads((d / "workload.json").read_text())
+        wl["source"] = shaper
+        (d / "workload-shaped.json").write_text(json.dumps(wl))
+        w["shaped"] = {"bundle": d / "bundle-shaped.json", "workload": d / "workload-shaped.json", "source": shaper}
         return w
 
-    def preset(self, preset):
+    def probe(self, network):
+        """Measures what the network gives, once per network."""
+        got = net.probe(self.tool, network, free_port(), TICK)
+        log(f"network {network}: {got}")
+        return got
+
+    def preset(self, preset, keyed, out):
+        """Generates the preset's workload, then runs each scenario key with its contenders."""
         w = self.generate(preset)
-        out = {
+        out.update({
             "images": len(w["images"]),
             "multi_platform_images": sum(1 for i in w["images"] if i["platforms"] > 1),
             "unique_blobs": len(w["blobs"]),
             "unique_blob_bytes": w["unique_blob_bytes"],
             "manifests": len(w["manifests"]),
             "generate_s": round(w["generate_s"], 1),
-            "scenarios": {},
-        }
-        for scenario in self.args.scenarios or PRESET_SCENARIOS[preset]:
-            if scenario not in PRESET_SCENARIOS[preset]:
+            "runs": self.args.runs_5000 if preset == "scale-5000" and self.args.runs_5000 else self.args.runs,
+        })
+        out.setdefault("scenarios", {})
+        for key, contenders in keyed.items():
+            letter, network = split_key(key)
+            if self.args.scenarios and letter not in self.args.scenarios:
                 continue
-            runs = {c: [] for c in self.args.contenders}
-            for run in range(1, self.args.runs + 1):
+            if network and network not in self.networks:
+                self.networks[network] = self.probe(network)
+            cs = [c for c in contenders if c == "cnab-oci" or letter not in ONLY_CNAB]
+            runs = {c: [] for c in cs}
+            for run in range(1, out["runs"] + 1):
                 # Interleaved, and the order rotates so no contender always goes first.
-                k = (run - 1) % len(self.args.contenders)
-                order = self.args.contenders[k:] + self.args.contenders[:k]
-                for c in order:
-                    runs[c].append(self.one_run(preset, scenario, c, w, run))
-            out["scenarios"][scenario] = {
-                "name": SCENARIOS[scenario],
-                "contenders": {c: summarize(r) for c, r in runs.items()},
+                k = (run - 1) % len(cs)
+                for c in cs[k:] + cs[:k]:
+                    runs[c].append(self.one_run(preset, key, c, w, run))
+            out["scenarios"][key] = {
+                "name": report.scenario_name(key),
+                "contenders": {c: report.summarize(r) for c, r in runs.items()},
             }
-        return out
 
-
-def summarize(runs):
-    walls = [r["wall_s"] for r in runs]
-    med = statistics.median
-
-    def med_traffic(field):
-        names = runs[0]["traffic"].keys()
-        return {n: med([r["traffic"][n][field] for r in runs]) for n in names}
-
-    return {
-        "wall_s": {"median": med(walls), "min": min(walls), "max": max(walls)},
-        "tool_cpu_s": med([r["tool_cpu_s"] for r in runs]),
-        "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
-        "registry_cpu_s": {
-            n: med([r["registry_cpu_s"][n] for r in runs]) for n in runs[0]["registry_cpu_s"]
-        },
-        "other_cpu_s": med([r["other_cpu_s"] for r in runs]),
-        "requests": med_traffic("requests"),
-        "bytes_sent": med_traffic("bytes_sent"),
-        "blob_bytes_received": med_traffic("blob_bytes_received"),
-        "blob_uploads": med_traffic("blob_uploads"),
-        "blobs_uploaded_twice": max(
-            len(t["blobs_uploaded_twice"]) for r in runs for t in r["traffic"].values()
-        ),
-        "requests_by_kind": runs[len(runs) // 2]["traffic"],
-        "runs": runs,
-    }
+    def close(self):
+        for sh in self.shapers.values():
+            sh.kill()
+        self.src.stop()
+        self.dst.stop()
 
 
 def machine():
@@ -466,158 +475,85 @@ def machine():
     }
 
 
-def ratio(a, b):
-    return round(a / b, 3) if b else None
+def write_atomic(path, text):
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
-GOALS = {
-    # (preset, scenario): [(peer, max ratio)]
-    ("medium", "a"): [("skopeo", 0.6), ("limit", 1.15)],
-    ("large", "a"): [("skopeo", 0.6), ("limit", 1.15)],
-    ("medium", "b"): [("skopeo", 0.15), ("limit", 1.3)],
-    ("huge-layer", "d"): [("limit", 1.15)],
-}
-
-
-def goals(report):
-    rows = []
-    for preset, p in report["presets"].items():
-        for scenario, s in p["scenarios"].items():
-            cs = s["contenders"]
-            if "cnab-oci" not in cs:
-                continue
-            me = cs["cnab-oci"]
-            for peer, limit in GOALS.get((preset, scenario), []):
-                if peer in cs:
-                    r = ratio(me["wall_s"]["median"], cs[peer]["wall_s"]["median"])
-                    rows.append([preset, scenario, f"time ≤ {limit} × {peer}", f"{r} ×", r <= limit])
-            if scenario == "b":
-                up = me["blob_uploads"].get("source", 0)
-                rows.append([preset, scenario, "zero blob uploads", f"{up} (the bundle's config blob is not an image blob)" if up else "0", up <= 1])
-            if scenario == "c":
-                target = "target"
-                kinds = me["requests_by_kind"][target]["by_kind"]
-                req = me["requests"][target]
-                n = p["images"]
-                rows.append([preset, scenario, f"target requests ≤ 1 per image manifest ({n}) + the bundle's", f"{req} ({', '.join(f'{k} {v}' for k, v in kinds.items())})", req <= n + 1])
-            rss = me["peak_rss_bytes"] / 2**20
-            rows.append([preset, scenario, f"peak RSS ≤ {GOAL_RSS_MIB} MiB", f"{rss:.1f} MiB", rss <= GOAL_RSS_MIB])
-            twice = me["blobs_uploaded_twice"]
-            rows.append([preset, scenario, "no blob uploaded twice", str(twice), twice == 0])
-    return rows
-
-
-def markdown(report):
-    m = report["machine"]
-    lines = [
-        "# cnab-oci benchmark report",
-        "",
-        f"Generated by `bench/run {' '.join(report['presets'])}` on {report['date']} "
-        f"({report['runs']} interleaved runs per contender and scenario; `--jobs` {report['jobs'] or 'default'}).",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; "
-        f"docker-registry {m['docker_registry']}; {m['skopeo']}; {m['rustc']}; {m['cnab_oci']}. "
-        f"Load average before the run: {', '.join(f'{x:.2f}' for x in m['load_before'])}.",
-        "",
-        "The registries run on the same 2 cores as the tool: their CPU is part of every time below, "
-        "and is listed. *Other CPU* is what the rest of the machine took during the run "
-        "(all busy CPU time minus the tool's and the registries').",
-        "",
-        "| preset | scenario | contender | median s | min s | max s | ratio to skopeo | ratio to limit | requests (source / target) | blob uploads | MB sent by source | peak RSS MiB | tool CPU s | registry CPU s (source / target) | other CPU s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|",
-    ]
-    for preset, p in report["presets"].items():
-        for scenario, s in p["scenarios"].items():
-            cs = s["contenders"]
-            for c, r in cs.items():
-                w = r["wall_s"]
-                def rto(peer):
-                    if peer == c or peer not in cs:
-                        return "—"
-                    return f"{ratio(w['median'], cs[peer]['wall_s']['median'])}"
-                req = " / ".join(str(r["requests"].get(n, "—")) for n in ("source", "target") if n in r["requests"])
-                up = sum(r["blob_uploads"].values())
-                sent = r["bytes_sent"].get("source", 0) / 1e6
-                regcpu = " / ".join(f"{v:.2f}" for v in r["registry_cpu_s"].values())
-                lines.append(
-                    f"| {preset} | ({scenario}) {s['name']} | {c} | {w['median']:.3f} | {w['min']:.3f} | {w['max']:.3f} "
-                    f"| {rto('skopeo')} | {rto('limit')} | {req} | {up:g} | {sent:.1f} | {r['peak_rss_bytes'] / 2**20:.1f} "
-                    f"| {r['tool_cpu_s']:.2f} | {regcpu} | {r['other_cpu_s']:.2f} |"
-                )
-    lines += ["", "Workloads:", ""]
-    for preset, p in report["presets"].items():
-        lines.append(
-            f"- {preset}: {p['images']} images ({p['multi_platform_images']} multi-platform), "
-            f"{p['manifests']} manifests, {p['unique_blobs']} unique blobs, "
-            f"{p['unique_blob_bytes'] / 1e6:.1f} MB."
-        )
-    lines += ["", "## Goals", "", "| preset | scenario | goal | measured | met |", "|---|---|---|---|---|"]
-    for row in report["goals"]:
-        lines.append(f"| {row[0]} | ({row[1]}) | {row[2]} | {row[3]} | {'yes' if row[4] else '**no**'} |")
-    lines += ["", "Requests by kind (the median run of each contender):", ""]
-    for preset, p in report["presets"].items():
-        for scenario, s in p["scenarios"].items():
-            for c, r in s["contenders"].items():
-                parts = []
-                for n, t in r["requests_by_kind"].items():
-                    parts.append(f"{n}: " + ", ".join(f"{k} {v}" for k, v in t["by_kind"].items()))
-                lines.append(f"- {preset} ({scenario}) {c}: " + "; ".join(parts))
-    return "\n".join(lines) + "\n"
-
-
-def chart(report, path, python):
-    data = []
-    for preset, p in report["presets"].items():
-        for scenario, s in p["scenarios"].items():
-            data.append({
-                "label": f"{preset} ({scenario})",
-                "contenders": {c: r["wall_s"] for c, r in s["contenders"].items()},
-            })
-    subprocess.run(
-        [python, str(ROOT / "bench/chart.py"), str(path)],
-        input=json.dumps(data), text=True, check=True,
-    )
+def command_args(argv):
+    """The arguments given to bench/run (it adds --chart-python itself)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--chart-python="):
+            skip = False
+            continue
+        if a == "--chart-python":
+            skip = True
+            continue
+        out.append(a)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("presets", nargs="*", default=["medium"], choices=list(PRESET_SCENARIOS))
+    ap.add_argument("suites", nargs="*", default=["medium"], choices=list(SUITES), metavar="PRESET",
+                    help=f"one or more of: {', '.join(SUITES)} (default: medium)")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs-5000", type=int, default=0, help="runs for scale-5000 (0: --runs); one copy takes minutes")
     ap.add_argument("--jobs", type=int, default=0, help="--jobs for cnab-oci and the limit client (0: cnab-oci's default, 8 for the limit)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--scenarios", nargs="*", choices=list(SCENARIOS))
-    ap.add_argument("--contenders", nargs="*", default=CONTENDERS, choices=CONTENDERS)
+    ap.add_argument("--scenarios", nargs="*", choices=list(report.SCENARIOS), help="only these scenario letters")
+    ap.add_argument("--contenders", nargs="*", choices=CONTENDERS, help="instead of each preset's own")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results")
+    ap.add_argument("--baseline", default=str(ROOT / "bench/results/before.json"),
+                    help="a report.json to compare with (the no-regression goal, the before/after table); '' for none")
     ap.add_argument("--chart-python", default=sys.executable)
     args = ap.parse_args()
-    report = {
+    baseline = None
+    if args.baseline and Path(args.baseline).exists():
+        baseline = json.loads(Path(args.baseline).read_text())
+    rep = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "suites": args.suites,
+        "command": " ".join(["bench/run", *command_args(sys.argv[1:])]),
         "runs": args.runs,
         "jobs": args.jobs,
         "machine": machine(),
         "presets": {},
     }
+    # One workload per preset, generated once, with every suite's scenarios.
+    plan = {}
+    for suite in args.suites:
+        contenders = args.contenders or SUITE_CONTENDERS.get(suite, DEFAULT_CONTENDERS)
+        for preset, keys in SUITES[suite]:
+            for key in keys:
+                plan.setdefault(preset, {}).setdefault(key, [])
+                for c in contenders:
+                    if c not in plan[preset][key]:
+                        plan[preset][key].append(c)
     with tempfile.TemporaryDirectory(prefix="cnab-oci-bench.") as tmp:
         bench = Bench(args, Path(tmp))
         try:
-            for preset in args.presets:
-                report["presets"][preset] = bench.preset(preset)
+            for preset, keyed in plan.items():
+                bench.preset(preset, keyed, rep["presets"].setdefault(preset, {}))
         finally:
-            bench.src.stop()
-            bench.dst.stop()
-    report["goals"] = goals(report)
+            bench.close()
+        rep["networks"] = bench.networks
+    # The report lists presets in one order, whatever order they ran in.
+    order = list(SUITES)
+    rep["presets"] = dict(sorted(rep["presets"].items(), key=lambda kv: order.index(kv[0])))
+    rep["goals"] = report.goals(rep, baseline)
+    rep["baseline"] = baseline.get("date") if baseline else None
     args.out.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.out / ".report.json.tmp"
-    tmp_json.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_json, args.out / "report.json")
-    tmp_md = args.out / ".REPORT.md.tmp"
-    tmp_md.write_text(markdown(report))
-    os.replace(tmp_md, args.out / "REPORT.md")
-    chart(report, args.out / "chart.png", args.chart_python)
-    log(f"wrote {args.out}/report.json, REPORT.md and chart.png")
-    missed = [r for r in report["goals"] if not r[4]]
-    for r in missed:
-        log(f"goal missed: {r[0]} ({r[1]}) {r[2]}: {r[3]}")
+    write_atomic(args.out / "report.json", json.dumps(rep, indent=2) + "\n")
+    write_atomic(args.out / "REPORT.md", report.markdown(rep, baseline))
+    report.chart(rep, args.out, args.chart_python)
+    log(f"wrote {args.out}/report.json, REPORT.md and the charts")
+    for group in rep["goals"].values():
+        for r in group:
+            if r[4] is False:
+                log(f"goal missed: {r[0]} ({r[1]}) {r[2]}: {r[3]}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
 //!   `workload.json` and makes only the requests a relocation cannot avoid,
 //!   as many at a time as it is told;
 //! - `verify` checks that a target repository holds every manifest (byte for
-//!   byte) and every blob of the workload.
+//!   byte) and every blob of the workload;
+//! - `shape` puts a network (delay, a connection's handshake, a shared rate
+//!   cap) between a tool and a registry (`shape.rs`).
 //!
 //! Run: `cargo run -p cnab-oci-bench --release -- --help`.
 
@@ -24,10 +26,14 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-const MIB: usize = 1024 * 1024;
+mod shape;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
 
 #[derive(Parser)]
 #[command(about = "Workload generator, limit client and verifier for bench/run")]
@@ -71,6 +77,29 @@ enum Cmd {
         #[arg(long)]
         target: String,
     },
+    /// A TCP proxy LISTEN -> UPSTREAM with a one-way delay each way, an optional
+    /// round trip per new connection and an optional rate cap; prints the bound
+    /// address, and its counters as JSON on SIGTERM.
+    Shape {
+        /// Where tools connect, host:port (port 0: any free port).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The registry, host:port.
+        #[arg(long)]
+        upstream: SocketAddr,
+        /// One-way delay in milliseconds, each direction (RTT = 2 × this).
+        #[arg(long, default_value_t = 0.0)]
+        delay_ms: f64,
+        /// Charge one round trip to each new TCP connection.
+        #[arg(long)]
+        connect_rtt: bool,
+        /// Rate cap in MB/s (10^6 bytes) per direction, shared by all connections.
+        #[arg(long)]
+        rate_mb: Option<f64>,
+        /// Bytes one direction of one connection holds in flight, in KiB.
+        #[arg(long, default_value_t = 4096)]
+        window_kib: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -80,6 +109,28 @@ enum Preset {
     Medium,
     Large,
     HugeLayer,
+    /// 1+99 small images (2 layers of 4 KiB each).
+    #[value(name = "scale-100")]
+    #[serde(rename = "scale-100")]
+    Scale100,
+    /// 1+999 small images.
+    #[value(name = "scale-1000")]
+    #[serde(rename = "scale-1000")]
+    Scale1000,
+    /// 1+4,999 small images.
+    #[value(name = "scale-5000")]
+    #[serde(rename = "scale-5000")]
+    Scale5000,
+}
+
+impl Preset {
+    /// Images pushed at once by `generate`: built images are held in memory.
+    fn push_concurrency(self) -> usize {
+        match self {
+            Preset::Scale100 | Preset::Scale1000 | Preset::Scale5000 => 16,
+            _ => 2,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -147,7 +198,12 @@ fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
         Preset::Medium => (20, 4, 4 * MIB, 4, true),
         Preset::Large => (50, 5, 8 * MIB, 0, false),
         Preset::HugeLayer => (0, 1, 1024 * MIB, 0, false),
+        Preset::Scale100 => (99, 2, 4 * KIB, 0, false),
+        Preset::Scale1000 => (999, 2, 4 * KIB, 0, false),
+        Preset::Scale5000 => (4999, 2, 4 * KIB, 0, false),
     };
+    // Two digits as before for the named presets, four for the scale series.
+    let width = if components >= 100 { 4 } else { 2 };
     let base = shared_base.then(|| synth::layer(7_000_000_000 + seed, size));
     let multi: Vec<Platform> = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]
         .iter()
@@ -159,8 +215,8 @@ fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
                 ("installer".to_owned(), "bench/installer".to_owned())
             } else {
                 (
-                    format!("component-{i:02}"),
-                    format!("bench/component-{i:02}"),
+                    format!("component-{i:0width$}"),
+                    format!("bench/component-{i:0width$}"),
                 )
             };
             let own = if base.is_some() { layers - 1 } else { layers };
@@ -205,25 +261,31 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
     };
     let mut unique = BTreeSet::new();
     // Building is CPU work and an image holds its layers in memory: build on
-    // a blocking thread, one image ahead of the push.
+    // a blocking thread, push_concurrency images at a time (in order, so the
+    // workload lists them as planned).
     let planned = preset_images(preset, seed);
-    let mut built = futures::stream::iter(planned)
+    let mut pushed = futures::stream::iter(planned)
         .map(|p| {
-            tokio::task::spawn_blocking(move || {
-                let image = synth::build(&p.spec);
-                (p, image)
-            })
+            let client = &client;
+            async move {
+                let (p, image) = tokio::task::spawn_blocking(move || {
+                    let image = synth::build(&p.spec);
+                    (p, image)
+                })
+                .await?;
+                let repo = Repository {
+                    registry: registry.to_owned(),
+                    path: p.repo.clone(),
+                };
+                let root = synth::push(client, &repo, &image, "v1")
+                    .await
+                    .with_context(|| format!("pushing {registry}/{}", p.repo))?;
+                Ok::<_, anyhow::Error>((p, image, root))
+            }
         })
-        .buffered(2);
-    while let Some(r) = built.next().await {
-        let (p, image) = r?;
-        let repo = Repository {
-            registry: registry.to_owned(),
-            path: p.repo.clone(),
-        };
-        let root = synth::push(&client, &repo, &image, "v1")
-            .await
-            .with_context(|| format!("pushing {registry}/{}", p.repo))?;
+        .buffered(preset.push_concurrency());
+    while let Some(r) = pushed.next().await {
+        let (p, image, root) = r?;
         for (digest, bytes) in &image.blobs {
             if unique.insert(digest.to_string()) {
                 w.unique_blob_bytes += bytes.len() as u64;
@@ -520,9 +582,44 @@ async fn verify(workload: &PathBuf, target: &str) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse().cmd {
+fn main() -> Result<()> {
+    let cmd = Cli::parse().cmd;
+    if let Cmd::Shape {
+        listen,
+        upstream,
+        delay_ms,
+        connect_rtt,
+        rate_mb,
+        window_kib,
+    } = cmd
+    {
+        if !(delay_ms.is_finite() && delay_ms >= 0.0) {
+            bail!("--delay-ms {delay_ms}: a number of milliseconds, 0 or more");
+        }
+        if let Some(r) = rate_mb.filter(|r| !(r.is_finite() && *r > 0.0)) {
+            bail!("--rate-mb {r}: a rate above 0");
+        }
+        // One thread, so that the shaper's CPU is its process's.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(shape::serve(shape::Shape {
+                listen,
+                upstream,
+                delay: Duration::from_secs_f64(delay_ms / 1000.0),
+                connect_rtt,
+                rate: rate_mb.map(|r| r * 1e6),
+                window: window_kib * KIB,
+            }));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cmd))
+}
+
+async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Generate {
             preset,
             registry,
@@ -536,5 +633,6 @@ async fn main() -> Result<()> {
             jobs,
         } => limit(&workload, mode, &target, jobs).await,
         Cmd::Verify { workload, target } => verify(&workload, &target).await,
+        Cmd::Shape { .. } => unreachable!("served on its own runtime"),
     }
 }
