@@ -114,7 +114,7 @@ impl Relocator {
 
     /// At most `jobs` byte transfers (blob streams) at once, for everything
     /// this relocator does (at least 1; default
-    /// [`DEFAULT_JOBS`](crate::relocate::DEFAULT_JOBS)).
+    /// [`DEFAULT_JOBS`]).
     #[must_use]
     pub fn with_jobs(mut self, jobs: usize) -> Relocator {
         self.engine = self.engine.with_jobs(jobs);
