@@ -63,21 +63,27 @@ def rtt(data, path):
     fig.savefig(path, dpi=110)
 
 
+SCENARIO_COLORS = {"a": "#2b6cb0", "b": "#c05621", "c": "#2f855a", "e": "#805ad5"}
+
+
 def scale(data, path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, pts in sorted(data.items()):
-        contender = name.split(" ")[0]
+        # "cnab-oci (a)": a colour per scenario, a solid line for cnab-oci.
+        contender, scenario = name.split(" ")[0], name.split("(")[-1].rstrip(")")
         style = "-" if contender == "cnab-oci" else "--"
         x = [p[0] for p in pts]
         for ax, i in zip(axes, (1, 2)):
-            ax.plot(x, [p[i] for p in pts], style, marker="o", label=name)
+            ax.plot(x, [p[i] for p in pts], style, marker="o", label=name,
+                    color=SCENARIO_COLORS.get(scenario[:1], "#999999"))
     for ax, what in zip(axes, ("CPU (user+sys)", "wall time")):
         ax.set_xscale("log")
+        # Log: a step that grows with the bundle shows as a slope, whatever its size.
+        ax.set_yscale("log")
         ax.set_xlabel("images in the bundle")
-        ax.set_ylabel(f"{what} per image, ms")
-        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"{what} per image, ms (log)")
         ax.legend(fontsize=7)
-    fig.suptitle("scale series: cost per image against images (flat is the goal)", fontsize=11)
+    fig.suptitle("scale series: cost per image against images (flat is the goal; solid: cnab-oci, dashed: limit client)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
