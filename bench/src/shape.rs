@@ -257,8 +257,16 @@ where
 {
     let (shape, alarms) = (&*link.shape, &link.alarms);
     if shape.delay.is_zero() && bucket.is_none() {
-        if let Ok(n) = tokio::io::copy(&mut r, &mut w).await {
-            count.fetch_add(n, Ordering::Relaxed);
+        // A plain copy, counted chunk by chunk as it is written (not as
+        // tokio::io::copy does, at the end): the counters printed on SIGTERM
+        // must hold every byte a tool that has exited received, though this
+        // connection's other side may not have closed yet.
+        let mut buf = vec![0u8; CHUNK as usize];
+        while let Ok(n) = r.read(&mut buf).await {
+            if n == 0 || w.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            count.fetch_add(n as u64, Ordering::Relaxed);
         }
         let _ = w.shutdown().await;
         return;
