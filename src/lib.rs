@@ -36,6 +36,7 @@
 //! ```
 //!
 //! ## Layout
+//! - [`archive`]: thick bundles (CNAB spec 104) as Porter lays them out, reproducible to the byte.
 //! - [`json`]: a positioned JSON tree, RFC 8785 canonical output, Go-style output.
 //! - [`bundle`]: the bundle model, its validation and canonical form.
 //! - [`reference`](mod@reference): image references with Docker's grammar and normalisation.
@@ -78,6 +79,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod archive;
 pub mod bundle;
 pub mod convert;
 pub mod digest;
