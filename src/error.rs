@@ -41,6 +41,9 @@ pub enum Error {
     /// An OCI layout operation failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A thick bundle archive cannot be read, written or trusted.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// Converting between a bundle and its registry objects failed.
     #[error(transparent)]
     Convert(#[from] ConvertError),

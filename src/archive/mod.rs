@@ -13,9 +13,11 @@
 //! gives the same bytes, and so does archiving it again after a push
 //! elsewhere, since images are named by their original references.
 
+mod error;
 pub mod format;
 mod write;
 
+pub use error::ArchiveError;
 pub use write::ArchiveWriter;
 
 /// How hard the archive's gzip stream is compressed. Layers are already
