@@ -114,6 +114,42 @@ impl Digest {
     }
 }
 
+/// A digest computed as bytes go by, with the algorithm of the digest it is
+/// to be checked against.
+#[derive(Debug, Clone)]
+pub enum Hasher {
+    /// sha256.
+    Sha256(Sha256),
+    /// sha512.
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    /// A hasher for content that should hash to `expected`.
+    pub fn like(expected: &Digest) -> Hasher {
+        match expected.algorithm() {
+            "sha512" => Hasher::Sha512(Sha512::new()),
+            _ => Hasher::Sha256(Sha256::new()),
+        }
+    }
+
+    /// Hashes `bytes` too.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything hashed.
+    pub fn finish(self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest(format!("sha256:{}", hex(&h.finalize()))),
+            Hasher::Sha512(h) => Digest(format!("sha512:{}", hex(&h.finalize()))),
+        }
+    }
+}
+
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;

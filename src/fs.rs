@@ -39,6 +39,74 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// A file being written to `path`, as [`write_atomic`] writes: a temporary
+/// file beside it, renamed over it by [`AtomicFile::commit`]; a special file
+/// (a device, a FIFO) is written in place. Dropped without a commit, the
+/// temporary file is removed and `path` is untouched.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    target: PathBuf,
+    tmp: Option<tempfile::NamedTempFile>,
+    file: std::fs::File,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] as for [`write_atomic`].
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let io = |reason| cannot_write(path, reason);
+        let (target, found) = output_target(path)?;
+        if let Some(m) = found.as_ref().filter(|m| !m.is_file()) {
+            let _ = m;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(io)?;
+            return Ok(AtomicFile {
+                path: path.to_owned(),
+                target,
+                tmp: None,
+                file,
+            });
+        }
+        let tmp = temporary_beside(&target, found.map(|m| m.permissions())).map_err(io)?;
+        let file = tmp.as_file().try_clone().map_err(io)?;
+        Ok(AtomicFile {
+            path: path.to_owned(),
+            target,
+            tmp: Some(tmp),
+            file,
+        })
+    }
+
+    /// The file to write into (a handle of its own, for another thread).
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when the handle cannot be duplicated.
+    pub fn file(&self) -> Result<std::fs::File> {
+        self.file
+            .try_clone()
+            .map_err(|reason| cannot_write(&self.path, reason))
+    }
+
+    /// Flushes the file to disk and renames it into place.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when syncing or renaming fails.
+    pub fn commit(self) -> Result<()> {
+        let io = |reason| cannot_write(&self.path, reason);
+        let Some(tmp) = self.tmp else {
+            return Ok(());
+        };
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&self.target).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+}
+
 /// Checks, before any work, that [`write_atomic`] can write `path`: it is not
 /// a directory, and it is a special file or its directory exists and takes a
 /// new file (a temporary file is made there and removed). Nothing is left
@@ -152,6 +220,19 @@ fn final_target(path: &Path) -> std::io::Result<PathBuf> {
 
 /// Writes `path` through a temporary file beside it, renamed over it.
 fn replace(path: &Path, bytes: &[u8], keep: Option<std::fs::Permissions>) -> std::io::Result<()> {
+    let mut tmp = temporary_beside(path, keep)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A temporary file in `path`'s directory, with `keep`'s permissions or
+/// those `open(2)` gives a new file.
+fn temporary_beside(
+    path: &Path,
+    keep: Option<std::fs::Permissions>,
+) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = directory_of(path);
     if !dir.is_dir() {
         return Err(missing_directory(dir));
@@ -165,7 +246,7 @@ fn replace(path: &Path, bytes: &[u8], keep: Option<std::fs::Permissions>) -> std
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     // tempfile's error names its temporary file; say the directory's case.
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| {
+    let tmp = builder.tempfile_in(dir).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot make a file in `{}` ({})", dir.display(), e.kind()),
@@ -174,10 +255,7 @@ fn replace(path: &Path, bytes: &[u8], keep: Option<std::fs::Permissions>) -> std
     if let Some(p) = keep {
         tmp.as_file().set_permissions(p)?;
     }
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Reads a whole file, naming it in the error.

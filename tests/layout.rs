@@ -32,7 +32,7 @@ fn skopeo() -> PathBuf {
 
 /// Runs skopeo with `args` (no signature policy: the tests trust their own
 /// content) and returns its stdout; a failure shows its stderr.
-fn run_skopeo(args: &[&str]) -> Vec<u8> {
+pub(crate) fn run_skopeo(args: &[&str]) -> Vec<u8> {
     let out = Command::new(skopeo())
         .arg("--insecure-policy")
         .args(args)

@@ -3,6 +3,7 @@
 mod alloc;
 mod harness;
 
+mod archive;
 mod budgets;
 mod cli;
 mod cli_credentials;

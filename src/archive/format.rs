@@ -25,7 +25,7 @@ use crate::oci::{media_type as mt, Descriptor};
 use crate::reference::{Reference, ReferenceError};
 use crate::relocate::events::{ImageTree, Node, NodeKind};
 use crate::relocation::RelocationMap;
-use crate::store::layout::REF_NAME;
+pub use crate::store::layout::REF_NAME;
 use std::collections::HashSet;
 
 /// `bundle.json`, at the archive's root (CNAB spec 104).

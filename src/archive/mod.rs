@@ -15,9 +15,11 @@
 
 mod error;
 pub mod format;
+mod list;
 mod write;
 
 pub use error::ArchiveError;
+pub use list::blob_sizes;
 pub use write::ArchiveWriter;
 
 /// How hard the archive's gzip stream is compressed. Layers are already

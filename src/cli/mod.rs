@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod archive;
 mod generate;
 mod hints;
 pub(crate) mod offline;
@@ -67,6 +68,7 @@ enum Command {
     Push(registry::PushCmd),
     Pull(registry::PullCmd),
     Copy(registry::CopyCmd),
+    Archive(archive::ArchiveCmd),
     Validate(offline::ValidateArgs),
     Canonical(offline::CanonicalArgs),
     Convert(offline::ConvertArgs),
@@ -164,7 +166,11 @@ pub fn main() -> ExitCode {
         Command::Convert(a) => offline::convert(a),
         Command::Completions(a) => generate::completions(a),
         Command::Man(a) => generate::man(a),
-        Command::Fixup(_) | Command::Push(_) | Command::Pull(_) | Command::Copy(_) => {
+        Command::Fixup(_)
+        | Command::Push(_)
+        | Command::Pull(_)
+        | Command::Copy(_)
+        | Command::Archive(_) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -202,6 +208,7 @@ pub fn main() -> ExitCode {
                         Command::Push(c) => registry::push(c, &g, &cancel).await,
                         Command::Pull(c) => registry::pull(c, &g, &cancel).await,
                         Command::Copy(c) => registry::copy(c, &g, &cancel).await,
+                        Command::Archive(c) => archive::archive(c, &g, &cancel).await,
                         _ => unreachable!("offline commands run above"),
                     }
                 };

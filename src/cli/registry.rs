@@ -82,7 +82,13 @@ pub struct RelocateArgs {
 }
 
 impl RelocateArgs {
-    fn foreign_layers(&self) -> ForeignLayers {
+    /// A relocator with these budgets and registry settings.
+    pub(super) fn relocator(&self, style: Style, cancel: &CancellationToken) -> Result<Relocator> {
+        self.registry
+            .relocator((self.jobs, self.requests), style, cancel)
+    }
+
+    pub(super) fn foreign_layers(&self) -> ForeignLayers {
         if self.include_foreign_layers {
             ForeignLayers::CopyFromSource
         } else {
@@ -90,7 +96,7 @@ impl RelocateArgs {
         }
     }
 
-    fn platforms(&self) -> Platforms {
+    pub(super) fn platforms(&self) -> Platforms {
         Platforms {
             invocation: self.invocation_platforms.clone(),
             component: self.component_platforms.clone(),
@@ -290,7 +296,7 @@ pub(crate) fn parse_target(s: &str) -> Result<Reference, String> {
 /// Checks, before any work, that every output path can be written (`-` is
 /// standard output): a usage error otherwise, so that nothing is moved for
 /// output that cannot be kept.
-fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+pub(super) fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     let mut seen: Vec<(&Path, PathBuf)> = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {

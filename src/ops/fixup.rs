@@ -155,7 +155,7 @@ impl Relocator {
     /// One job per image: the input relocation map's entry first, then the
     /// image's own reference. Every reference that does not parse is
     /// reported at once.
-    fn jobs_for(&self, bundle: &Bundle, opts: &FixupOptions) -> Result<Vec<ImageJob>> {
+    pub(super) fn jobs_for(&self, bundle: &Bundle, opts: &FixupOptions) -> Result<Vec<ImageJob>> {
         if bundle.invocation_images.as_ref().is_none_or(Vec::is_empty) {
             return Err(Error::NoInvocationImage);
         }

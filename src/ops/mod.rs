@@ -22,11 +22,13 @@
 //! # Ok(()) }
 //! ```
 
+mod archive;
 mod copy;
 mod fixup;
 mod pull;
 mod push;
 
+pub use archive::{ArchiveOptions, ArchiveOutcome, ArchiveSource};
 pub use copy::{CopyOptions, CopyOutcome};
 pub use fixup::{FixupOptions, FixupOutcome, Platforms};
 pub use pull::Pulled;

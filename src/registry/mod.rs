@@ -46,6 +46,7 @@ mod transport;
 mod uploads;
 
 pub use auth::{parse_www_authenticate, Challenge, Scope};
+pub(crate) use blob::source_error;
 pub use blob::{BlobStream, MountOutcome, Progress, UploadSession};
 pub use credentials::{default_docker_config_dir, Credentials};
 pub use error::{ApiError, AuthFailure, ErrorCode, RegistryError};

@@ -164,6 +164,18 @@ impl Engine {
         .await
     }
 
+    /// One permit of the transfer budget, held until dropped: for a byte
+    /// stream that the engine's own copy does not run (an archive's).
+    pub(crate) async fn transfer_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.budgets.transfers.acquire().await
+    }
+
+    /// Whether a reporter listens (events that cost something to build can
+    /// be skipped otherwise).
+    pub(crate) fn reporting(&self) -> bool {
+        self.sink.enabled()
+    }
+
     /// Resolves and walks every image and decides what to do with every
     /// object, asking the target for each blob (`HEAD`): the plan is exact.
     /// Writes nothing. For a plan that is to be carried out,

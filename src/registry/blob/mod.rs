@@ -3,6 +3,8 @@
 //! verified streams; streaming uploads and copies are in [`upload`].
 
 mod upload;
+
+pub(crate) use upload::source_error;
 mod verify;
 
 use super::error::describe;

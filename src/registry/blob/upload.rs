@@ -431,7 +431,7 @@ fn wrapped(e: std::io::Error) -> Result<RegistryError, std::io::Error> {
 /// registry error it wraps (a source registry's, retried as such), else the
 /// failure of a source that is not a registry (an OCI layout), which is
 /// permanent and named as the source's, not the target's.
-fn source_error(e: std::io::Error, desc: &Descriptor) -> RegistryError {
+pub(crate) fn source_error(e: std::io::Error, desc: &Descriptor) -> RegistryError {
     wrapped(e).unwrap_or_else(|e| RegistryError::Source {
         digest: desc.digest.to_string(),
         reason: e.to_string(),

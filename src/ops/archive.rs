@@ -1,0 +1,625 @@
+//! `archive`: a bundle and every image it names, written as one thick bundle
+//! (CNAB spec 104) laid out as `porter archive` lays it out
+//! ([`crate::archive::format`]), streamed from the stores into the file.
+//!
+//! The images are resolved and walked as a fixup would (the same candidates,
+//! platform filters and bundle check), against an empty scratch layout so
+//! that every object is to be moved. Then the metadata is written, and every
+//! blob in the archive's order: manifests first (from the walk, exact bytes),
+//! then configs and layers, each streamed from its source into the tar.
+//! Blobs are fetched ahead of the writer, up to the engine's transfer budget,
+//! small ones whole and large ones as open streams, so that round trips
+//! overlap while memory stays bounded whatever the layer size.
+
+use super::{Location, Relocator};
+use crate::archive::format::{self, ArchivedImage};
+use crate::archive::{ArchiveWriter, Compression};
+use crate::bundle::Bundle;
+use crate::convert;
+use crate::digest::Digest;
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+use crate::oci::Descriptor;
+use crate::registry::{source_error, RegistryError, RegistryStats};
+use crate::relocate::events::{Action, Event, ImageTree, NodeKind};
+use crate::relocate::{Candidate, ImageJob, Plan};
+use crate::store::{LayoutStore, Store};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Blobs up to this size are fetched whole, ahead of the writer; larger ones
+/// are opened ahead and read as the writer takes them (bytes).
+const PREFETCH_WHOLE: u64 = 1024 * 1024;
+
+/// How many times a blob whose stream broke is fetched again, resuming
+/// where the archive stands (the bytes already written are read and dropped).
+const STREAM_ATTEMPTS: usize = 3;
+
+/// What to archive.
+#[derive(Debug, Clone)]
+pub enum ArchiveSource {
+    /// A pushed bundle: its index, config and every image its index lists,
+    /// read from where the bundle is (a registry repository or a layout).
+    Pushed(Location),
+    /// A `bundle.json`, whose images are found as [`Relocator::fixup`] finds
+    /// them (through [`super::FixupOptions::input_relocation_map`] first).
+    Bundle(Box<Bundle>),
+}
+
+/// Options of [`Relocator::archive`].
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveOptions {
+    /// How the images are found and checked, as for a fixup: platforms to
+    /// keep, the bundle check or update, the input relocation map, foreign
+    /// layers. The bundle of an [`ArchiveSource::Pushed`] is checked against
+    /// its own index, which is the truth: it is updated from it.
+    pub fixup: super::FixupOptions,
+    /// The gzip level.
+    pub compression: Compression,
+    /// Blobs to leave out, because the receiving side already has them (the
+    /// blobs of an earlier archive, [`crate::archive::blob_sizes`]): the
+    /// result is a delta, imported where that earlier archive was.
+    pub since: Option<BTreeMap<Digest, u64>>,
+}
+
+/// What [`Relocator::archive`] wrote.
+#[derive(Debug, Clone)]
+pub struct ArchiveOutcome {
+    /// The bundle as archived (canonical bytes in `bundle.json`).
+    pub bundle: Bundle,
+    /// Each image: its original reference and its descriptor, in bundle order.
+    pub images: Vec<ArchivedImage>,
+    /// Blobs written (manifests included).
+    pub blobs: u64,
+    /// Bytes of the blobs written.
+    pub bytes: u64,
+    /// Blobs left out because the `since` archive holds them.
+    pub left_out: u64,
+    /// The archive file's size in bytes.
+    pub size: u64,
+    /// The archive file's sha256 digest.
+    pub digest: Digest,
+    /// Requests and bytes per registry, for the relocator's client so far.
+    pub stats: BTreeMap<String, RegistryStats>,
+}
+
+/// One message to the writer thread.
+enum Msg {
+    Metadata {
+        bundle: Vec<u8>,
+        mapping: Vec<u8>,
+        index: Vec<u8>,
+    },
+    Blob {
+        digest: Digest,
+        size: u64,
+    },
+    Chunk(Bytes),
+    Finish,
+}
+
+/// A blob fetched ahead: whole, or an open stream.
+enum Ahead {
+    Whole(Bytes),
+    Stream(crate::store::BlobStream),
+}
+
+impl Relocator {
+    /// Writes the thick bundle of `source` to `out`: through a temporary file
+    /// beside it, renamed into place when complete, so that `out` is never
+    /// half-written. Memory stays bounded whatever the layer size; the only
+    /// bytes staged are the metadata and the manifests, which come first.
+    ///
+    /// # Errors
+    /// As [`Relocator::pull`] for a pushed source, as [`Relocator::fixup`]'s
+    /// planning for the images (unresolved images, a strict-mode mismatch);
+    /// a blob whose stream fails [`STREAM_ATTEMPTS`] times or whose bytes do
+    /// not match; [`Error::Io`] when `out` cannot be written;
+    /// [`Error::Cancelled`]. Nothing is left at `out` on failure.
+    pub async fn archive(
+        &self,
+        source: &ArchiveSource,
+        out: &Path,
+        opts: &ArchiveOptions,
+    ) -> Result<ArchiveOutcome> {
+        let (mut bundle, jobs, pushed) = self.archive_jobs(source, opts).await?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".cnab-oci-plan-")
+            .tempdir()
+            .map_err(|reason| Error::Io {
+                action: "cannot make a scratch directory",
+                path: std::env::temp_dir(),
+                reason,
+            })?;
+        let nothing = Store::Layout(LayoutStore::create(scratch.path().join("layout"))?);
+        let plan = self.engine.prepare(&jobs, &nothing).await?;
+        super::fixup::reconcile(&mut bundle, &plan, pushed || opts.fixup.auto_update_bundle)?;
+        let images: Vec<ArchivedImage> = plan
+            .images
+            .iter()
+            .map(|i| ArchivedImage {
+                original: i.image.clone(),
+                descriptor: i.descriptor.clone(),
+            })
+            .collect();
+        let mapping = format::relocation_mapping(&images)?;
+        let index = format::layout_index(&images)?;
+        let metadata = Msg::Metadata {
+            bundle: bundle.canonical_bytes(),
+            mapping: mapping.canonical_bytes(),
+            index,
+        };
+        let written = self.write_archive(&plan, out, opts, metadata).await?;
+        Ok(ArchiveOutcome {
+            bundle,
+            images,
+            blobs: written.blobs,
+            bytes: written.bytes,
+            left_out: written.left_out,
+            size: written.size,
+            digest: written.digest.expect("a written archive has a digest"),
+            stats: self.stats(),
+        })
+    }
+
+    /// The bundle, its jobs, and whether it came from a pushed index.
+    async fn archive_jobs(
+        &self,
+        source: &ArchiveSource,
+        opts: &ArchiveOptions,
+    ) -> Result<(Bundle, Vec<ImageJob>, bool)> {
+        match source {
+            ArchiveSource::Bundle(bundle) => {
+                let jobs = self.jobs_for(bundle, &opts.fixup)?;
+                Ok(((**bundle).clone(), jobs, false))
+            }
+            ArchiveSource::Pushed(location) => {
+                let (store, name) = self.open(location, false)?;
+                let f = self
+                    .fetch_bundle(&store, name.as_deref().unwrap_or("latest"))
+                    .await?;
+                let mut jobs = Vec::new();
+                for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
+                    jobs.push(ImageJob {
+                        platforms: opts.fixup.platforms.for_image(&key),
+                        foreign_layers: opts.fixup.foreign_layers,
+                        key,
+                        image: img.image.clone(),
+                        candidates: vec![Candidate {
+                            store: store.clone(),
+                            name: d.digest.to_string(),
+                            display: store.reference_for(&d.digest),
+                        }],
+                    });
+                }
+                Ok((f.bundle, jobs, true))
+            }
+        }
+    }
+
+    async fn write_archive(
+        &self,
+        plan: &Plan,
+        out: &Path,
+        opts: &ArchiveOptions,
+        metadata: Msg,
+    ) -> Result<Written> {
+        let io_error = |reason| Error::Io {
+            action: "cannot write",
+            path: out.to_owned(),
+            reason,
+        };
+        let file = crate::fs::AtomicFile::create(out)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(64);
+        let compression = opts.compression;
+        let handle = file.file()?;
+        let writer = tokio::task::spawn_blocking(move || write_thread(handle, compression, rx));
+        let fed = self.feed(plan, opts, metadata, &tx).await;
+        drop(tx);
+        let wrote = writer
+            .await
+            .map_err(|e| io_error(io::Error::other(format!("the writer stopped: {e}"))))?;
+        // The feeder's error first: a writer that stopped because the feed
+        // did says only that.
+        let mut written = fed?;
+        let (size, digest) = wrote.map_err(io_error)?;
+        written.size = size;
+        written.digest = Some(digest);
+        file.commit()?;
+        Ok(written)
+    }
+
+    /// Sends the metadata and every blob, in order, to the writer.
+    async fn feed(
+        &self,
+        plan: &Plan,
+        opts: &ArchiveOptions,
+        metadata: Msg,
+        tx: &tokio::sync::mpsc::Sender<Msg>,
+    ) -> Result<Written> {
+        let closed = || Error::Io {
+            action: "cannot write",
+            path: PathBuf::from("the archive"),
+            reason: io::Error::other("the writer stopped"),
+        };
+        tx.send(metadata).await.map_err(|_| closed())?;
+        let since = opts.since.as_ref();
+        let mut written = Written::default();
+        let mut progress = self.engine.reporting().then(|| Progress::new(&plan.trees));
+        let mut order = Vec::new();
+        for (kind, desc) in format::blob_order(&plan.trees) {
+            if since.is_some_and(|s| s.get(&desc.digest) == Some(&desc.size)) {
+                written.left_out += 1;
+                self.report(Event::NodeFinished {
+                    digest: desc.digest.to_string(),
+                    action: Action::SkipPresent,
+                    error: None,
+                })
+                .await;
+                for e in progress
+                    .iter_mut()
+                    .flat_map(|p| p.done(&desc.digest, Action::SkipPresent))
+                {
+                    self.report(e).await;
+                }
+                continue;
+            }
+            order.push((kind, desc));
+        }
+        let ahead = self.engine.jobs().max(1);
+        let mut fetched = futures::stream::iter(
+            order
+                .iter()
+                .map(|(kind, desc)| self.fetch_ahead(plan, *kind, desc)),
+        )
+        .buffered(ahead);
+        let mut i = 0;
+        while let Some(first) = fetched.next().await {
+            let (kind, desc) = &order[i];
+            i += 1;
+            tx.send(Msg::Blob {
+                digest: desc.digest.clone(),
+                size: desc.size,
+            })
+            .await
+            .map_err(|_| closed())?;
+            self.forward(plan, desc, first?, tx).await?;
+            written.blobs += 1;
+            written.bytes += desc.size;
+            self.report(Event::NodeFinished {
+                digest: desc.digest.to_string(),
+                action: if matches!(kind, NodeKind::Index | NodeKind::Manifest) {
+                    Action::Push
+                } else {
+                    Action::Copy
+                },
+                error: None,
+            })
+            .await;
+            for e in progress
+                .iter_mut()
+                .flat_map(|p| p.done(&desc.digest, Action::Copy))
+            {
+                self.report(e).await;
+            }
+        }
+        for e in progress.iter_mut().flat_map(Progress::finish) {
+            self.report(e).await;
+        }
+        tx.send(Msg::Finish).await.map_err(|_| closed())?;
+        Ok(written)
+    }
+
+    /// Starts getting blob `desc`: a manifest from the plan, a small blob
+    /// whole, a large one as an open stream.
+    async fn fetch_ahead(&self, plan: &Plan, kind: NodeKind, desc: &Descriptor) -> Result<Ahead> {
+        if matches!(kind, NodeKind::Index | NodeKind::Manifest) {
+            let m = plan
+                .manifests
+                .get(&desc.digest)
+                .ok_or_else(|| Error::BadManifest {
+                    digest: desc.digest.clone(),
+                    store: plan.target.to_string(),
+                    reason: "the walk did not keep its bytes".into(),
+                })?;
+            return Ok(Ahead::Whole(m.bytes.clone()));
+        }
+        let source = source_of(plan, desc)?;
+        if desc.size <= PREFETCH_WHOLE {
+            let bytes = self.request(source.blob_bytes(desc, desc.size)).await?;
+            return Ok(Ahead::Whole(bytes));
+        }
+        let _slot = self.engine.transfer_slot().await;
+        Ok(Ahead::Stream(self.request(source.blob(desc)).await?))
+    }
+
+    /// Sends blob `desc`'s bytes to the writer, from `first`, fetching the
+    /// rest again (and dropping what was sent) when a stream breaks.
+    async fn forward(
+        &self,
+        plan: &Plan,
+        desc: &Descriptor,
+        first: Ahead,
+        tx: &tokio::sync::mpsc::Sender<Msg>,
+    ) -> Result<()> {
+        let closed = || Error::Io {
+            action: "cannot write",
+            path: PathBuf::from("the archive"),
+            reason: io::Error::other("the writer stopped"),
+        };
+        let mut stream = match first {
+            Ahead::Whole(bytes) => {
+                return tx.send(Msg::Chunk(bytes)).await.map_err(|_| closed());
+            }
+            Ahead::Stream(s) => s,
+        };
+        let source = source_of(plan, desc)?;
+        let mut hasher = Hasher::like(&desc.digest);
+        let digest = desc.digest.to_string();
+        let mut sent = 0u64;
+        let mut reported = 0u64;
+        let mut attempt = 1;
+        loop {
+            let mut skip = sent;
+            let broke = loop {
+                let next = tokio::select! {
+                    () = self.engine.cancellation().cancelled() => {
+                        return Err(Error::Cancelled { uploads_cancelled: 0 });
+                    }
+                    next = stream.try_next() => next,
+                };
+                match next {
+                    Ok(Some(mut chunk)) => {
+                        if skip > 0 {
+                            let drop_n = skip.min(chunk.len() as u64);
+                            chunk = chunk.slice(usize::try_from(drop_n).unwrap_or(usize::MAX)..);
+                            skip -= drop_n;
+                        }
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                        sent += chunk.len() as u64;
+                        hasher.update(&chunk);
+                        tx.send(Msg::Chunk(chunk)).await.map_err(|_| closed())?;
+                        if sent - reported >= 1024 * 1024 || sent == desc.size {
+                            reported = sent;
+                            self.report(Event::Transfer {
+                                digest: digest.clone(),
+                                done: sent,
+                                total: desc.size,
+                            })
+                            .await;
+                        }
+                    }
+                    Ok(None) => {
+                        // The source verified what it sent; these are the
+                        // bytes the archive holds, across attempts.
+                        let got = hasher.finish();
+                        if got != desc.digest || sent != desc.size {
+                            return Err(Error::Registry(RegistryError::Source {
+                                digest: desc.digest.to_string(),
+                                reason: format!(
+                                    "the bytes written ({sent} bytes, {got}) are not the blob's: its source changed between attempts; archive again"
+                                ),
+                            }));
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => break e,
+                }
+            };
+            let e = source_error(broke, desc);
+            if attempt >= STREAM_ATTEMPTS || e.retry_hint().is_none() {
+                return Err(Error::Registry(
+                    e.with_attempts(u32::try_from(attempt).unwrap_or(u32::MAX)),
+                ));
+            }
+            attempt += 1;
+            let _slot = self.engine.transfer_slot().await;
+            stream = self.request(source.blob(desc)).await?;
+        }
+    }
+}
+
+/// Where blob `desc` is read from.
+fn source_of<'p>(plan: &'p Plan, desc: &Descriptor) -> Result<&'p Store> {
+    plan.blobs
+        .get(&desc.digest)
+        .map(|t| &t.source)
+        .ok_or_else(|| Error::BadManifest {
+            digest: desc.digest.clone(),
+            store: plan.target.to_string(),
+            reason: "the walk did not record where this blob is".into(),
+        })
+}
+
+#[derive(Debug, Default)]
+struct Written {
+    blobs: u64,
+    bytes: u64,
+    left_out: u64,
+    size: u64,
+    digest: Option<Digest>,
+}
+
+/// The writer thread: the archive from the messages, into `file`. Gives the
+/// archive's size and sha256 digest.
+fn write_thread(
+    file: std::fs::File,
+    compression: Compression,
+    mut rx: tokio::sync::mpsc::Receiver<Msg>,
+) -> io::Result<(u64, Digest)> {
+    let out = Counted {
+        inner: io::BufWriter::with_capacity(256 * 1024, file),
+        hasher: Hasher::like(&Digest::sha256(b"")),
+        size: 0,
+    };
+    let mut w = ArchiveWriter::new(out, compression);
+    let stopped = || io::Error::other("the archive was not finished (the work stopped)");
+    loop {
+        match rx.blocking_recv().ok_or_else(stopped)? {
+            Msg::Metadata {
+                bundle,
+                mapping,
+                index,
+            } => w.metadata(&bundle, &mapping, &index)?,
+            Msg::Blob { digest, size } => {
+                let chunks = Chunks {
+                    rx: &mut rx,
+                    current: Bytes::new(),
+                    remaining: size,
+                };
+                w.blob(&digest, size, chunks)?;
+            }
+            Msg::Chunk(_) => return Err(io::Error::other("bytes outside a blob")),
+            Msg::Finish => break,
+        }
+    }
+    let mut out = w.finish()?;
+    out.inner.flush()?;
+    Ok((out.size, out.hasher.finish()))
+}
+
+/// One blob's bytes, from the chunk messages; never reads past the blob.
+struct Chunks<'a> {
+    rx: &'a mut tokio::sync::mpsc::Receiver<Msg>,
+    current: Bytes,
+    remaining: u64,
+}
+
+impl io::Read for Chunks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            if self.remaining == 0 {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Msg::Chunk(c)) => self.current = c,
+                Some(_) => return Err(io::Error::other("a blob's bytes ended early")),
+                None => {
+                    return Err(io::Error::other(
+                        "the archive was not finished (the work stopped)",
+                    ))
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        self.remaining = self.remaining.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
+/// The output, counted and hashed as it is written.
+struct Counted<W> {
+    inner: W,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Per-image progress of the archive: which objects of each image are
+/// written, for `Progress` events, and `ImageFinished` once all are.
+struct Progress {
+    trees: Vec<ImageTree>,
+    /// Digest → the images (indexes into `trees`) that hold it.
+    holders: HashMap<Digest, Vec<usize>>,
+    /// Objects still to write, per image.
+    left: Vec<usize>,
+    finished: Vec<bool>,
+}
+
+impl Progress {
+    fn new(trees: &[ImageTree]) -> Progress {
+        let mut holders: HashMap<Digest, Vec<usize>> = HashMap::new();
+        let mut left = Vec::new();
+        for (i, t) in trees.iter().enumerate() {
+            let mut own = std::collections::HashSet::new();
+            for n in t.root.nodes() {
+                if n.action != Action::SkipForeign && own.insert(n.descriptor.digest.clone()) {
+                    holders
+                        .entry(n.descriptor.digest.clone())
+                        .or_default()
+                        .push(i);
+                }
+            }
+            left.push(own.len());
+        }
+        Progress {
+            trees: trees.to_vec(),
+            holders,
+            left,
+            finished: vec![false; trees.len()],
+        }
+    }
+
+    /// Object `digest` is in the archive (or left out): the events it causes.
+    fn done(&mut self, digest: &Digest, action: Action) -> Vec<Event> {
+        let Some(images) = self.holders.get(digest) else {
+            return Vec::new();
+        };
+        let mut touched = Vec::new();
+        for &i in images {
+            self.trees[i].root.visit_mut(&mut |n| {
+                if n.descriptor.digest == *digest {
+                    n.done = true;
+                    if action == Action::SkipPresent {
+                        n.action = action;
+                    }
+                }
+            });
+            self.left[i] = self.left[i].saturating_sub(1);
+            touched.push(self.trees[i].clone());
+        }
+        let mut events = vec![Event::Progress {
+            images: std::sync::Arc::new(touched),
+        }];
+        for &i in images {
+            if self.left[i] == 0 && !self.finished[i] {
+                self.finished[i] = true;
+                events.push(self.image_finished(i));
+            }
+        }
+        events
+    }
+
+    /// `ImageFinished` for every image not yet finished (those with no
+    /// object of their own to write).
+    fn finish(&mut self) -> Vec<Event> {
+        let open: Vec<usize> = (0..self.trees.len())
+            .filter(|&i| !std::mem::replace(&mut self.finished[i], true))
+            .collect();
+        open.into_iter().map(|i| self.image_finished(i)).collect()
+    }
+
+    fn image_finished(&self, i: usize) -> Event {
+        let t = &self.trees[i];
+        Event::ImageFinished {
+            key: t.key.clone(),
+            image: t.image.clone(),
+            // Where it is in the archive: its name in the layout.
+            relocated: Some(
+                format::image_name(&t.image, &t.root.descriptor.digest)
+                    .unwrap_or_else(|_| t.root.descriptor.digest.to_string()),
+            ),
+            error: None,
+            stopped: None,
+        }
+    }
+}
