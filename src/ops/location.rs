@@ -51,11 +51,12 @@ pub enum Location {
 }
 
 /// Why a string is not a [`Location`]. Every variant holds the input as
-/// given.
+/// given; the message does not repeat it, since whoever shows the error
+/// shows the input with it (a flag's value, a relocation map's entry).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocationError {
     /// `oci:` or `oci-archive:` with no path.
-    #[error("`{input}` names no path: write {transport}PATH[:NAME]")]
+    #[error("no PATH after `{transport}`: write {transport}PATH[:NAME]")]
     EmptyPath {
         /// The input.
         input: String,
@@ -63,13 +64,13 @@ pub enum LocationError {
         transport: &'static str,
     },
     /// A `:` after the path with nothing after it.
-    #[error("`{input}` has an empty NAME after the `:` that ends the path: name the image, or drop the `:` to take the layout's only image")]
+    #[error("an empty NAME after the `:` that ends the path: name the image, or drop the `:` to take the layout's only image")]
     EmptyName {
         /// The input.
         input: String,
     },
     /// A name outside the `org.opencontainers.image.ref.name` grammar.
-    #[error("`{input}`: `{name}` cannot name an image in an OCI layout: {reason} (names are components of letters and digits joined by one of `-._:@+` or by `--`, separated by `/`, as image-spec annotations.md says)")]
+    #[error("`{name}` cannot name an image in an OCI layout: {reason} (names are components of letters and digits joined by one of `-._:@+` or by `--`, separated by `/`, as image-spec annotations.md says)")]
     InvalidName {
         /// The input.
         input: String,
@@ -79,7 +80,7 @@ pub enum LocationError {
         reason: String,
     },
     /// Not a transport, and not a valid registry reference.
-    #[error("`{input}`: {error}; a registry reference is REGISTRY/REPOSITORY[:TAG][@DIGEST], in lower case, and an OCI layout is oci:PATH[:NAME]")]
+    #[error("{error}; a registry reference is REGISTRY/REPOSITORY[:TAG][@DIGEST], in lower case, and an OCI layout is oci:PATH[:NAME]")]
     Reference {
         /// The input.
         input: String,
@@ -88,7 +89,7 @@ pub enum LocationError {
     },
     /// A target that names a registry digest: the bundle index is written at
     /// a tag.
-    #[error("`{input}`: a target must be taggable, but this one names the digest `{digest}`: drop `@DIGEST` and name a tag instead (REGISTRY/REPOSITORY:TAG)")]
+    #[error("a target must be taggable, but this one names the digest `{digest}`: drop `@DIGEST` and name a tag instead (REGISTRY/REPOSITORY:TAG)")]
     DigestTarget {
         /// The input.
         input: String,
@@ -96,7 +97,7 @@ pub enum LocationError {
         digest: String,
     },
     /// A target that is a layout tar, which is read only here.
-    #[error("`{input}`: an oci-archive: tar is read only here; write to a layout directory (oci:DIR[:NAME]) and make the tar from it if one is needed")]
+    #[error("an oci-archive: tar is read only here; write to a layout directory (oci:DIR[:NAME]) and make the tar from it if one is needed")]
     ArchiveTarget {
         /// The input.
         input: String,

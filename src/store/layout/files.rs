@@ -79,7 +79,11 @@ impl<'a> Root<'a> {
 
     /// A top-level file (`oci-layout`, `index.json`) read whole (blocking),
     /// at most `limit + 1` bytes; `None` when there is none.
-    pub(super) fn read_limited(self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, LayoutError> {
+    pub(super) fn read_limited(
+        self,
+        name: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, LayoutError> {
         match self {
             Root::Dir(p) => read_limited(&p.join(name), limit),
             Root::Tar(t) => t.read_limited(name, limit),
@@ -323,7 +327,9 @@ async fn open_blob(
             (file, len, desc.size.saturating_add(1))
         }
         Root::Tar(t) => {
-            let m = t.member(&blob_member(&desc.digest))?.ok_or_else(not_found)?;
+            let m = t
+                .member(&blob_member(&desc.digest))?
+                .ok_or_else(not_found)?;
             let mut file = tokio::fs::File::open(t.path())
                 .await
                 .map_err(io("cannot open", t.path()))?;

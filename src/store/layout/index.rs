@@ -99,10 +99,17 @@ impl Index {
     }
 
     /// The entries whose `io.containerd.image.name` is `name`: the same
-    /// string, or the same reference once both are normalised (`nginx`
+    /// string, or the same reference once both are normalised as `docker`
+    /// reads them, `latest` when neither tag nor digest is given (`nginx`
     /// finds `docker.io/library/nginx:latest`).
     pub(super) fn image_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        let wanted = crate::Reference::parse(name).ok();
+        let wanted = crate::Reference::parse(name).ok().map(|r| {
+            if r.tag().is_none() && r.digest().is_none() {
+                r.with_tag("latest").unwrap_or(r)
+            } else {
+                r
+            }
+        });
         self.entries.iter().filter(move |e| {
             let Some(n) = e.image_name.as_deref() else {
                 return false;

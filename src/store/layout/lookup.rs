@@ -142,7 +142,6 @@ impl LayoutStore {
             digest: found.digest,
         })
     }
-
 }
 
 /// What the entries `matching` `name` lead to: `None` when there are none,
