@@ -47,6 +47,9 @@ pub enum Error {
     /// Converting between a bundle and its registry objects failed.
     #[error(transparent)]
     Convert(#[from] ConvertError),
+    /// A location (`oci:PATH[:NAME]`, a reference) does not parse.
+    #[error(transparent)]
+    Location(#[from] crate::ops::LocationError),
     /// Images of the bundle that could not be found: each with every
     /// candidate's cause, in bundle order.
     #[error("cannot resolve the bundle's images:{}", failure_lines(.0))]

@@ -39,7 +39,7 @@ async fn staged(relocator: &Relocator, fx: &Fixture, staging: &Reference) -> cna
 fn layout(path: &Path, name: &str) -> Location {
     Location::Layout {
         path: path.to_owned(),
-        name: name.to_owned(),
+        name: Some(name.to_owned()),
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod archive;
+mod copy;
 mod generate;
 mod hints;
 pub(crate) mod offline;
@@ -67,7 +68,7 @@ enum Command {
     Fixup(registry::FixupCmd),
     Push(registry::PushCmd),
     Pull(registry::PullCmd),
-    Copy(registry::CopyCmd),
+    Copy(copy::CopyCmd),
     Archive(archive::ArchiveCmd),
     Validate(offline::ValidateArgs),
     Canonical(offline::CanonicalArgs),
@@ -207,7 +208,7 @@ pub fn main() -> ExitCode {
                         Command::Fixup(c) => registry::fixup(c, &g, &cancel).await,
                         Command::Push(c) => registry::push(c, &g, &cancel).await,
                         Command::Pull(c) => registry::pull(c, &g, &cancel).await,
-                        Command::Copy(c) => registry::copy(c, &g, &cancel).await,
+                        Command::Copy(c) => copy::copy(c, &g, &cancel).await,
                         Command::Archive(c) => archive::archive(c, &g, &cancel).await,
                         _ => unreachable!("offline commands run above"),
                     }

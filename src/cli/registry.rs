@@ -1,14 +1,12 @@
-//! The registry commands: `fixup`, `push`, `pull`, `copy` (cnab-to-oci's verbs
-//! and flags).
+//! The registry commands: `fixup`, `push`, `pull` (cnab-to-oci's verbs and
+//! flags), and the flags `copy` shares with them.
 
 use super::report::{self, Style};
 use super::Global;
 use anyhow::{Context, Result};
 use clap::Args;
 use cnab_oci::oci::manifest::Platform;
-use cnab_oci::ops::{
-    CopyOptions, FixupOptions, FixupOutcome, Location, Platforms, PushOptions, Relocator,
-};
+use cnab_oci::ops::{FixupOptions, FixupOutcome, Platforms, PushOptions, Relocator};
 use cnab_oci::registry::{ClientConfig, RegistryStats};
 use cnab_oci::relocate::{ForeignLayers, Totals, DEFAULT_JOBS, DEFAULT_REQUESTS};
 use cnab_oci::{fs, Bundle, Reference, RelocationMap};
@@ -41,7 +39,7 @@ impl RegistryArgs {
     }
 
     /// A relocator for these registry settings, stopped by `cancel`.
-    fn relocator(
+    pub(super) fn relocator(
         &self,
         (jobs, requests): (usize, usize),
         style: Style,
@@ -72,13 +70,13 @@ pub struct RelocateArgs {
     /// Concurrent blob transfers (byte streams) for the whole bundle (at
     /// least 1).
     #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
-    jobs: usize,
+    pub(super) jobs: usize,
     /// Concurrent small requests (HEAD, mount, manifest PUT) and blob copies
     /// in flight for the whole bundle (at least 1; raised to --jobs).
     #[arg(long, default_value_t = DEFAULT_REQUESTS, value_parser = parse_requests)]
-    requests: usize,
+    pub(super) requests: usize,
     #[command(flatten)]
-    registry: RegistryArgs,
+    pub(super) registry: RegistryArgs,
 }
 
 impl RelocateArgs {
@@ -249,28 +247,6 @@ pub struct PullCmd {
     registry: RegistryArgs,
 }
 
-/// Promote a pushed bundle to another repository (CI).
-#[derive(Args)]
-#[command(
-    after_help = "Example:\n  cnab-oci copy staging.example.com/app:1.0 --target prod.example.com/app:1.0\n\n\
-    Relocates every image the bundle index lists into the target repository, then pushes the \
-    same config and index bytes, so the index digest does not change (a platform filter \
-    changes it, and the command says so). Prints the digest."
-)]
-pub struct CopyCmd {
-    /// The pushed bundle: `REGISTRY/REPOSITORY[:TAG][@DIGEST]`.
-    #[arg(value_parser = parse_reference)]
-    source: Reference,
-    /// Where it goes: `REGISTRY/REPOSITORY[:TAG]`.
-    #[arg(long, short = 't', value_parser = parse_target)]
-    target: Reference,
-    /// Use fallback forms when a filtered copy pushes a new index.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    allow_fallbacks: bool,
-    #[command(flatten)]
-    relocate: RelocateArgs,
-}
-
 /// A reference to read from. Checked by clap, so that an invalid one is a
 /// usage error (exit 2) before anything is read or requested.
 pub(crate) fn parse_reference(s: &str) -> Result<Reference, String> {
@@ -404,7 +380,7 @@ fn print_plan(outcome: &FixupOutcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn result_json(
+pub(super) fn result_json(
     digest: Option<&str>,
     relocation: &RelocationMap,
     totals: &Totals,
@@ -526,49 +502,6 @@ pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result
                 &pulled.stats,
                 &[]
             )
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn copy(c: &CopyCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
-    let (source, target) = (c.source.clone(), c.target.clone());
-    let style = report::style(g.json(), g.quiet);
-    let relocator =
-        c.relocate
-            .registry
-            .relocator((c.relocate.jobs, c.relocate.requests), style, cancel)?;
-    let opts = CopyOptions {
-        platforms: c.relocate.platforms(),
-        allow_fallbacks: c.allow_fallbacks,
-        foreign_layers: c.relocate.foreign_layers(),
-    };
-    let outcome = relocator
-        .copy(
-            &Location::Registry(source),
-            &Location::Registry(target),
-            &opts,
-        )
-        .await?;
-    let mut out = std::io::stdout().lock();
-    if g.json() {
-        let mut doc = result_json(
-            Some(outcome.descriptor.digest.as_str()),
-            &RelocationMap::new(),
-            &outcome.totals,
-            &outcome.stats,
-            &[],
-        );
-        doc["digest_changed"] = outcome.digest_changed.into();
-        writeln!(out, "{doc}")?;
-    } else {
-        if outcome.digest_changed {
-            writeln!(std::io::stderr(), "note: the platform filter changed the bundle, so the index digest differs from the source's")?;
-        }
-        writeln!(
-            out,
-            "Copied successfully, with digest \"{}\"",
-            outcome.descriptor.digest
         )?;
     }
     Ok(ExitCode::SUCCESS)

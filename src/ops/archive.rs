@@ -173,7 +173,7 @@ impl Relocator {
     ) -> Result<(Bundle, Vec<ImageJob>, bool)> {
         match source {
             ArchiveSource::Bundle(bundle) => {
-                let jobs = self.jobs_for(bundle, &opts.fixup)?;
+                let jobs = self.jobs_for(bundle, &opts.fixup).await?;
                 Ok(((**bundle).clone(), jobs, false))
             }
             ArchiveSource::Pushed(location) => {

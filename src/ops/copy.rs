@@ -84,8 +84,13 @@ impl Relocator {
         let target_ref = match target {
             Location::Registry(r) => Some(r),
             Location::Layout { name, .. } => {
-                LayoutStore::check_name(name)?;
+                if let Some(name) = name {
+                    LayoutStore::check_name(name)?;
+                }
                 None
+            }
+            Location::Archive { path, .. } => {
+                return Err(crate::store::LayoutError::ReadOnly { path: path.clone() }.into())
             }
         };
         let filtering =

@@ -1,7 +1,7 @@
 //! `fixup`: every image of a bundle, and everything it refers to, made present
 //! in one target repository (cnab-to-oci's `FixupBundle`).
 
-use super::Relocator;
+use super::{Location, Relocator};
 use crate::bundle::{Bundle, ImageKey};
 use crate::error::{Difference, Error, ImageFailure, Result};
 use crate::oci::manifest::Platform;
@@ -10,7 +10,9 @@ use crate::registry::RegistryStats;
 use crate::relocate::events::Event;
 use crate::relocate::{Candidate, ForeignLayers, ImageJob, Plan, Totals};
 use crate::relocation::RelocationMap;
-use std::collections::BTreeMap;
+use crate::store::{LayoutStore, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 /// Which platforms of multi-platform images to keep (empty: all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,7 +112,7 @@ impl Relocator {
         opts: &FixupOptions,
         exact: bool,
     ) -> Result<Plan> {
-        let jobs = self.jobs_for(bundle, opts)?;
+        let jobs = self.jobs_for(bundle, opts).await?;
         let target = self.registry_store(target);
         let plan = if exact {
             self.engine.plan(&jobs, &target).await?
@@ -153,9 +155,16 @@ impl Relocator {
     }
 
     /// One job per image: the input relocation map's entry first, then the
-    /// image's own reference. Every reference that does not parse is
-    /// reported at once.
-    pub(super) fn jobs_for(&self, bundle: &Bundle, opts: &FixupOptions) -> Result<Vec<ImageJob>> {
+    /// image's own reference. A map value may name a registry reference or,
+    /// in skopeo's forms, an image in an OCI layout directory
+    /// (`oci:PATH[:NAME]`) or tar (`oci-archive:PATH[:NAME]`, as `docker
+    /// save` writes), which is opened here, each layout once. Every value
+    /// that does not parse or open is reported at once.
+    pub(super) async fn jobs_for(
+        &self,
+        bundle: &Bundle,
+        opts: &FixupOptions,
+    ) -> Result<Vec<ImageJob>> {
         if bundle.invocation_images.as_ref().is_none_or(Vec::is_empty) {
             return Err(Error::NoInvocationImage);
         }
@@ -165,11 +174,22 @@ impl Relocator {
             .input_relocation_map
             .as_ref()
             .map(RelocationMap::lookup);
+        let mut layouts = Layouts::default();
         for (key, img) in bundle.all_images() {
             let mut candidates = Vec::new();
             let mut causes = Vec::new();
             let previous = input.as_ref().and_then(|m| m.get(&img.image));
-            for r in previous.into_iter().chain([img.image.as_str()]) {
+            if let Some(r) = previous.filter(|r| Location::is_layout_form(r)) {
+                match layouts.candidate(r).await {
+                    Ok(c) => candidates.push(c),
+                    Err(e) => causes.push(Error::Candidate {
+                        reference: r.to_owned(),
+                        error: Box::new(e),
+                    }),
+                }
+            }
+            let registry = previous.filter(|r| !Location::is_layout_form(r));
+            for r in registry.into_iter().chain([img.image.as_str()]) {
                 match Reference::parse(r) {
                     // Shown as written, so that the image's own reference is
                     // known as such and not named twice in an error.
@@ -203,6 +223,51 @@ impl Relocator {
         } else {
             Err(Error::Unresolved(bad))
         }
+    }
+}
+
+/// The layouts opened for one fixup's candidates, so that a layout several
+/// images come from (a tar `docker save` wrote with several images) is
+/// opened, and a tar's headers read, once.
+#[derive(Default)]
+struct Layouts(HashMap<(bool, PathBuf), LayoutStore>);
+
+impl Layouts {
+    /// The candidate that map value `r` (an `oci:` or `oci-archive:` form)
+    /// names: the layout, opened off the runtime, and the image's name in
+    /// it, or its only image's digest when `r` names none. Shown as written.
+    async fn candidate(&mut self, r: &str) -> Result<Candidate> {
+        let (archive, path, name) = match Location::parse(r)? {
+            Location::Layout { path, name } => (false, path, name),
+            Location::Archive { path, name } => (true, path, name),
+            Location::Registry(_) => unreachable!("a layout form parses as a layout"),
+        };
+        let key = (archive, path.clone());
+        let store = match self.0.get(&key) {
+            Some(s) => s.clone(),
+            None => {
+                let s = tokio::task::spawn_blocking(move || {
+                    if archive {
+                        LayoutStore::open_archive(path)
+                    } else {
+                        LayoutStore::open(path)
+                    }
+                })
+                .await
+                .expect("opening a layout does not panic")?;
+                self.0.insert(key, s.clone());
+                s
+            }
+        };
+        let name = match name {
+            Some(n) => n,
+            None => store.sole_image()?.to_string(),
+        };
+        Ok(Candidate {
+            store: Store::Layout(store),
+            name,
+            display: r.to_owned(),
+        })
     }
 }
 

@@ -25,12 +25,14 @@
 mod archive;
 mod copy;
 mod fixup;
+mod location;
 mod pull;
 mod push;
 
 pub use archive::{ArchiveOptions, ArchiveOutcome, ArchiveSource};
 pub use copy::{CopyOptions, CopyOutcome};
 pub use fixup::{FixupOptions, FixupOutcome, Platforms};
+pub use location::{Location, LocationError, DEFAULT_LAYOUT_NAME, DOCKER, OCI, OCI_ARCHIVE};
 pub use pull::Pulled;
 pub use push::{IndexHook, PushOptions, PushOutcome};
 
@@ -39,43 +41,11 @@ use crate::reference::Reference;
 use crate::registry::{Client, ClientConfig, RegistryStats, Repository};
 use crate::relocate::events::{Event, Reporter};
 use crate::relocate::{Engine, DEFAULT_JOBS};
-use crate::store::{LayoutStore, Store};
+use crate::store::{LayoutError, LayoutStore, Store};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// Where a bundle is, or goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A registry reference: a tag or a digest in a repository.
-    Registry(Reference),
-    /// An OCI image layout directory, and the name of the bundle index in it
-    /// (its `org.opencontainers.image.ref.name`, as skopeo's `oci:PATH:NAME`).
-    Layout {
-        /// The layout directory.
-        path: PathBuf,
-        /// The bundle index's name in the layout (a tag, or a digest to read by).
-        name: String,
-    },
-}
-
-impl fmt::Display for Location {
-    /// The reference, or `oci:PATH:NAME`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Registry(r) => write!(f, "{r}"),
-            Location::Layout { path, name } => write!(f, "oci:{}:{name}", path.display()),
-        }
-    }
-}
-
-impl From<Reference> for Location {
-    fn from(r: Reference) -> Location {
-        Location::Registry(r)
-    }
-}
 
 /// The shared state of the front doors: a registry client and an engine.
 /// Cheap to clone; clones share connections, tokens, the budget and the
@@ -179,28 +149,43 @@ impl Relocator {
 
     /// The store of `location`, and the name the bundle has in it (a tag or a
     /// digest; `None` for a registry reference with neither, which is read as
-    /// `latest`). A layout is created when `create` is set and it does not
-    /// exist.
+    /// `latest`). A layout directory is created when `create` is set and it
+    /// does not exist. A layout without a name is, to read, its only image
+    /// (named by its digest), and, to write, [`DEFAULT_LAYOUT_NAME`].
     ///
     /// # Errors
-    /// A layout that is missing (and not to be created) or malformed.
+    /// A layout that is missing (and not to be created) or malformed
+    /// ([`LayoutError::NotALayout`] and others); no name and not exactly one
+    /// image to read ([`LayoutError::NotOneImage`], listing the names); a tar
+    /// to write to ([`LayoutError::ReadOnly`]).
     pub fn open(&self, location: &Location, create: bool) -> Result<(Store, Option<String>)> {
-        Ok(match location {
-            Location::Registry(r) => (
-                self.registry_store(r),
-                r.digest()
-                    .map(ToString::to_string)
-                    .or_else(|| r.tag().map(str::to_owned)),
-            ),
-            Location::Layout { path, name } => {
-                let l = if create {
-                    LayoutStore::create(path.clone())?
-                } else {
-                    LayoutStore::open(path.clone())?
-                };
-                (Store::Layout(l), Some(name.clone()))
+        let (layout, name) = match location {
+            Location::Registry(r) => {
+                return Ok((
+                    self.registry_store(r),
+                    r.digest()
+                        .map(ToString::to_string)
+                        .or_else(|| r.tag().map(str::to_owned)),
+                ))
             }
-        })
+            Location::Layout { path, name } if create => {
+                let name = name.as_deref().unwrap_or(DEFAULT_LAYOUT_NAME);
+                return Ok((
+                    Store::Layout(LayoutStore::create(path.clone())?),
+                    Some(name.to_owned()),
+                ));
+            }
+            Location::Layout { path, name } => (LayoutStore::open(path.clone())?, name),
+            Location::Archive { path, .. } if create => {
+                return Err(LayoutError::ReadOnly { path: path.clone() }.into())
+            }
+            Location::Archive { path, name } => (LayoutStore::open_archive(path.clone())?, name),
+        };
+        let name = match name {
+            Some(n) => n.clone(),
+            None => layout.sole_image()?.to_string(),
+        };
+        Ok((Store::Layout(layout), Some(name)))
     }
 
     pub(crate) async fn report(&self, event: Event) {

@@ -94,10 +94,12 @@ pub enum Store {
 }
 
 impl fmt::Display for Store {
-    /// `registry/repository`, or `oci:PATH`.
+    /// `registry/repository`, or `oci:PATH` (a directory), or
+    /// `oci-archive:PATH` (a tar), as skopeo names them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Store::Registry(r) => write!(f, "{}", r.repository),
+            Store::Layout(l) if l.is_archive() => write!(f, "oci-archive:{}", l.path().display()),
             Store::Layout(l) => write!(f, "oci:{}", l.path().display()),
         }
     }
@@ -170,7 +172,8 @@ impl Store {
     }
 
     /// How an object with `digest` in this store is referred to by digest:
-    /// `registry/repository@digest` (a [`Reference`]), or `oci:PATH@digest`.
+    /// `registry/repository@digest` (a [`Reference`]), or `oci:PATH@digest`
+    /// (`oci-archive:PATH@digest` for a tar).
     pub fn reference_for(&self, digest: &Digest) -> String {
         match self {
             Store::Registry(r) => Reference::from_parts(

@@ -179,6 +179,24 @@ pub enum LayoutError {
         /// The digests missing, in the manifest's order.
         missing: Vec<Digest>,
     },
+    /// No name was given, and the layout does not hold exactly one image to
+    /// take (skopeo's rule for `oci:PATH` without a reference).
+    #[error("{}", not_one_image(layout, *.count, .names))]
+    NotOneImage {
+        /// The layout directory or tar.
+        layout: PathBuf,
+        /// How many different manifests `index.json` lists.
+        count: usize,
+        /// Their names (each image's `org.opencontainers.image.ref.name`, or
+        /// its digest when it has none), in `index.json` order.
+        names: Vec<String>,
+    },
+    /// A write into a layout tar, which is read in place and never changed.
+    #[error("the layout tar `{}` is read only: write to a layout directory instead", path.display())]
+    ReadOnly {
+        /// The tar file.
+        path: PathBuf,
+    },
     /// A name that the `org.opencontainers.image.ref.name` grammar does not
     /// allow (image-spec `annotations.md`).
     #[error("`{name}` cannot name an image in an OCI layout: {reason} (names are components of letters and digits joined by one of `-._:@+` or by `--`, separated by `/`, as image-spec annotations.md says)")]
@@ -217,6 +235,21 @@ fn known_names(names: &[String]) -> String {
     }
     s.push(')');
     s
+}
+
+fn not_one_image(layout: &std::path::Path, count: usize, names: &[String]) -> String {
+    if count == 0 {
+        return format!(
+            "the layout `{}` holds no image: check the path, or put an image in it first",
+            layout.display()
+        );
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        "the layout `{}` holds {count} images, so a name must say which: write PATH:NAME with one of {}",
+        layout.display(),
+        list.join(", ")
+    )
 }
 
 fn join(digests: &[Digest]) -> String {

@@ -9,6 +9,7 @@
 //! its rename and its directory after, so that a name that survives a power
 //! cut names complete content.
 
+use super::tarfs::TarIndex;
 use super::LayoutError;
 use crate::digest::{hex, Digest};
 use crate::oci::Descriptor;
@@ -47,6 +48,68 @@ pub(super) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     root.join("blobs")
         .join(digest.algorithm())
         .join(digest.encoded())
+}
+
+/// Where a layout's files are read from: a directory, or the members of a
+/// tar read in place.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Root<'a> {
+    /// A layout directory.
+    Dir(&'a Path),
+    /// A layout tar.
+    Tar(&'a TarIndex),
+}
+
+impl<'a> Root<'a> {
+    /// The directory or the tar file.
+    pub(super) fn path(self) -> &'a Path {
+        match self {
+            Root::Dir(p) => p,
+            Root::Tar(t) => t.path(),
+        }
+    }
+
+    /// How blob `digest` is named in messages: its file, or `TAR/blobs/…`.
+    pub(super) fn blob_display(self, digest: &Digest) -> PathBuf {
+        match self {
+            Root::Dir(p) => blob_path(p, digest),
+            Root::Tar(t) => t.display(&blob_member(digest)),
+        }
+    }
+
+    /// A top-level file (`oci-layout`, `index.json`) read whole (blocking),
+    /// at most `limit + 1` bytes; `None` when there is none.
+    pub(super) fn read_limited(
+        self,
+        name: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, LayoutError> {
+        match self {
+            Root::Dir(p) => read_limited(&p.join(name), limit),
+            Root::Tar(t) => t.read_limited(name, limit),
+        }
+    }
+
+    /// The size of blob `digest`, `None` when the layout has none.
+    pub(super) async fn blob_len(self, digest: &Digest) -> Result<Option<u64>, LayoutError> {
+        match self {
+            Root::Dir(p) => {
+                let path = blob_path(p, digest);
+                match tokio::fs::metadata(&path).await {
+                    Ok(m) if m.is_file() => Ok(Some(m.len())),
+                    Ok(_) => Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io("cannot read", &path)(e)),
+                }
+            }
+            Root::Tar(t) => Ok(t.member(&blob_member(digest))?.map(|m| m.size)),
+        }
+    }
+}
+
+/// The member name of blob `digest` in a layout tar.
+fn blob_member(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm(), digest.encoded())
 }
 
 /// A running hash of the algorithm of one digest.
@@ -233,34 +296,49 @@ async fn present(path: &Path, size: u64) -> Result<bool, LayoutError> {
 }
 
 /// Whether the layout at `root` has blob `digest`.
-pub(super) async fn has_blob(root: &Path, digest: &Digest) -> Result<bool, LayoutError> {
-    let path = blob_path(root, digest);
-    match tokio::fs::metadata(&path).await {
-        Ok(m) => Ok(m.is_file()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io("cannot read", &path)(e)),
-    }
+pub(super) async fn has_blob(root: Root<'_>, digest: &Digest) -> Result<bool, LayoutError> {
+    Ok(root.blob_len(digest).await?.is_some())
 }
 
-/// Opens blob `desc` of the layout at `root`, checking that its file has
-/// `desc.size` bytes.
-async fn open_blob(root: &Path, desc: &Descriptor) -> Result<tokio::fs::File, LayoutError> {
-    let path = blob_path(root, &desc.digest);
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(LayoutError::BlobNotFound {
-                layout: root.to_owned(),
-                digest: desc.digest.clone(),
-            })
-        }
-        Err(e) => return Err(io("cannot open", &path)(e)),
+/// Opens blob `desc` of the layout at `root`, checking that it has
+/// `desc.size` bytes: a reader of exactly its bytes (of a directory's file,
+/// one more if the file has grown, for the reader to notice).
+async fn open_blob(
+    root: Root<'_>,
+    desc: &Descriptor,
+) -> Result<tokio::io::Take<tokio::fs::File>, LayoutError> {
+    let path = root.blob_display(&desc.digest);
+    let not_found = || LayoutError::BlobNotFound {
+        layout: root.path().to_owned(),
+        digest: desc.digest.clone(),
     };
-    let len = file
-        .metadata()
-        .await
-        .map_err(io("cannot read", &path))?
-        .len();
+    let (file, len, limit) = match root {
+        Root::Dir(_) => {
+            let file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+                Err(e) => return Err(io("cannot open", &path)(e)),
+            };
+            let len = file
+                .metadata()
+                .await
+                .map_err(io("cannot read", &path))?
+                .len();
+            (file, len, desc.size.saturating_add(1))
+        }
+        Root::Tar(t) => {
+            let m = t
+                .member(&blob_member(&desc.digest))?
+                .ok_or_else(not_found)?;
+            let mut file = tokio::fs::File::open(t.path())
+                .await
+                .map_err(io("cannot open", t.path()))?;
+            tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(m.offset))
+                .await
+                .map_err(io("cannot read", &path))?;
+            (file, m.size, m.size)
+        }
+    };
     if len != desc.size {
         return Err(corrupt(
             path,
@@ -270,7 +348,7 @@ async fn open_blob(root: &Path, desc: &Descriptor) -> Result<tokio::fs::File, La
             format!("{len} bytes"),
         ));
     }
-    Ok(file)
+    Ok(file.take(limit))
 }
 
 fn corrupt(
@@ -291,7 +369,7 @@ fn corrupt(
 
 /// The state of a verified blob stream.
 struct Reader {
-    file: tokio::fs::File,
+    file: tokio::io::Take<tokio::fs::File>,
     path: PathBuf,
     digest: Digest,
     size: u64,
@@ -360,11 +438,14 @@ impl Reader {
 /// digest as the bytes go by: a mismatch is an error item (an
 /// [`std::io::ErrorKind::InvalidData`] wrapping a [`LayoutError::Corrupt`]),
 /// in place of the chunk that would complete the blob, never a clean end.
-pub(super) async fn blob_stream(root: &Path, desc: &Descriptor) -> Result<BlobStream, LayoutError> {
+pub(super) async fn blob_stream(
+    root: Root<'_>,
+    desc: &Descriptor,
+) -> Result<BlobStream, LayoutError> {
     let file = open_blob(root, desc).await?;
     let reader = Reader {
         file,
-        path: blob_path(root, &desc.digest),
+        path: root.blob_display(&desc.digest),
         digest: desc.digest.clone(),
         size: desc.size,
         seen: 0,
@@ -379,19 +460,19 @@ pub(super) async fn blob_stream(root: &Path, desc: &Descriptor) -> Result<BlobSt
 
 /// Blob `desc` read whole and verified, at most `limit` bytes.
 pub(super) async fn blob_bytes(
-    root: &Path,
+    root: Root<'_>,
     desc: &Descriptor,
     limit: u64,
 ) -> Result<Bytes, LayoutError> {
     if desc.size > limit {
         return Err(LayoutError::TooLarge {
-            layout: root.to_owned(),
+            layout: root.path().to_owned(),
             digest: desc.digest.clone(),
             size: desc.size,
             limit,
         });
     }
-    let path = blob_path(root, &desc.digest);
+    let path = root.blob_display(&desc.digest);
     let mut file = open_blob(root, desc).await?;
     let mut bytes = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0));
     (&mut file)

@@ -16,6 +16,11 @@ use serde_json::{Map, Value};
 /// `annotations.md`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// The annotation `docker save` (Docker 25 and later, and containerd's
+/// export) puts on each `index.json` entry with the image's full name
+/// (`docker.io/library/nginx:latest`), where `REF_NAME` is the tag only.
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
 /// One `index.json` entry.
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
@@ -30,6 +35,8 @@ pub(super) struct Entry {
     pub(super) size: u64,
     /// The `org.opencontainers.image.ref.name` annotation.
     pub(super) name: Option<String>,
+    /// The `io.containerd.image.name` annotation.
+    pub(super) image_name: Option<String>,
 }
 
 /// A parsed `index.json`.
@@ -91,6 +98,55 @@ impl Index {
             .filter(move |e| e.name.as_deref() == Some(name))
     }
 
+    /// The entries whose `io.containerd.image.name` is `name`: the same
+    /// string, or the same reference once both are normalised as `docker`
+    /// reads them, `latest` when neither tag nor digest is given (`nginx`
+    /// finds `docker.io/library/nginx:latest`).
+    pub(super) fn image_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let wanted = crate::Reference::parse(name).ok().map(|r| {
+            if r.tag().is_none() && r.digest().is_none() {
+                r.with_tag("latest").unwrap_or(r)
+            } else {
+                r
+            }
+        });
+        self.entries.iter().filter(move |e| {
+            let Some(n) = e.image_name.as_deref() else {
+                return false;
+            };
+            n == name
+                || wanted
+                    .as_ref()
+                    .is_some_and(|w| crate::Reference::parse(n).is_ok_and(|r| r == *w))
+        })
+    }
+
+    /// The one manifest `index.json` lists (entries of one digest count
+    /// once), or else how many there are and a name for each: its
+    /// `REF_NAME`, else its `CONTAINERD_NAME`, else its digest.
+    pub(super) fn sole(&self) -> Result<&Entry, (usize, Vec<String>)> {
+        let mut distinct: Vec<&Entry> = Vec::new();
+        for e in &self.entries {
+            if !distinct.iter().any(|d| d.digest == e.digest) {
+                distinct.push(e);
+            }
+        }
+        match distinct.as_slice() {
+            [one] => Ok(one),
+            many => Err((
+                many.len(),
+                many.iter()
+                    .map(|e| {
+                        e.name
+                            .clone()
+                            .or_else(|| e.image_name.clone())
+                            .unwrap_or_else(|| e.digest.to_string())
+                    })
+                    .collect(),
+            )),
+        }
+    }
+
     /// The first entry with `digest`, named or not.
     pub(super) fn with_digest(&self, digest: &Digest) -> Option<&Entry> {
         self.entries.iter().find(|e| e.digest == *digest)
@@ -118,6 +174,7 @@ impl Index {
             digest: desc.digest.clone(),
             size: desc.size,
             name: Some(name.to_owned()),
+            image_name: desc.annotations.get(CONTAINERD_NAME).cloned(),
         };
         match self
             .entries
@@ -185,17 +242,20 @@ impl Entry {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(".mediaType: not a string".into()),
         };
-        let name = obj
-            .get("annotations")
-            .and_then(|a| a.get(REF_NAME))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let annotation = |key: &str| {
+            obj.get("annotations")
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let (name, image_name) = (annotation(REF_NAME), annotation(CONTAINERD_NAME));
         Ok(Entry {
             raw,
             media_type,
             digest,
             size,
             name,
+            image_name,
         })
     }
 }

@@ -31,11 +31,13 @@
 mod error;
 mod files;
 mod index;
+mod lookup;
+mod tarfs;
 #[cfg(test)]
 mod tests;
 
 pub use error::LayoutError;
-pub use index::REF_NAME;
+pub use index::{CONTAINERD_NAME, REF_NAME};
 
 use crate::digest::Digest;
 use crate::oci::manifest::{self as view, View};
@@ -43,6 +45,7 @@ use crate::oci::{media_type as mt, Descriptor};
 use crate::registry::{Manifest, Progress, MAX_MANIFEST_SIZE};
 use crate::store::BlobStream;
 use bytes::Bytes;
+use files::Root;
 use index::Index;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -72,6 +75,9 @@ struct Inner {
     /// Held around each read-modify-write of `index.json`; shared by every
     /// store of this directory in the process, so that no name is lost.
     index_lock: Arc<tokio::sync::Mutex<()>>,
+    /// For a layout tar ([`LayoutStore::open_archive`]), its members; the
+    /// store is then read only. `path` is then the tar file's.
+    tar: Option<tarfs::TarIndex>,
 }
 
 /// The `index.json` lock of the directory `path` (canonical).
@@ -90,15 +96,6 @@ fn lock_for(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     let lock = Arc::new(tokio::sync::Mutex::new(()));
     locks.insert(path.to_owned(), Arc::downgrade(&lock));
     lock
-}
-
-/// What a name or digest leads to, before the blob is read.
-struct Found {
-    digest: Digest,
-    /// From an `index.json` entry; `None` for a bare blob.
-    size: Option<u64>,
-    /// From an `index.json` entry that has one.
-    media_type: Option<String>,
 }
 
 impl LayoutStore {
@@ -126,14 +123,90 @@ impl LayoutStore {
                 })
             }
         };
-        check_marker(&path)?;
-        load_index(&path)?;
+        check_marker(Root::Dir(&path))?;
+        load_index(Root::Dir(&path))?;
         Ok(LayoutStore {
             inner: Arc::new(Inner {
                 index_lock: lock_for(&path),
                 path,
+                tar: None,
             }),
         })
+    }
+
+    /// Opens the tar at `path` whose root is an OCI image layout (with or
+    /// without `./` prefixes: what `docker save` of Docker 25 and later,
+    /// `skopeo copy … oci-archive:` and buildah write), read only and in
+    /// place: its headers are read once and each blob is then read by
+    /// seeking to it, nothing is extracted. Writes are refused
+    /// ([`LayoutError::ReadOnly`]).
+    ///
+    /// # Errors
+    /// [`LayoutError::NotALayout`] when the file is missing, compressed
+    /// (gzip, zstd: decompress it first), not a tar, has a member twice, or
+    /// its `oci-layout` or `index.json` is missing or a link; as
+    /// [`LayoutStore::open`] for their contents.
+    pub fn open_archive(path: impl Into<PathBuf>) -> Result<LayoutStore, LayoutError> {
+        let given: PathBuf = path.into();
+        let path = std::fs::canonicalize(&given).unwrap_or(given);
+        let tar = tarfs::TarIndex::open(&path)?;
+        check_marker(Root::Tar(&tar))?;
+        load_index(Root::Tar(&tar))?;
+        Ok(LayoutStore {
+            inner: Arc::new(Inner {
+                index_lock: Arc::default(),
+                path,
+                tar: Some(tar),
+            }),
+        })
+    }
+
+    /// Whether this is a layout tar ([`LayoutStore::open_archive`]).
+    pub fn is_archive(&self) -> bool {
+        self.inner.tar.is_some()
+    }
+
+    fn root(&self) -> Root<'_> {
+        match &self.inner.tar {
+            Some(t) => Root::Tar(t),
+            None => Root::Dir(&self.inner.path),
+        }
+    }
+
+    /// Refuses a write into a layout tar.
+    fn writable(&self) -> Result<(), LayoutError> {
+        if self.is_archive() {
+            return Err(LayoutError::ReadOnly {
+                path: self.path().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks, without writing anything, that [`LayoutStore::create`] can
+    /// make or open a layout at `path`: it does not exist (it will be
+    /// created), or it is a directory, and when that directory holds an
+    /// `oci-layout` it opens as a layout. A directory holding other files and
+    /// no `oci-layout` is accepted, as skopeo, oras and regctl write into one.
+    ///
+    /// # Errors
+    /// [`LayoutError::NotALayout`] when `path` is not a directory; as
+    /// [`LayoutStore::open`] for an existing layout.
+    pub fn check_target(path: &Path) -> Result<(), LayoutError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(reason) => Err(LayoutError::Io {
+                action: "cannot open",
+                path: path.to_owned(),
+                reason,
+            }),
+            Ok(m) if !m.is_dir() => Err(not_a_layout(
+                path,
+                "it is a file, and a layout is a directory: name a new or empty directory, or an existing layout",
+            )),
+            Ok(_) if path.join("oci-layout").exists() => LayoutStore::open(path).map(drop),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Opens the layout at `path`, first making what is absent of it: the
@@ -224,7 +297,7 @@ impl LayoutStore {
     /// [`LayoutError::BlobNotFound`]; [`LayoutError::Corrupt`] when the file
     /// does not have `desc.size` bytes; [`LayoutError::Io`].
     pub async fn blob(&self, desc: &Descriptor) -> Result<BlobStream, LayoutError> {
-        files::blob_stream(self.path(), desc).await
+        files::blob_stream(self.root(), desc).await
     }
 
     /// Blob `desc` read whole and verified, at most `limit` bytes.
@@ -234,7 +307,7 @@ impl LayoutStore {
     /// [`LayoutStore::blob`], with a digest mismatch as
     /// [`LayoutError::Corrupt`].
     pub async fn blob_bytes(&self, desc: &Descriptor, limit: u64) -> Result<Bytes, LayoutError> {
-        files::blob_bytes(self.path(), desc, limit).await
+        files::blob_bytes(self.root(), desc, limit).await
     }
 
     /// Whether the layout has a file for blob (or manifest) `digest`. Files
@@ -243,7 +316,7 @@ impl LayoutStore {
     /// # Errors
     /// [`LayoutError::Io`] when the file system cannot be asked.
     pub async fn has_blob(&self, digest: &Digest) -> Result<bool, LayoutError> {
-        files::has_blob(self.path(), digest).await
+        files::has_blob(self.root(), digest).await
     }
 
     /// Puts blob `desc`, read from `stream`: verified as it is written to a
@@ -263,6 +336,7 @@ impl LayoutStore {
         stream: BlobStream,
         progress: Option<Progress>,
     ) -> Result<(), LayoutError> {
+        self.writable()?;
         files::put_blob(self.path(), desc, stream, progress).await
     }
 
@@ -329,6 +403,7 @@ impl LayoutStore {
         desc: &Descriptor,
         bytes: Bytes,
     ) -> Result<(), LayoutError> {
+        self.writable()?;
         Self::check_name(name)?;
         self.check_bytes(desc, &bytes)?;
         let shape = if mt::is_image_manifest_or_index(&desc.media_type) {
@@ -374,7 +449,7 @@ impl LayoutStore {
         let (root, name, desc) = (self.path().to_owned(), name.to_owned(), desc.clone());
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            let mut index = load_index(&root)?;
+            let mut index = load_index(Root::Dir(&root))?;
             index.set(&name, &desc);
             files::write_file(&root.join("index.json"), &index.to_vec(), true)
         })
@@ -391,130 +466,10 @@ impl LayoutStore {
     }
 
     async fn index(&self) -> Result<Index, LayoutError> {
-        let root = self.path().to_owned();
-        tokio::task::spawn_blocking(move || load_index(&root))
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || load_index(store.root()))
             .await
             .expect("the index.json task does not panic")
-    }
-
-    /// Where `name` leads: an entry of that name, else (a digest) an entry or
-    /// a bare blob of that digest.
-    async fn find(&self, name: &str) -> Result<Found, LayoutError> {
-        let index = self.index().await?;
-        let mut named = index.named(name).peekable();
-        if let Some(&first) = named.peek() {
-            let mut digests: Vec<Digest> = Vec::new();
-            for e in named {
-                if !digests.contains(&e.digest) {
-                    digests.push(e.digest.clone());
-                }
-            }
-            if digests.len() > 1 {
-                return Err(LayoutError::Ambiguous {
-                    layout: self.path().to_owned(),
-                    name: name.to_owned(),
-                    digests,
-                });
-            }
-            return Ok(Found {
-                digest: first.digest.clone(),
-                size: Some(first.size),
-                media_type: first.media_type.clone(),
-            });
-        }
-        if let Ok(digest) = Digest::parse(name) {
-            return Ok(match index.with_digest(&digest) {
-                Some(e) => Found {
-                    digest,
-                    size: Some(e.size),
-                    media_type: e.media_type.clone(),
-                },
-                None => Found {
-                    digest,
-                    size: None,
-                    media_type: None,
-                },
-            });
-        }
-        let mut names = index.names();
-        names.truncate(error::NAMES_SHOWN);
-        Err(LayoutError::NameNotFound {
-            layout: self.path().to_owned(),
-            name: name.to_owned(),
-            names,
-        })
-    }
-
-    /// Reads and verifies the manifest `found` leads to.
-    async fn read_manifest(&self, found: Found) -> Result<Manifest, LayoutError> {
-        let layout = self.path().to_owned();
-        let not_a_manifest = |reason: String| LayoutError::NotAManifest {
-            layout: layout.clone(),
-            digest: found.digest.clone(),
-            reason,
-        };
-        let len = match tokio::fs::metadata(files::blob_path(&layout, &found.digest)).await {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(LayoutError::BlobNotFound {
-                    layout: layout.clone(),
-                    digest: found.digest,
-                })
-            }
-            Err(reason) => {
-                return Err(LayoutError::Io {
-                    action: "cannot read",
-                    path: files::blob_path(&layout, &found.digest),
-                    reason,
-                })
-            }
-        };
-        let size = found.size.unwrap_or(len);
-        if size > MAX_MANIFEST_SIZE && found.size.is_none() {
-            return Err(not_a_manifest(format!(
-                "it is {len} bytes, more than a manifest may have ({MAX_MANIFEST_SIZE})"
-            )));
-        }
-        let desc = Descriptor {
-            media_type: String::new(),
-            digest: found.digest.clone(),
-            size,
-            annotations: BTreeMap::new(),
-        };
-        let bytes = files::blob_bytes(&layout, &desc, MAX_MANIFEST_SIZE).await?;
-        let doc: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| not_a_manifest(format!("it is not JSON ({e})")))?;
-        if !doc.is_object() {
-            return Err(not_a_manifest("it is not a JSON object".into()));
-        }
-        if doc.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
-            return Err(not_a_manifest("its schemaVersion is not 2".into()));
-        }
-        let document = doc.get("mediaType").and_then(serde_json::Value::as_str);
-        let media_type = match (found.media_type, document) {
-            (Some(index), Some(document)) if index != document => {
-                return Err(LayoutError::MediaTypeConflict {
-                    layout,
-                    digest: found.digest,
-                    index,
-                    document: document.to_owned(),
-                })
-            }
-            (Some(index), _) => index,
-            (None, Some(document)) => document.to_owned(),
-            (None, None) if doc.get("manifests").is_some() => mt::OCI_INDEX.to_owned(),
-            (None, None) if doc.get("config").is_some() => mt::OCI_MANIFEST.to_owned(),
-            (None, None) => {
-                return Err(not_a_manifest(
-                    "it has no mediaType, no `config` and no `manifests`".into(),
-                ))
-            }
-        };
-        Ok(Manifest {
-            bytes,
-            media_type,
-            digest: found.digest,
-        })
     }
 
     /// Checks `bytes` against `desc` before anything is written.
@@ -548,31 +503,33 @@ fn not_a_layout(path: &Path, reason: &str) -> LayoutError {
     }
 }
 
-/// Checks the `oci-layout` file of the directory `root` (blocking).
-fn check_marker(root: &Path) -> Result<(), LayoutError> {
-    let path = root.join("oci-layout");
-    let bytes = files::read_limited(&path, 64 * 1024)?
-        .ok_or_else(|| not_a_layout(root, "there is no `oci-layout` file"))?;
+/// Checks the `oci-layout` file of the layout `root` (blocking).
+fn check_marker(root: Root<'_>) -> Result<(), LayoutError> {
+    let dir = root.path();
+    let bytes = root
+        .read_limited("oci-layout", 64 * 1024)?
+        .ok_or_else(|| not_a_layout(dir, "there is no `oci-layout` file"))?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| not_a_layout(root, &format!("`oci-layout` is not JSON ({e})")))?;
+        .map_err(|e| not_a_layout(dir, &format!("`oci-layout` is not JSON ({e})")))?;
     match doc.get("imageLayoutVersion") {
         Some(serde_json::Value::String(v)) if v == IMAGE_LAYOUT_VERSION => Ok(()),
         Some(serde_json::Value::String(v)) => Err(LayoutError::UnsupportedVersion {
-            path,
+            path: dir.join("oci-layout"),
             version: v.clone(),
         }),
         _ => Err(not_a_layout(
-            root,
+            dir,
             "`oci-layout` has no `imageLayoutVersion` string",
         )),
     }
 }
 
-/// Reads and parses `index.json` of the directory `root` (blocking).
-fn load_index(root: &Path) -> Result<Index, LayoutError> {
-    let path = root.join("index.json");
-    let bytes = files::read_limited(&path, MAX_INDEX_SIZE)?
-        .ok_or_else(|| not_a_layout(root, "there is no `index.json` file"))?;
+/// Reads and parses `index.json` of the layout `root` (blocking).
+fn load_index(root: Root<'_>) -> Result<Index, LayoutError> {
+    let path = root.path().join("index.json");
+    let bytes = root
+        .read_limited("index.json", MAX_INDEX_SIZE)?
+        .ok_or_else(|| not_a_layout(root.path(), "there is no `index.json` file"))?;
     if bytes.len() as u64 > MAX_INDEX_SIZE {
         return Err(LayoutError::InvalidIndex {
             path,

@@ -4,6 +4,7 @@
 
 mod blobs;
 mod names;
+mod tarfs;
 
 use super::*;
 use crate::oci::manifest::Platform;
