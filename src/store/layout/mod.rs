@@ -30,7 +30,7 @@
 
 mod error;
 mod files;
-mod index;
+pub(crate) mod index;
 #[cfg(test)]
 mod tests;
 
