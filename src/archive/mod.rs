@@ -26,6 +26,7 @@ mod write;
 
 pub use error::ArchiveError;
 pub use read::{blob_sizes, BlobInfo, Contents, Metadata, ReadOptions, Visitor};
+pub(crate) use verify::{is_foreign, kind_name, list};
 pub use verify::{verify, VerifiedImage, VerifyOptions, VerifyReport};
 pub use write::ArchiveWriter;
 

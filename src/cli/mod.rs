@@ -5,6 +5,7 @@
 
 mod generate;
 mod hints;
+mod import;
 pub(crate) mod offline;
 mod registry;
 mod report;
@@ -68,6 +69,7 @@ enum Command {
     Pull(registry::PullCmd),
     Copy(registry::CopyCmd),
     Validate(offline::ValidateArgs),
+    Verify(import::VerifyArgs),
     Canonical(offline::CanonicalArgs),
     Convert(offline::ConvertArgs),
     Completions(generate::CompletionsArgs),
@@ -160,6 +162,7 @@ pub fn main() -> ExitCode {
     let g = cli.global.clone();
     let result = match &cli.command {
         Command::Validate(a) => offline::validate(a, &g),
+        Command::Verify(a) => import::verify(a, &g),
         Command::Canonical(a) => offline::canonical(a),
         Command::Convert(a) => offline::convert(a),
         Command::Completions(a) => generate::completions(a),

@@ -41,7 +41,7 @@ impl RegistryArgs {
     }
 
     /// A relocator for these registry settings, stopped by `cancel`.
-    fn relocator(
+    pub(super) fn relocator(
         &self,
         (jobs, requests): (usize, usize),
         style: Style,
@@ -72,13 +72,13 @@ pub struct RelocateArgs {
     /// Concurrent blob transfers (byte streams) for the whole bundle (at
     /// least 1).
     #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
-    jobs: usize,
+    pub(super) jobs: usize,
     /// Concurrent small requests (HEAD, mount, manifest PUT) and blob copies
     /// in flight for the whole bundle (at least 1; raised to --jobs).
     #[arg(long, default_value_t = DEFAULT_REQUESTS, value_parser = parse_requests)]
-    requests: usize,
+    pub(super) requests: usize,
     #[command(flatten)]
-    registry: RegistryArgs,
+    pub(super) registry: RegistryArgs,
 }
 
 impl RelocateArgs {
@@ -156,23 +156,23 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 /// Arguments shared by `fixup` and `push`.
 #[derive(Args, Clone, Debug)]
 pub struct FixupArgs {
-    /// The bundle.json file.
-    bundle_file: PathBuf,
+    /// The bundle.json file, or a thick bundle archive (.tgz) for `push`.
+    pub(super) bundle_file: PathBuf,
     /// Where the bundle and its images go: `REGISTRY/REPOSITORY[:TAG]`.
     #[arg(long, short = 't', value_parser = parse_target)]
-    target: Reference,
+    pub(super) target: Reference,
     /// Update each image's contentDigest, size and mediaType from the registry
     /// instead of failing when they differ.
     #[arg(long)]
-    auto_update_bundle: bool,
+    pub(super) auto_update_bundle: bool,
     /// A relocation map from a previous relocation: where to look for images first.
     #[arg(long, value_name = "FILE")]
-    input_relocation_map: Option<PathBuf>,
+    pub(super) input_relocation_map: Option<PathBuf>,
     /// Print the plan and touch nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     #[command(flatten)]
-    relocate: RelocateArgs,
+    pub(super) relocate: RelocateArgs,
 }
 
 /// Make sure every image of a bundle is in the target repository.
@@ -209,17 +209,17 @@ pub struct FixupCmd {
 )]
 pub struct PushCmd {
     #[command(flatten)]
-    args: FixupArgs,
+    pub(super) args: FixupArgs,
     /// Use the fallback forms for registries that refuse custom config media
     /// types or OCI indexes.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    allow_fallbacks: bool,
+    pub(super) allow_fallbacks: bool,
     /// Also write the fixed bundle here.
     #[arg(long = "bundle", value_name = "FILE")]
-    out_bundle: Option<PathBuf>,
+    pub(super) out_bundle: Option<PathBuf>,
     /// Also write the relocation map here.
     #[arg(long, value_name = "FILE")]
-    relocation_map: Option<PathBuf>,
+    pub(super) relocation_map: Option<PathBuf>,
 }
 
 /// Read a bundle back from a registry.
@@ -290,7 +290,7 @@ pub(crate) fn parse_target(s: &str) -> Result<Reference, String> {
 /// Checks, before any work, that every output path can be written (`-` is
 /// standard output): a usage error otherwise, so that nothing is moved for
 /// output that cannot be kept.
-fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+pub(super) fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     let mut seen: Vec<(&Path, PathBuf)> = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -314,7 +314,7 @@ fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     Ok(())
 }
 
-fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes)?;
@@ -398,7 +398,7 @@ fn print_plan(outcome: &FixupOutcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn result_json(
+pub(super) fn result_json(
     digest: Option<&str>,
     relocation: &RelocationMap,
     totals: &Totals,
@@ -449,6 +449,9 @@ pub async fn fixup(c: &FixupCmd, g: &Global, cancel: &CancellationToken) -> Resu
 }
 
 pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
+    if super::import::is_archive(&c.args.bundle_file)? {
+        return super::import::push_archive(c, g, cancel).await;
+    }
     let (mut bundle, target, opts, relocator) = fixup_options(&c.args, g, cancel)?;
     if c.args.dry_run {
         let outcome = relocator.plan_fixup(&mut bundle, &target, &opts).await?;

@@ -1,6 +1,7 @@
 //! The library's front doors, shaped after cnab-to-oci's `FixupBundle`, `Push`
 //! and `Pull`: [`Relocator::fixup`], [`Relocator::push`], [`Relocator::pull`]
-//! and [`Relocator::copy`], one file each.
+//! and [`Relocator::copy`], one file each; [`Relocator::import`] brings a
+//! thick bundle archive into a registry.
 //!
 //! A [`Relocator`] holds what every call shares: the registry client
 //! (connections, tokens, credentials, accounting), the engine (one
@@ -24,11 +25,13 @@
 
 mod copy;
 mod fixup;
+mod import;
 mod pull;
 mod push;
 
 pub use copy::{CopyOptions, CopyOutcome};
 pub use fixup::{FixupOptions, FixupOutcome, Platforms};
+pub use import::{ImportOptions, ImportOutcome};
 pub use pull::Pulled;
 pub use push::{IndexHook, PushOptions, PushOutcome};
 
