@@ -5,6 +5,9 @@
 //! - [`format`]: entry names, headers, `index.json`, the relocation mapping
 //!   and the blob order (pure).
 //! - `write`: the reproducible tar and gzip writer.
+//! - [`read`]: the one streaming reader, which refuses hostile archives;
+//!   [`blob_sizes`] lists what an archive holds.
+//! - [`verify`]: every check that needs no registry.
 //!
 //! ## Reproducible
 //! Every header is fixed (mtime 0, uid and gid 0, modes `0755`/`0644`, no user
@@ -13,13 +16,18 @@
 //! gives the same bytes, and so does archiving it again after a push
 //! elsewhere, since images are named by their original references.
 
+mod contents;
 mod error;
 pub mod format;
-mod list;
+mod guard;
+pub mod read;
+mod verify;
 mod write;
 
 pub use error::ArchiveError;
-pub use list::blob_sizes;
+pub use read::{blob_sizes, BlobInfo, Contents, Metadata, ReadOptions, Visitor};
+pub(crate) use verify::{is_foreign, kind_name, list};
+pub use verify::{verify, VerifiedImage, VerifyOptions, VerifyReport};
 pub use write::ArchiveWriter;
 
 /// How hard the archive's gzip stream is compressed. Layers are already

@@ -7,6 +7,7 @@ mod archive;
 mod copy;
 mod generate;
 mod hints;
+mod import;
 pub(crate) mod offline;
 mod registry;
 mod report;
@@ -71,6 +72,7 @@ enum Command {
     Copy(copy::CopyCmd),
     Archive(archive::ArchiveCmd),
     Validate(offline::ValidateArgs),
+    Verify(import::VerifyArgs),
     Canonical(offline::CanonicalArgs),
     Convert(offline::ConvertArgs),
     Completions(generate::CompletionsArgs),
@@ -163,6 +165,7 @@ pub fn main() -> ExitCode {
     let g = cli.global.clone();
     let result = match &cli.command {
         Command::Validate(a) => offline::validate(a, &g),
+        Command::Verify(a) => import::verify(a, &g),
         Command::Canonical(a) => offline::canonical(a),
         Command::Convert(a) => offline::convert(a),
         Command::Completions(a) => generate::completions(a),

@@ -160,23 +160,23 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 /// Arguments shared by `fixup` and `push`.
 #[derive(Args, Clone, Debug)]
 pub struct FixupArgs {
-    /// The bundle.json file.
-    bundle_file: PathBuf,
+    /// The bundle.json file, or a thick bundle archive (.tgz) for `push`.
+    pub(super) bundle_file: PathBuf,
     /// Where the bundle and its images go: `REGISTRY/REPOSITORY[:TAG]`.
     #[arg(long, short = 't', value_parser = parse_target)]
-    target: Reference,
+    pub(super) target: Reference,
     /// Update each image's contentDigest, size and mediaType from the registry
     /// instead of failing when they differ.
     #[arg(long)]
-    auto_update_bundle: bool,
+    pub(super) auto_update_bundle: bool,
     /// A relocation map from a previous relocation: where to look for images first.
     #[arg(long, value_name = "FILE")]
-    input_relocation_map: Option<PathBuf>,
+    pub(super) input_relocation_map: Option<PathBuf>,
     /// Print the plan and touch nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     #[command(flatten)]
-    relocate: RelocateArgs,
+    pub(super) relocate: RelocateArgs,
 }
 
 /// Make sure every image of a bundle is in the target repository.
@@ -213,17 +213,17 @@ pub struct FixupCmd {
 )]
 pub struct PushCmd {
     #[command(flatten)]
-    args: FixupArgs,
+    pub(super) args: FixupArgs,
     /// Use the fallback forms for registries that refuse custom config media
     /// types or OCI indexes.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    allow_fallbacks: bool,
+    pub(super) allow_fallbacks: bool,
     /// Also write the fixed bundle here.
     #[arg(long = "bundle", value_name = "FILE")]
-    out_bundle: Option<PathBuf>,
+    pub(super) out_bundle: Option<PathBuf>,
     /// Also write the relocation map here.
     #[arg(long, value_name = "FILE")]
-    relocation_map: Option<PathBuf>,
+    pub(super) relocation_map: Option<PathBuf>,
 }
 
 /// Read a bundle back from a registry.
@@ -296,7 +296,7 @@ pub(super) fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Re
     Ok(())
 }
 
-fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes)?;
@@ -431,6 +431,9 @@ pub async fn fixup(c: &FixupCmd, g: &Global, cancel: &CancellationToken) -> Resu
 }
 
 pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
+    if super::import::is_archive(&c.args.bundle_file)? {
+        return super::import::push_archive(c, g, cancel).await;
+    }
     let (mut bundle, target, opts, relocator) = fixup_options(&c.args, g, cancel)?;
     if c.args.dry_run {
         let outcome = relocator.plan_fixup(&mut bundle, &target, &opts).await?;

@@ -1,6 +1,7 @@
 //! The library's front doors, shaped after cnab-to-oci's `FixupBundle`, `Push`
 //! and `Pull`: [`Relocator::fixup`], [`Relocator::push`], [`Relocator::pull`]
-//! and [`Relocator::copy`], one file each.
+//! and [`Relocator::copy`], one file each; [`Relocator::import`] brings a
+//! thick bundle archive into a registry.
 //!
 //! A [`Relocator`] holds what every call shares: the registry client
 //! (connections, tokens, credentials, accounting), the engine (one
@@ -25,6 +26,7 @@
 mod archive;
 mod copy;
 mod fixup;
+mod import;
 mod location;
 mod pull;
 mod push;
@@ -32,6 +34,7 @@ mod push;
 pub use archive::{ArchiveOptions, ArchiveOutcome, ArchiveSource};
 pub use copy::{CopyOptions, CopyOutcome};
 pub use fixup::{FixupOptions, FixupOutcome, Platforms};
+pub use import::{ImportOptions, ImportOutcome};
 pub use location::{Location, LocationError, DEFAULT_LAYOUT_NAME, DOCKER, OCI, OCI_ARCHIVE};
 pub use pull::Pulled;
 pub use push::{IndexHook, PushOptions, PushOutcome};

@@ -142,6 +142,17 @@ impl Engine {
         self.report_all([event]).await;
     }
 
+    /// Sends `event` without waiting for the reporter (from a blocking
+    /// thread; [`Engine::flush`] waits).
+    pub(crate) fn send(&self, event: Event) {
+        self.sink.send(event);
+    }
+
+    /// Waits until the reporter has seen every event sent so far.
+    pub(crate) async fn flush(&self) {
+        self.sink.flush().await;
+    }
+
     /// Sends `events` in order, then waits until they are seen.
     pub(crate) async fn report_all(&self, events: impl IntoIterator<Item = Event>) {
         for e in events {

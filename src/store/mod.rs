@@ -340,6 +340,28 @@ impl Store {
         }
     }
 
+    /// Puts blob `desc` from `stream`, read once (no retry: a stream cannot
+    /// be replayed), verified as it goes: a registry upload session, or a
+    /// layout's temporary file renamed into place. For bytes that come from
+    /// no store, such as an archive's entries.
+    ///
+    /// # Errors
+    /// The store refused it, the stream failed, or the bytes do not match
+    /// `desc`: nothing is then stored under `desc`'s digest.
+    pub async fn put_blob_stream(
+        &self,
+        desc: &Descriptor,
+        stream: BlobStream,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r
+                .client
+                .upload_blob_stream(&r.repository, desc, stream)
+                .await?),
+            Store::Layout(l) => Ok(l.put_blob(desc, stream, None).await?),
+        }
+    }
+
     /// Puts blob `desc` whose bytes are `bytes` (small blobs: a bundle's
     /// config).
     ///

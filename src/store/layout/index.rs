@@ -23,30 +23,30 @@ pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// One `index.json` entry.
 #[derive(Debug, Clone)]
-pub(super) struct Entry {
+pub(crate) struct Entry {
     /// The entry as read (or as written, for a new name).
     raw: Value,
     /// `mediaType`, when there is one (the spec requires it; old writers
     /// omit it).
-    pub(super) media_type: Option<String>,
+    pub(crate) media_type: Option<String>,
     /// `digest`, validated.
-    pub(super) digest: Digest,
+    pub(crate) digest: Digest,
     /// `size`.
-    pub(super) size: u64,
+    pub(crate) size: u64,
     /// The `org.opencontainers.image.ref.name` annotation.
-    pub(super) name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The `io.containerd.image.name` annotation.
     pub(super) image_name: Option<String>,
 }
 
 /// A parsed `index.json`.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Index {
+pub(crate) struct Index {
     /// Every top-level member but `schemaVersion`, `mediaType` and
     /// `manifests` (an `annotations` object, fields of newer specs).
     others: Map<String, Value>,
     /// The entries, in file order.
-    pub(super) entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 impl Index {
@@ -55,7 +55,7 @@ impl Index {
     /// where a wrong value would mislead: `schemaVersion` other than 2, an
     /// entry without a valid digest or size. Errors say where
     /// (`manifests[3].digest: …`).
-    pub(super) fn parse(bytes: &[u8]) -> Result<Index, String> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Index, String> {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
         let Value::Object(mut others) = value else {

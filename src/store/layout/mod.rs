@@ -30,7 +30,7 @@
 
 mod error;
 mod files;
-mod index;
+pub(crate) mod index;
 mod lookup;
 mod tarfs;
 #[cfg(test)]

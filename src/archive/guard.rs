@@ -1,0 +1,277 @@
+//! The reader's byte-level guards: counting the compressed bytes read and
+//! the bytes they expand to (the decompression-bomb ratio), noticing the end
+//! of the decompressed stream, and checking one blob's bytes against its
+//! name as they go by.
+
+use crate::digest::Digest;
+use sha2::Digest as _;
+use std::cell::Cell;
+use std::io::{self, BufRead, Read};
+use std::rc::Rc;
+
+/// What the guards have counted, shared by the two ends of the gzip decoder.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Compressed bytes the gzip decoder has consumed.
+    pub(super) compressed: Cell<u64>,
+    /// Bytes the decoder has produced.
+    pub(super) expanded: Cell<u64>,
+    /// Whether the decompressed stream has ended (a read gave 0 bytes).
+    pub(super) ended: Cell<bool>,
+}
+
+/// The compressed side: counts what the decoder consumes. `BufRead`, so that
+/// whatever follows the gzip member is left in the buffer to be found.
+pub(super) struct CountIn<R> {
+    pub(super) inner: R,
+    pub(super) counters: Rc<Counters>,
+}
+
+impl<R: BufRead> Read for CountIn<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let c = &self.counters.compressed;
+        c.set(c.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for CountIn<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let c = &self.counters.compressed;
+        c.set(c.get() + amt as u64);
+        self.inner.consume(amt);
+    }
+}
+
+/// The expansion the reader accepts before its floor is passed and the
+/// ratio applies: small archives (metadata, a few configs) compress far
+/// better than images do, and are harmless.
+pub const EXPANSION_FLOOR: u64 = 64 * 1024 * 1024;
+
+/// The decompressed side: counts the bytes produced and refuses to go on
+/// once they exceed both [`EXPANSION_FLOOR`] and `ratio` times the
+/// compressed bytes consumed.
+pub(super) struct Expand<R> {
+    pub(super) inner: R,
+    pub(super) counters: Rc<Counters>,
+    pub(super) ratio: u64,
+}
+
+/// The error a refused expansion gives, found again by [`is_bomb`].
+#[derive(Debug)]
+pub(super) struct Bomb {
+    pub(super) compressed: u64,
+    pub(super) expanded: u64,
+    pub(super) ratio: u64,
+}
+
+impl std::fmt::Display for Bomb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} compressed bytes expanded to more than {} bytes, over {} times as many",
+            self.compressed, self.expanded, self.ratio
+        )
+    }
+}
+
+impl std::error::Error for Bomb {}
+
+/// The refused expansion inside `e`, if that is what it is.
+pub(super) fn is_bomb(e: &io::Error) -> Option<&Bomb> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<Bomb>())
+}
+
+impl<R: Read> Read for Expand<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.counters.ended.set(true);
+        }
+        let expanded = self.counters.expanded.get() + n as u64;
+        self.counters.expanded.set(expanded);
+        let compressed = self.counters.compressed.get();
+        if expanded > EXPANSION_FLOOR && expanded / self.ratio.max(1) > compressed {
+            return Err(io::Error::other(Bomb {
+                compressed,
+                expanded,
+                ratio: self.ratio,
+            }));
+        }
+        Ok(n)
+    }
+}
+
+/// A running sha256 or sha512.
+pub(super) enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+    /// Hashing off: only the size is checked.
+    Off,
+}
+
+impl Hasher {
+    pub(super) fn for_digest(d: &Digest, on: bool) -> Hasher {
+        match (on, d.algorithm()) {
+            (false, _) => Hasher::Off,
+            (true, "sha512") => Hasher::Sha512(sha2::Sha512::new()),
+            (true, _) => Hasher::Sha256(sha2::Sha256::new()),
+        }
+    }
+
+    pub(super) fn update(&mut self, chunk: &[u8]) {
+        match self {
+            Hasher::Sha256(s) => s.update(chunk),
+            Hasher::Sha512(s) => s.update(chunk),
+            Hasher::Off => {}
+        }
+    }
+
+    /// The digest, `None` when hashing is off.
+    pub(super) fn finish(self) -> Option<String> {
+        match self {
+            Hasher::Sha256(s) => Some(format!("sha256:{}", crate::digest::hex(&s.finalize()))),
+            Hasher::Sha512(s) => Some(format!("sha512:{}", crate::digest::hex(&s.finalize()))),
+            Hasher::Off => None,
+        }
+    }
+}
+
+/// Why a blob's bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum BlobFault {
+    /// The entry ended before the size its header gives.
+    Short { missing: u64 },
+    /// The bytes hash to another digest.
+    Digest { actual: String },
+}
+
+/// One blob's bytes, hashed as they are read: reading to the end checks the
+/// digest, and a mismatch (or a short entry) is an `InvalidData` (or
+/// `UnexpectedEof`) error, also kept in `fault` for the reader to report.
+pub(super) struct Verified<'a, R> {
+    pub(super) inner: R,
+    pub(super) digest: &'a Digest,
+    pub(super) remaining: u64,
+    pub(super) hasher: Option<Hasher>,
+    pub(super) fault: Option<BlobFault>,
+}
+
+impl<'a, R: Read> Verified<'a, R> {
+    pub(super) fn new(inner: R, digest: &'a Digest, size: u64, hash: bool) -> Verified<'a, R> {
+        Verified {
+            inner,
+            digest,
+            remaining: size,
+            hasher: Some(Hasher::for_digest(digest, hash)),
+            fault: None,
+        }
+    }
+
+    /// Reads whatever is left, checking it.
+    pub(super) fn drain(&mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.read(&mut buf)? > 0 {}
+        Ok(())
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        let Some(h) = self.hasher.take() else {
+            return Ok(());
+        };
+        match h.finish() {
+            Some(actual) if actual != self.digest.as_str() => {
+                self.fault = Some(BlobFault::Digest {
+                    actual: actual.clone(),
+                });
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("blob {} hashes to {actual}", self.digest),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<R: Read> Read for Verified<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(fault) = &self.fault {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {}: {fault:?}", self.digest),
+            ));
+        }
+        if self.remaining == 0 {
+            self.end()?;
+            return Ok(0);
+        }
+        let want = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            self.fault = Some(BlobFault::Short {
+                missing: self.remaining,
+            });
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("blob {} ends {} bytes early", self.digest, self.remaining),
+            ));
+        }
+        self.remaining -= n as u64;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        if self.remaining == 0 {
+            self.end()?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digest is checked at the end, a short entry is a fault, and with
+    /// hashing off only the size is.
+    #[test]
+    fn verified_reads_check_digest_and_length() {
+        let d = Digest::sha256(b"hello");
+        let mut ok = Verified::new(&b"hello"[..], &d, 5, true);
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"hello");
+        let mut bad = Verified::new(&b"hellp"[..], &d, 5, true);
+        assert!(bad.read_to_end(&mut Vec::new()).is_err());
+        assert!(matches!(bad.fault, Some(BlobFault::Digest { .. })));
+        let mut short = Verified::new(&b"hel"[..], &d, 5, true);
+        assert!(short.drain().is_err());
+        assert_eq!(short.fault, Some(BlobFault::Short { missing: 2 }));
+        let mut off = Verified::new(&b"hellp"[..], &d, 5, false);
+        off.drain().unwrap();
+    }
+
+    /// Past the floor, an expansion over the ratio is refused.
+    #[test]
+    fn expansion_over_the_ratio_is_a_bomb() {
+        let counters = Rc::new(Counters::default());
+        counters.compressed.set(1000);
+        let mut e = Expand {
+            inner: io::repeat(0).take(EXPANSION_FLOOR + 1_000_000),
+            counters: counters.clone(),
+            ratio: 100,
+        };
+        let err = io::copy(&mut e, &mut io::sink()).unwrap_err();
+        assert!(is_bomb(&err).is_some());
+    }
+}

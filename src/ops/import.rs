@@ -1,0 +1,442 @@
+//! `import`: a thick bundle into a registry, as `porter publish --archive`
+//! does, without contacting the registries the images came from.
+//!
+//! Every image goes into the target's repository: each blob streams from the
+//! gzip decoder straight into an upload session (skipped when the target has
+//! it), then the manifests are pushed by digest, children before parents,
+//! exact bytes, then the bundle itself through [`Relocator::push`]'s code,
+//! with the bundle tag last. A metadata-first archive is read once; one whose
+//! metadata comes last (Porter's) is read twice, the first time to learn the
+//! plan and check everything before anything is written.
+
+use super::push::{PushOptions, PushOutcome};
+use super::Relocator;
+use crate::archive::read::{self, find_image, BlobInfo, Contents, Metadata, ReadOptions, Visitor};
+use crate::archive::ArchiveError;
+use crate::bundle::{Bundle, ImageKey};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::Descriptor;
+use crate::reference::Reference;
+use crate::relocate::events::{Action, Event, NodeKind};
+use crate::relocation::RelocationMap;
+use crate::store::Store;
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Options of [`Relocator::import`].
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// How the bundle itself is pushed (fallbacks, index hook).
+    pub push: PushOptions,
+}
+
+/// What [`Relocator::import`] did.
+#[derive(Debug, Clone)]
+pub struct ImportOutcome {
+    /// The bundle as pushed (`contentDigest`, `size` and `mediaType` filled
+    /// from the layout where `bundle.json` left them empty).
+    pub bundle: Bundle,
+    /// Each original image reference → `<target repository>@<digest>`.
+    pub relocation_map: RelocationMap,
+    /// The bundle push: the index descriptor, fallbacks, request stats.
+    pub pushed: PushOutcome,
+    /// Images of the bundle.
+    pub images: usize,
+    /// Blobs uploaded.
+    pub blobs_uploaded: u64,
+    /// Blobs the target already had (not uploaded).
+    pub blobs_skipped: u64,
+    /// Bytes of the blobs uploaded.
+    pub bytes_uploaded: u64,
+    /// Manifests pushed by digest.
+    pub manifests_pushed: u64,
+    /// Manifests the target already had.
+    pub manifests_skipped: u64,
+    /// Passes over the archive: 1 for a metadata-first archive, 2 otherwise.
+    pub passes: u8,
+}
+
+/// One image of the bundle and its entry in the layout.
+#[derive(Debug, Clone)]
+struct Planned {
+    key: ImageKey,
+    image: String,
+    root: Descriptor,
+}
+
+/// The bundle and where each of its images is in the layout: checked
+/// before anything is written.
+fn plan(archive: &Path, m: &Metadata) -> std::result::Result<(Bundle, Vec<Planned>), ArchiveError> {
+    let invalid = |reason: String| ArchiveError::Invalid {
+        archive: archive.to_owned(),
+        reason,
+    };
+    let mut bundle = Bundle::from_slice(&m.bundle)
+        .map_err(|e| invalid(format!("bundle.json is not a valid bundle: {e}")))?;
+    let mut planned = Vec::new();
+    for (key, img) in bundle.all_images() {
+        let entry = find_image(&m.index, &m.relocation, img).ok_or_else(|| {
+            invalid(format!(
+                "{key} `{}` is not in the layout: the archive is incomplete",
+                img.image
+            ))
+        })?;
+        if let Some(cd) = img.digest() {
+            if cd != entry.descriptor.digest {
+                return Err(invalid(format!(
+                    "{key} `{}` has contentDigest {cd} in bundle.json, but the layout holds {} \
+                     for it: the bundle and its images disagree",
+                    img.image, entry.descriptor.digest
+                )));
+            }
+        }
+        planned.push(Planned {
+            key,
+            image: img.image.clone(),
+            root: entry.descriptor.clone(),
+        });
+    }
+    for p in &planned {
+        let img = bundle.image_mut(&p.key).expect("a key of the bundle");
+        if img.content_digest.is_empty() {
+            img.content_digest = p.root.digest.to_string();
+        }
+        if img.size == 0 {
+            img.size = p.root.size;
+        }
+        if img.media_type.is_empty() {
+            img.media_type.clone_from(&p.root.media_type);
+        }
+    }
+    Ok((bundle, planned))
+}
+
+/// Counts of one pass.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    uploaded: u64,
+    skipped: u64,
+    bytes: u64,
+}
+
+/// The visitor of the streaming pass: uploads each config and layer as it
+/// comes, unless the target has it. It runs on a blocking thread and drives
+/// the async store through `handle`.
+struct Uploader {
+    archive: PathBuf,
+    handle: tokio::runtime::Handle,
+    relocator: Relocator,
+    store: Store,
+    /// Set once the metadata came before any blob: uploads may begin.
+    ready: bool,
+    /// Whether a blob came before the metadata (Porter's order).
+    survey: bool,
+    counts: Counts,
+}
+
+/// How many chunks may wait between the archive's reader and the upload.
+const CHANNEL_CHUNKS: usize = 4;
+/// The chunk size read from the archive.
+const CHUNK: usize = 256 * 1024;
+
+impl Visitor for Uploader {
+    type Error = Error;
+
+    fn metadata(&mut self, m: &Metadata) -> Result<()> {
+        if self.survey {
+            return Ok(());
+        }
+        let (_, planned) = plan(&self.archive, m)?;
+        let events: Vec<Event> = planned
+            .iter()
+            .map(|p| Event::ImageStarted {
+                key: p.key.clone(),
+                image: p.image.clone(),
+            })
+            .collect();
+        self.handle
+            .block_on(self.relocator.engine().report_all(events));
+        self.ready = true;
+        Ok(())
+    }
+
+    fn blob(&mut self, info: &BlobInfo, data: &mut dyn Read) -> Result<()> {
+        if !self.ready {
+            self.survey = true;
+            return Ok(());
+        }
+        // Manifests are pushed after every blob; blobs no manifest names are
+        // left out.
+        if !matches!(info.kind, Some(NodeKind::Config | NodeKind::Layer)) {
+            return Ok(());
+        }
+        let desc = Descriptor {
+            media_type: info
+                .media_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            digest: info.digest.clone(),
+            size: info.size,
+            annotations: BTreeMap::new(),
+        };
+        let (relocator, store) = (self.relocator.clone(), self.store.clone());
+        let present = self
+            .handle
+            .block_on(async { relocator.request(store.has_blob(&desc.digest)).await })?;
+        if present {
+            self.counts.skipped += 1;
+            self.finished(&desc.digest, Action::SkipPresent);
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_CHUNKS);
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let upload = {
+            let (relocator, store, desc) = (relocator.clone(), store.clone(), desc.clone());
+            self.handle.spawn(async move {
+                relocator
+                    .request(store.put_blob_stream(&desc, Box::pin(stream)))
+                    .await
+            })
+        };
+        let mut sent = 0u64;
+        let mut reported = 0u64;
+        let mut read_error = None;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    sent += n as u64;
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        break; // the upload ended: its error says why
+                    }
+                    if sent - reported >= 1024 * 1024 || sent == desc.size {
+                        reported = sent;
+                        self.relocator.engine().send(Event::Transfer {
+                            digest: desc.digest.to_string(),
+                            done: sent,
+                            total: desc.size,
+                        });
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let r = self
+            .handle
+            .block_on(upload)
+            .map_err(|e| Error::Archive(self.invalid(format!("the upload task failed: {e}"))))?;
+        if let Some(e) = read_error {
+            // The reader reports the blob's own fault in its place.
+            return Err(Error::Archive(
+                self.invalid(format!("blob {}: cannot be read: {e}", desc.digest)),
+            ));
+        }
+        r?;
+        self.counts.uploaded += 1;
+        self.counts.bytes += desc.size;
+        self.finished(&desc.digest, Action::Copy);
+        Ok(())
+    }
+}
+
+impl Uploader {
+    fn invalid(&self, reason: String) -> ArchiveError {
+        ArchiveError::Invalid {
+            archive: self.archive.clone(),
+            reason,
+        }
+    }
+
+    fn finished(&self, digest: &Digest, action: Action) {
+        self.relocator.engine().send(Event::NodeFinished {
+            digest: digest.to_string(),
+            action,
+            error: None,
+        });
+    }
+}
+
+impl Relocator {
+    /// Imports the thick bundle at `archive` into `target`: every image into
+    /// `target`'s repository, then the bundle (config blob, config manifest,
+    /// index, with [`Relocator::push`]'s fallbacks) at `target`'s tag
+    /// (`latest` when it names none), last. The index digest is the one a
+    /// direct push of the same bundle gives. Blobs and manifests the target
+    /// has are not sent again, so a rerun after an interruption finishes the
+    /// job. A delta archive imports when the target holds what it leaves out.
+    ///
+    /// # Errors
+    /// - [`Error::Archive`]: the archive is refused (see
+    ///   [`crate::archive::read`]), its bundle or layout do not agree, or a
+    ///   delta leaves out blobs the target does not have (named, before any
+    ///   manifest is pushed);
+    /// - [`Error::DigestTarget`]: `target` names a digest;
+    /// - [`Error::Registry`], [`Error::Cancelled`], and [`Relocator::push`]'s
+    ///   errors.
+    pub async fn import(
+        &self,
+        archive: &Path,
+        target: &Reference,
+        opts: &ImportOptions,
+    ) -> Result<ImportOutcome> {
+        if target.digest().is_some() {
+            return Err(Error::DigestTarget {
+                target: target.to_string(),
+            });
+        }
+        let store = self.registry_store(target).scoped();
+        let r = self.import_scoped(&store, archive, target, opts).await;
+        super::close_on_error(&store, r).await
+    }
+
+    async fn import_scoped(
+        &self,
+        store: &Store,
+        archive: &Path,
+        target: &Reference,
+        opts: &ImportOptions,
+    ) -> Result<ImportOutcome> {
+        let mut passes = 1;
+        let (mut contents, mut counts, survey) = self.pass(store, archive, None).await?;
+        if survey {
+            // Porter's order: everything was checked; now the streaming pass.
+            plan(archive, &contents.metadata)?;
+            passes = 2;
+            let (c, n, _) = self.pass(store, archive, Some(contents)).await?;
+            contents = c;
+            counts = n;
+        }
+        let (bundle, planned) = plan(archive, &contents.metadata)?;
+        self.check_missing(store, archive, &contents).await?;
+        let (mut pushed_n, mut skipped_n) = (0, 0);
+        let mut done = BTreeSet::new();
+        let mut relocation = RelocationMap::new();
+        for p in &planned {
+            for m in contents.manifests_under(&p.root.digest) {
+                if !done.insert(m.digest.clone()) {
+                    continue;
+                }
+                let (_, bytes) = &contents.manifests[&m.digest];
+                let action = if self.request(store.has_manifest(&m.digest)).await? {
+                    skipped_n += 1;
+                    Action::SkipPresent
+                } else {
+                    self.request(store.put_manifest(m, bytes.clone())).await?;
+                    pushed_n += 1;
+                    Action::Push
+                };
+                self.engine().send(Event::NodeFinished {
+                    digest: m.digest.to_string(),
+                    action,
+                    error: None,
+                });
+            }
+            let relocated = store.reference_for(&p.root.digest);
+            relocation.insert(p.image.clone(), relocated.clone());
+            self.engine().send(Event::ImageFinished {
+                key: p.key.clone(),
+                image: p.image.clone(),
+                relocated: Some(relocated),
+                error: None,
+                stopped: None,
+            });
+        }
+        let pushed = self
+            .push_into(store, &bundle, &relocation, target, &opts.push)
+            .await?;
+        Ok(ImportOutcome {
+            images: planned.len(),
+            bundle,
+            relocation_map: relocation,
+            pushed,
+            blobs_uploaded: counts.uploaded,
+            blobs_skipped: counts.skipped,
+            bytes_uploaded: counts.bytes,
+            manifests_pushed: pushed_n,
+            manifests_skipped: skipped_n,
+            passes,
+        })
+    }
+
+    /// One pass over the archive on a blocking thread. Returns what was
+    /// read, the counts, and whether the blobs came before the metadata.
+    async fn pass(
+        &self,
+        store: &Store,
+        archive: &Path,
+        known: Option<Contents>,
+    ) -> Result<(Contents, Counts, bool)> {
+        let mut uploader = Uploader {
+            archive: archive.to_owned(),
+            handle: tokio::runtime::Handle::current(),
+            relocator: self.clone(),
+            store: store.clone(),
+            ready: false,
+            survey: false,
+            counts: Counts::default(),
+        };
+        let path = archive.to_owned();
+        let opts = ReadOptions {
+            known,
+            ..ReadOptions::default()
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = read::read(&path, &opts, &mut uploader);
+            (r, uploader.counts, uploader.survey)
+        })
+        .await;
+        let (r, counts, survey) = joined.map_err(|e| {
+            Error::Archive(ArchiveError::Invalid {
+                archive: archive.to_owned(),
+                reason: format!("the reading thread failed: {e}"),
+            })
+        })?;
+        self.engine().flush().await;
+        Ok((r?, counts, survey))
+    }
+
+    /// The blobs and manifests a delta leaves out must be in the target.
+    async fn check_missing(
+        &self,
+        store: &Store,
+        archive: &Path,
+        contents: &Contents,
+    ) -> Result<()> {
+        let mut absent = Vec::new();
+        for (d, (kind, desc)) in &contents.missing {
+            let present = match kind {
+                NodeKind::Index | NodeKind::Manifest => self.request(store.has_manifest(d)).await?,
+                NodeKind::Layer if crate::archive::is_foreign(&desc.media_type) => true,
+                _ => self.request(store.has_blob(d)).await?,
+            };
+            if !present {
+                absent.push(format!("{d} ({})", crate::archive::kind_name(*kind)));
+            }
+        }
+        if absent.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Archive(ArchiveError::Invalid {
+            archive: archive.to_owned(),
+            reason: format!(
+                "{} blob(s) are neither in the archive nor in the target `{store}`: {}. The \
+                 archive is a delta: import the archive it was made against first; nothing \
+                 was tagged",
+                absent.len(),
+                crate::archive::list(&absent)
+            ),
+        }))
+    }
+}
