@@ -389,3 +389,55 @@ async fn the_cli_archives_with_json_results_and_each_compression_level() {
     // One tar, four gzip levels.
     assert!(tars.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// Through auth and TLS: archived from a token-auth registry, imported into a
+/// basic-auth registry over HTTPS, archived again there: the same bytes, and
+/// the index digest of a direct push.
+#[tokio::test]
+async fn an_archive_round_trip_through_auth_and_tls_is_byte_identical() {
+    let (src, inside) = (Registry::token(), Registry::basic());
+    let config = registry_config(&[&src, &inside]);
+    let fx = seed(&src, &config).await;
+    let (bundle, a) = pushed(&src, &config, &fx, "out/demo:1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.tgz");
+    relocator(&config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(a)),
+            &first,
+            &ArchiveOptions::default(),
+        )
+        .await
+        .unwrap();
+    let target = Reference::parse(&format!("{}/in/demo:1", inside.host())).unwrap();
+    let imported = relocator(&config)
+        .import(&first, &target, &cnab_oci::ops::ImportOptions::default())
+        .await
+        .unwrap();
+    // A direct push of the same bundle into another repository there gives
+    // the same index digest.
+    let direct = Reference::parse(&format!("{}/direct/demo:1", inside.host())).unwrap();
+    let mut b = bundle.clone();
+    let fixed = relocator(&config)
+        .fixup(&mut b, &direct, &opts())
+        .await
+        .unwrap();
+    let pushed = relocator(&config)
+        .push(&b, &fixed.relocation_map, &direct, &PushOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(imported.pushed.descriptor.digest, pushed.descriptor.digest);
+    let second = dir.path().join("second.tgz");
+    relocator(&config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(target)),
+            &second,
+            &ArchiveOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(),
+        "archive → push → archive is byte-identical"
+    );
+}

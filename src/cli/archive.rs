@@ -1,6 +1,6 @@
 //! `cnab-oci archive`: a bundle and its images into one thick bundle file.
 
-use super::registry::{check_outputs, parse_reference, RelocateArgs};
+use super::registry::{check_outputs, RelocateArgs};
 use super::report;
 use super::Global;
 use anyhow::{Context, Result};
@@ -51,8 +51,9 @@ impl From<CompressionArg> for Compression {
     push elsewhere, gives the same bytes. Blobs stream from the registries into the file; it \
     is written atomically. Import it with `cnab-oci push FILE.tgz --target REF`.")]
 pub struct ArchiveCmd {
-    /// The bundle: a pushed bundle (`REGISTRY/REPOSITORY[:TAG][@DIGEST]`), or a
-    /// bundle.json file whose images are reachable.
+    /// The bundle: a pushed bundle (`REGISTRY/REPOSITORY[:TAG][@DIGEST]`, or
+    /// `oci:PATH[:NAME]` for one in an OCI layout), or a bundle.json file whose
+    /// images are reachable.
     source: String,
     /// The archive to write (`.tgz`).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -108,9 +109,9 @@ pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> 
     }
     let source = match source_of(&c.source)? {
         Some(path) => ArchiveSource::Bundle(Box::new(super::offline::load_bundle(&path)?)),
-        None => ArchiveSource::Pushed(Location::Registry(
-            parse_reference(&c.source).map_err(|e| usage("SOURCE", &e))?,
-        )),
+        None => ArchiveSource::Pushed(
+            Location::parse(&c.source).map_err(|e| usage(&c.source, &e.to_string()))?,
+        ),
     };
     let input_relocation_map = match &c.input_relocation_map {
         Some(p) => Some(
