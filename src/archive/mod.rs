@@ -2,7 +2,7 @@
 //! moving bundles across an air gap (CNAB spec 104, "thick bundle"), laid out
 //! as `porter archive` lays it out so that each tool reads the other's.
 //!
-//! - [`format`]: entry names, headers, `index.json`, the relocation mapping
+//! - [`format`](mod@format): entry names, headers, `index.json`, the relocation mapping
 //!   and the blob order (pure).
 //! - `write`: the reproducible tar and gzip writer.
 //! - [`read`]: the one streaming reader, which refuses hostile archives;

@@ -116,7 +116,7 @@ impl Relocator {
     /// # Errors
     /// As [`Relocator::pull`] for a pushed source, as [`Relocator::fixup`]'s
     /// planning for the images (unresolved images, a strict-mode mismatch);
-    /// a blob whose stream fails [`STREAM_ATTEMPTS`] times or whose bytes do
+    /// a blob whose stream fails 3 times or whose bytes do
     /// not match; [`Error::Io`] when `out` cannot be written;
     /// [`Error::Cancelled`]. Nothing is left at `out` on failure.
     pub async fn archive(
