@@ -1,6 +1,7 @@
 //! All integration tests, built as one binary.
 
 mod alloc;
+mod archive;
 mod harness;
 
 mod budgets;

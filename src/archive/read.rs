@@ -294,6 +294,7 @@ impl<'o> State<'o> {
         } else if e.kind() == io::ErrorKind::UnexpectedEof
             || e.to_string().contains("unexpected EOF")
             || e.to_string().contains("failed to read entire block")
+            || e.to_string().contains("incomplete deflate stream")
         {
             format!("the archive ends early: it is truncated{at} ({e}); copy it again")
         } else if e.to_string().contains("invalid gzip header") {
@@ -615,8 +616,11 @@ impl<'o> State<'o> {
         } else {
             let mut v = Verified::new(&mut *entry, &digest, size, hash);
             let r = visitor.blob(&info, &mut v);
-            if v.fault.is_some() {
-                let e = io::Error::other("checked");
+            if v.fault.is_some() || v.failed.is_some() {
+                let e = v
+                    .failed
+                    .take()
+                    .unwrap_or_else(|| io::Error::other("checked"));
                 return Err(self.blob_error(path, &digest, v.fault.clone(), &e).into());
             }
             r?;
