@@ -2,6 +2,7 @@
 
 mod alloc;
 mod archive;
+mod archive_import;
 mod harness;
 
 mod budgets;
