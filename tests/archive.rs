@@ -258,7 +258,7 @@ async fn hostile_index_that_lists_itself() {
         web_root.media_type, web_root.media_type, web_root.digest, web_root.size
     );
     let mut data = looped.into_bytes();
-    data.resize(web_root.size as usize, b' ');
+    data.resize(usize::try_from(web_root.size).unwrap(), b' ');
     e[pos].data = data;
     refused(&tgz(&e), web_root.digest.as_str()).await;
 }

@@ -152,13 +152,13 @@ async fn a_delta_imports_only_where_its_base_is() {
     let left: BTreeSet<_> = c.images[1].1.blobs.keys().cloned().collect();
     let delta = save(dir.path(), "delta.tgz", &ours_with(&c, &left, |_, _| {}));
     let empty = Registry::plain();
-    let r = Relocator::new(config_for(&empty)).unwrap();
+    let to_empty = Relocator::new(config_for(&empty)).unwrap();
     let t = Reference::parse(&format!("{}/air/demo:1", empty.host())).unwrap();
-    let e = r
+    let refused = to_empty
         .import(&delta, &t, &ImportOptions::default())
         .await
         .unwrap_err();
-    let msg = e.to_string();
+    let msg = refused.to_string();
     assert!(msg.contains("delta"), "{msg}");
     assert!(
         msg.contains(left.iter().next().unwrap().as_str()) || msg.contains("more"),
@@ -166,16 +166,19 @@ async fn a_delta_imports_only_where_its_base_is() {
     );
     assert_nothing_written(&empty, &c).await;
     let full = Registry::plain();
-    let r = Relocator::new(config_for(&full)).unwrap();
+    let to_full = Relocator::new(config_for(&full)).unwrap();
     let t1 = Reference::parse(&format!("{}/air/demo:1", full.host())).unwrap();
-    let a = r
+    let with_base = to_full
         .import(&base, &t1, &ImportOptions::default())
         .await
         .unwrap();
     let t2 = Reference::parse(&format!("{}/air/demo:2", full.host())).unwrap();
-    let b = r
+    let delta_done = to_full
         .import(&delta, &t2, &ImportOptions::default())
         .await
         .unwrap();
-    assert_eq!(a.pushed.descriptor.digest, b.pushed.descriptor.digest);
+    assert_eq!(
+        with_base.pushed.descriptor.digest,
+        delta_done.pushed.descriptor.digest
+    );
 }
