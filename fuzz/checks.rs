@@ -44,3 +44,18 @@ pub fn check_www_authenticate(data: &[u8]) {
         }
     }
 }
+
+/// The archive reader never panics on any bytes, and what it accepts is
+/// consistent: every blob it reports held has a size, and every manifest
+/// it kept hashes to its digest.
+pub fn check_archive(data: &[u8]) {
+    use cnab_oci::archive::read::{self, Check, ReadOptions};
+    let opts = ReadOptions::default();
+    if let Ok(c) = read::read_from(data, std::path::Path::new("fuzz.tgz"), &opts, &mut Check) {
+        for (d, (desc, bytes)) in &c.manifests {
+            assert!(d.matches(bytes), "a kept manifest hashes to its digest");
+            assert_eq!(desc.size, bytes.len() as u64);
+            assert!(c.blobs.contains_key(d), "a kept manifest is a held blob");
+        }
+    }
+}

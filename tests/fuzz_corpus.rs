@@ -40,3 +40,9 @@ fn manifest_corpus() {
 fn www_authenticate_corpus() {
     replay("www_authenticate", check_www_authenticate);
 }
+
+/// Thick bundle archive inputs.
+#[test]
+fn archive_corpus() {
+    replay("archive", check_archive);
+}

@@ -1,9 +1,11 @@
 //! All integration tests, built as one binary.
 
 mod alloc;
+mod archive;
+mod archive_import;
+mod archive_verify;
 mod harness;
 
-mod archive;
 mod budgets;
 mod cli;
 mod cli_credentials;

@@ -160,6 +160,9 @@ pub(super) struct Verified<'a, R> {
     pub(super) remaining: u64,
     pub(super) hasher: Option<Hasher>,
     pub(super) fault: Option<BlobFault>,
+    /// The first failure of the stream underneath (truncation, a bomb),
+    /// kept for the reader to report as it is: its consumer gets a copy.
+    pub(super) failed: Option<io::Error>,
 }
 
 impl<'a, R: Read> Verified<'a, R> {
@@ -170,6 +173,7 @@ impl<'a, R: Read> Verified<'a, R> {
             remaining: size,
             hasher: Some(Hasher::for_digest(digest, hash)),
             fault: None,
+            failed: None,
         }
     }
 
@@ -217,7 +221,14 @@ impl<R: Read> Read for Verified<'_, R> {
         if want == 0 {
             return Ok(0);
         }
-        let n = self.inner.read(&mut buf[..want])?;
+        let n = match self.inner.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.failed = Some(e);
+                return Err(copy);
+            }
+        };
         if n == 0 {
             self.fault = Some(BlobFault::Short {
                 missing: self.remaining,

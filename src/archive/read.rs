@@ -43,16 +43,18 @@
 pub use super::contents::{find_image, BlobInfo, Contents, IndexEntry, Metadata};
 use super::contents::{kind_of, Graph};
 use super::format::{self, EntryName};
+mod end;
+use end::{layout_version, looks_like_json, parse_index};
+
 pub use super::guard::EXPANSION_FLOOR;
 use super::guard::{self, BlobFault, CountIn, Counters, Expand, Verified};
 use super::ArchiveError;
 use crate::bundle::MAX_BUNDLE_SIZE;
 use crate::digest::Digest;
-use crate::oci::{media_type as mt, Descriptor};
+use crate::oci::Descriptor;
 use crate::registry::MAX_MANIFEST_SIZE;
 use crate::relocate::events::NodeKind;
 use crate::relocation::RelocationMap;
-use crate::store::layout::index::Index;
 use crate::store::layout::MAX_INDEX_SIZE;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -294,6 +296,7 @@ impl<'o> State<'o> {
         } else if e.kind() == io::ErrorKind::UnexpectedEof
             || e.to_string().contains("unexpected EOF")
             || e.to_string().contains("failed to read entire block")
+            || e.to_string().contains("incomplete deflate stream")
         {
             format!("the archive ends early: it is truncated{at} ({e}); copy it again")
         } else if e.to_string().contains("invalid gzip header") {
@@ -615,8 +618,11 @@ impl<'o> State<'o> {
         } else {
             let mut v = Verified::new(&mut *entry, &digest, size, hash);
             let r = visitor.blob(&info, &mut v);
-            if v.fault.is_some() {
-                let e = io::Error::other("checked");
+            if v.fault.is_some() || v.failed.is_some() {
+                let e = v
+                    .failed
+                    .take()
+                    .unwrap_or_else(|| io::Error::other("checked"));
                 return Err(self.blob_error(path, &digest, v.fault.clone(), &e).into());
             }
             r?;
@@ -649,100 +655,6 @@ impl<'o> State<'o> {
             None => self.io(Some(path), e),
         }
     }
-
-    /// After the last entry: the tar must have ended with its end-of-archive
-    /// block, followed by zeros only, and the gzip member by nothing.
-    fn end_of_stream<R: BufRead>(
-        &self,
-        mut expand: Expand<flate2::bufread::GzDecoder<CountIn<R>>>,
-        counters: &Counters,
-    ) -> Result<(), ArchiveError> {
-        if counters.ended.get() {
-            return Err(self.invalid(
-                "the archive ends early: it is truncated (the tar has no end-of-archive \
-                 blocks); copy it again",
-            ));
-        }
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = expand.read(&mut buf).map_err(|e| self.io(None, &e))?;
-            if n == 0 {
-                break;
-            }
-            if buf[..n].iter().any(|&b| b != 0) {
-                return Err(self.invalid(
-                    "bytes after the end of the tar: trailing garbage; the archive was \
-                     changed after it was written, do not use it",
-                ));
-            }
-        }
-        let mut rest = expand.inner.into_inner();
-        let left = rest.fill_buf().map_err(|e| self.io(None, &e))?;
-        if !left.is_empty() {
-            return Err(self.invalid(
-                "bytes after the end of the gzip stream: trailing garbage; the archive was \
-                 changed after it was written, do not use it",
-            ));
-        }
-        Ok(())
-    }
-
-    fn finish<V: Visitor>(mut self, visitor: &mut V) -> Result<Contents, V::Error> {
-        if !self.delivered {
-            let metadata = self.metadata(false)?;
-            self.delivered = true;
-            visitor.metadata(&metadata)?;
-        }
-        if let Some(known) = &self.opts.known {
-            let now = self.metadata(known.metadata.first)?;
-            if now.bundle != known.metadata.bundle || now.index != known.metadata.index {
-                return Err(self
-                    .invalid("the archive changed between two readings: read it again")
-                    .into());
-            }
-        }
-        let pending = std::mem::take(&mut self.pending);
-        let blobs = &self.blobs;
-        let mut source = |d: &Descriptor| -> Result<Option<Bytes>, String> {
-            match pending.get(&d.digest) {
-                Some(b) => Ok(Some(b.clone())),
-                None if blobs.contains_key(&d.digest) => Err(format!(
-                    "manifest {} could not be held: the archive has more than {MAX_HELD_JSON} \
-                     bytes of JSON blobs before its index.json",
-                    d.digest
-                )),
-                None => Ok(None),
-            }
-        };
-        let referenced = self.graph.walk(&mut source).map_err(|r| self.invalid(r))?;
-        let mut missing = BTreeMap::new();
-        for (d, (kind, desc)) in referenced {
-            match self.blobs.get(&d) {
-                Some(&held) if held != desc.size => {
-                    return Err(self
-                        .invalid(format!(
-                            "blob {d} holds {held} bytes, but a descriptor gives {}: a size lies",
-                            desc.size
-                        ))
-                        .into())
-                }
-                Some(_) => {}
-                None => {
-                    missing.insert(d, (kind, desc));
-                }
-            }
-        }
-        let metadata = self.metadata(!self.blobs_first)?;
-        let graph = std::mem::take(&mut self.graph);
-        Ok(Contents {
-            metadata,
-            blobs: self.blobs,
-            manifests: graph.manifests,
-            children: graph.children,
-            missing,
-            tar_bytes: 0,
-        })
-    }
 }
 
 fn seen_file(bytes: &[u8]) -> Seen {
@@ -750,45 +662,4 @@ fn seen_file(bytes: &[u8]) -> Seen {
         size: bytes.len() as u64,
         digest: Some(Digest::sha256(bytes)),
     }
-}
-
-fn looks_like_json(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|&b| b == b'{')
-}
-
-/// `oci-layout`'s `imageLayoutVersion`: it must be 1.x (image-spec).
-fn layout_version(bytes: &[u8]) -> Result<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-    let version = v
-        .get("imageLayoutVersion")
-        .and_then(serde_json::Value::as_str)
-        .ok_or("no `imageLayoutVersion` string")?;
-    if version.split('.').next() != Some("1") {
-        return Err(format!(
-            "imageLayoutVersion `{version}` is not supported (only 1.x)"
-        ));
-    }
-    Ok(version.to_owned())
-}
-
-/// `index.json`'s entries (the layout store's lenient parser).
-fn parse_index(bytes: &[u8]) -> Result<Vec<IndexEntry>, String> {
-    let index = Index::parse(bytes)?;
-    Ok(index
-        .entries
-        .into_iter()
-        .map(|e| IndexEntry {
-            descriptor: Descriptor {
-                media_type: e.media_type.unwrap_or_else(|| mt::OCI_MANIFEST.to_owned()),
-                digest: e.digest,
-                size: e.size,
-                annotations: BTreeMap::new(),
-            },
-            name: e.name,
-        })
-        .collect())
 }

@@ -12,6 +12,7 @@
 //! A missing registry binary is a test failure that says how to install it;
 //! nothing is ever skipped.
 
+pub mod archives;
 pub mod client;
 pub mod fake;
 pub mod faults;
