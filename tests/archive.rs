@@ -340,6 +340,16 @@ fn a_failed_archive_leaves_nothing_and_bad_usage_exits_2() {
         ],
     );
     assert_eq!(out.status.code(), Some(2));
+    let out = cnab_oci(dir.path(), &["archive", "bundle.json", "--out", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    // An import takes none of a bundle.json's fixup flags.
+    std::fs::write(dir.path().join("a.tgz"), b"\x1f\x8b\x08\x00").unwrap();
+    for flag in ["--dry-run", "--auto-update-bundle"] {
+        let target = format!("{host}/x/y:1");
+        let out = cnab_oci(dir.path(), &["push", "a.tgz", "--target", &target, flag]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("thick bundle archive"));
+    }
 }
 
 #[tokio::test]

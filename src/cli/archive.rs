@@ -102,15 +102,20 @@ fn source_of(s: &str) -> Result<Option<PathBuf>> {
 pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     check_outputs([c.out.as_path()])?;
     if c.out.as_os_str() == "-" {
-        return Err(usage(
-            "--out",
-            "write the archive to a file (it is written atomically)",
-        ));
+        return Err(super::Usage(
+            "--out -: name a file for the archive (it is written atomically, then renamed into place)".into(),
+        )
+        .into());
     }
     let source = match source_of(&c.source)? {
         Some(path) => ArchiveSource::Bundle(Box::new(super::offline::load_bundle(&path)?)),
         None => ArchiveSource::Pushed(
-            Location::parse(&c.source).map_err(|e| usage(&c.source, &e.to_string()))?,
+            Location::parse(&c.source).map_err(|e| {
+                super::Usage(format!(
+                    "invalid value '{}' for '<SOURCE>': {e}; name a bundle.json file or a pushed bundle (REGISTRY/REPOSITORY[:TAG][@DIGEST], oci:PATH[:NAME])",
+                    c.source
+                ))
+            })?,
         ),
     };
     let input_relocation_map = match &c.input_relocation_map {
@@ -179,12 +184,4 @@ pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> 
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn usage(what: &str, why: &str) -> anyhow::Error {
-    anyhow::Error::new(super::UsageError(cnab_oci::Error::Io {
-        action: "invalid",
-        path: PathBuf::from(what),
-        reason: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()),
-    }))
 }

@@ -100,11 +100,12 @@ pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
 pub async fn push_archive(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let a = &c.args;
     if a.dry_run || a.input_relocation_map.is_some() || a.auto_update_bundle {
-        anyhow::bail!(
+        return Err(super::Usage(format!(
             "`{}` is a thick bundle archive: --dry-run, --input-relocation-map and \
-             --auto-update-bundle apply to a bundle.json, not to an import",
+             --auto-update-bundle apply to a bundle.json, not to an import; drop them",
             a.bundle_file.display()
-        );
+        ))
+        .into());
     }
     check_outputs(
         c.out_bundle

@@ -261,7 +261,7 @@ fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
             let _ = writeln!(stderr, "hint: {}", hints::render(&h));
         }
     }
-    if e.chain().any(<dyn std::error::Error>::is::<UsageError>) {
+    if e.chain().any(|c| c.is::<UsageError>() || c.is::<Usage>()) {
         ExitCode::from(EXIT_USAGE)
     } else {
         ExitCode::from(EXIT_FAILURE)
@@ -273,6 +273,12 @@ fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub(crate) struct UsageError(#[from] pub cnab_oci::Error);
+
+/// A usage error of the command line itself, said in words (flags that do
+/// not go together, an argument of the wrong kind): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Usage(pub String);
 
 /// Whether the command line asks for `--output json`, read from the raw
 /// arguments (for errors clap finds before the arguments are parsed).
