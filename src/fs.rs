@@ -237,8 +237,15 @@ fn temporary_beside(
     if !dir.is_dir() {
         return Err(missing_directory(dir));
     }
+    // Named after the file it becomes, so that one left by a killed process
+    // says whose it is.
+    let prefix = format!(
+        ".{}.cnab-oci-",
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".cnab-oci-").suffix(".tmp");
+    builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

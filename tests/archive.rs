@@ -320,10 +320,11 @@ fn a_failed_archive_leaves_nothing_and_bad_usage_exits_2() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A missing input file is a failure (exit 1), as for every command.
     let out = cnab_oci(dir.path(), &["archive", "nothere.json", "--out", "x.tgz"]);
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -342,14 +343,24 @@ fn a_failed_archive_leaves_nothing_and_bad_usage_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = cnab_oci(dir.path(), &["archive", "bundle.json", "--out", "-"]);
     assert_eq!(out.status.code(), Some(2));
-    // An import takes none of a bundle.json's fixup flags.
+    // An import takes none of a bundle.json's fixup flags, nor a platform
+    // filter; an archive is not archived again.
     std::fs::write(dir.path().join("a.tgz"), b"\x1f\x8b\x08\x00").unwrap();
-    for flag in ["--dry-run", "--auto-update-bundle"] {
-        let target = format!("{host}/x/y:1");
-        let out = cnab_oci(dir.path(), &["push", "a.tgz", "--target", &target, flag]);
-        assert_eq!(out.status.code(), Some(2), "{flag}");
+    let target = format!("{host}/x/y:1");
+    for flags in [
+        &["--dry-run"][..],
+        &["--auto-update-bundle"],
+        &["--component-platforms", "linux/arm64"],
+    ] {
+        let mut args = vec!["push", "a.tgz", "--target", &target];
+        args.extend_from_slice(flags);
+        let out = cnab_oci(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("thick bundle archive"));
     }
+    let out = cnab_oci(dir.path(), &["archive", "a.tgz", "--out", "b.tgz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cnab-oci push a.tgz"));
 }
 
 #[tokio::test]
@@ -450,4 +461,55 @@ async fn an_archive_round_trip_through_auth_and_tls_is_byte_identical() {
         std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(),
         "archive → push → archive is byte-identical"
     );
+}
+
+/// An archive whose bundle.json is not a valid bundle is not imported, as
+/// `verify` refuses it: nothing is tagged.
+#[tokio::test]
+async fn an_invalid_bundle_is_not_imported() {
+    let src = Registry::plain();
+    let config = registry_config(&[&src]);
+    let fx = seed(&src, &config).await;
+    let (_, a) = pushed(&src, &config, &fx, "ok/demo:1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.tgz");
+    relocator(&config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(a)),
+            &good,
+            &ArchiveOptions::default(),
+        )
+        .await
+        .unwrap();
+    let list = entries(&good);
+    let mut bundle: serde_json::Value = serde_json::from_slice(&list[1].1).unwrap();
+    bundle["version"] = "latest".into();
+    let mut w = cnab_oci::archive::ArchiveWriter::new(Vec::new(), Compression::Fast);
+    w.metadata(bundle.to_string().as_bytes(), &list[2].1, &list[6].1)
+        .unwrap();
+    for (name, bytes) in &list[9..] {
+        let hex = name.rsplit('/').next().unwrap();
+        let d = cnab_oci::digest::Digest::parse(&format!("sha256:{hex}")).unwrap();
+        w.blob(&d, bytes.len() as u64, &bytes[..]).unwrap();
+    }
+    let bad = dir.path().join("bad.tgz");
+    std::fs::write(&bad, w.finish().unwrap()).unwrap();
+    let target = Reference::parse(&format!("{}/bad/demo:1", src.host())).unwrap();
+    let e = relocator(&config)
+        .import(&bad, &target, &cnab_oci::ops::ImportOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not a valid bundle") && e.contains("version"),
+        "{e}"
+    );
+    let tags = cnab_oci::registry::Client::new(config.clone())
+        .unwrap()
+        .list_tags(&cnab_oci::registry::Repository {
+            registry: src.host(),
+            path: "bad/demo".into(),
+        })
+        .await;
+    assert!(tags.map_or(true, |t| t.is_empty()), "nothing tagged");
 }

@@ -296,6 +296,16 @@ impl Bundle {
         validate::check(self)
     }
 
+    /// The problems of [`Bundle::validate`] that make the bundle invalid
+    /// (errors, not warnings), each as `path: message`.
+    pub fn errors(&self) -> Vec<String> {
+        self.validate()
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
+    }
+
     /// The bundle in cnab-go's shape, as a JSON tree (wire-format §2.2).
     pub fn to_node(&self) -> Node {
         canonical::bundle(self)

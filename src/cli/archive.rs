@@ -87,14 +87,14 @@ fn source_of(s: &str) -> Result<Option<PathBuf>> {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         || path.is_dir()
     {
-        return Err(anyhow::Error::new(super::UsageError(cnab_oci::Error::Io {
+        return Err(anyhow::Error::new(cnab_oci::Error::Io {
             action: "cannot read",
             path: path.to_owned(),
             reason: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "no such bundle file; name a bundle.json or a pushed bundle's reference",
             ),
-        })));
+        }));
     }
     Ok(None)
 }
@@ -108,6 +108,15 @@ pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> 
         .into());
     }
     let source = match source_of(&c.source)? {
+        Some(path) if super::import::is_archive(&path)? => {
+            return Err(super::Usage(format!(
+                "`{}` is already a thick bundle archive: import it with `cnab-oci push {} --target REF`, \
+                 or name a bundle.json or a pushed bundle to archive",
+                path.display(),
+                path.display()
+            ))
+            .into());
+        }
         Some(path) => ArchiveSource::Bundle(Box::new(super::offline::load_bundle(&path)?)),
         None => ArchiveSource::Pushed(
             Location::parse(&c.source).map_err(|e| {

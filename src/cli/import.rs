@@ -99,6 +99,16 @@ pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
 /// `push FILE.tgz`: the import of a thick bundle (`porter publish --archive`).
 pub async fn push_archive(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result<ExitCode> {
     let a = &c.args;
+    let platforms = a.relocate.platforms();
+    if !platforms.invocation.is_empty() || !platforms.component.is_empty() {
+        return Err(super::Usage(format!(
+            "`{}` is a thick bundle archive: it is imported whole, so a platform filter \
+             (--invocation-platforms, --component-platforms) does not apply; drop it, or \
+             archive the bundle with the filter",
+            a.bundle_file.display()
+        ))
+        .into());
+    }
     if a.dry_run || a.input_relocation_map.is_some() || a.auto_update_bundle {
         return Err(super::Usage(format!(
             "`{}` is a thick bundle archive: --dry-run, --input-relocation-map and \

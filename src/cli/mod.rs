@@ -232,7 +232,10 @@ pub fn main() -> ExitCode {
                         "interrupted: cancelled {cancelled} open upload session(s)"
                     );
                 }
-                let _ = writeln!(std::io::stderr(), "interrupted: nothing was written");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "interrupted: no tag and no output file was written"
+                );
                 return ExitCode::from(EXIT_INTERRUPTED);
             }
             result

@@ -278,7 +278,7 @@ impl Relocator {
         .buffered(ahead);
         let mut i = 0;
         while let Some(first) = fetched.next().await {
-            let (kind, desc) = &order[i];
+            let (_, desc) = &order[i];
             i += 1;
             tx.send(Msg::Blob {
                 digest: desc.digest.clone(),
@@ -291,11 +291,8 @@ impl Relocator {
             written.bytes += desc.size;
             self.report(Event::NodeFinished {
                 digest: desc.digest.to_string(),
-                action: if matches!(kind, NodeKind::Index | NodeKind::Manifest) {
-                    Action::Push
-                } else {
-                    Action::Copy
-                },
+                // Streamed into the archive, manifests as blobs.
+                action: Action::Copy,
                 error: None,
             })
             .await;
@@ -614,10 +611,14 @@ impl Progress {
             key: t.key.clone(),
             image: t.image.clone(),
             // Where it is in the archive: its name in the layout.
-            relocated: Some(
-                format::image_name(&t.image, &t.root.descriptor.digest)
-                    .unwrap_or_else(|_| t.root.descriptor.digest.to_string()),
-            ),
+            relocated: Some(format!(
+                "{} in the archive",
+                format::image_name(&t.image, &t.root.descriptor.digest).unwrap_or_else(|_| t
+                    .root
+                    .descriptor
+                    .digest
+                    .to_string())
+            )),
             error: None,
             stopped: None,
         }

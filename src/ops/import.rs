@@ -76,6 +76,14 @@ fn plan(archive: &Path, m: &Metadata) -> std::result::Result<(Bundle, Vec<Planne
     };
     let mut bundle = Bundle::from_slice(&m.bundle)
         .map_err(|e| invalid(format!("bundle.json is not a valid bundle: {e}")))?;
+    // As `verify` says: an archive whose bundle is invalid is not imported.
+    let errors = bundle.errors();
+    if !errors.is_empty() {
+        return Err(invalid(format!(
+            "bundle.json is not a valid bundle: {}",
+            errors.join("; ")
+        )));
+    }
     let mut planned = Vec::new();
     for (key, img) in bundle.all_images() {
         let entry = find_image(&m.index, &m.relocation, img).ok_or_else(|| {
@@ -432,8 +440,9 @@ impl Relocator {
             archive: archive.to_owned(),
             reason: format!(
                 "{} blob(s) are neither in the archive nor in the target `{store}`: {}. The \
-                 archive is a delta: import the archive it was made against first; nothing \
-                 was tagged",
+                 archive is a delta: import the archive it was made against into this same \
+                 repository first (a delta is completed by the repository's own content, not \
+                 by another repository of the registry); nothing was tagged",
                 absent.len(),
                 crate::archive::list(&absent)
             ),

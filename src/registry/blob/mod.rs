@@ -208,6 +208,14 @@ impl Client {
     /// A [`RegistryError`] when the registry cannot be reached or answers
     /// other than success or `404`; the session is forgotten all the same.
     pub async fn cancel_upload(&self, session: &UploadSession) -> Result<(), RegistryError> {
+        self.cancel(session).await.map(drop)
+    }
+
+    /// Cancels `session`: `true` when the registry acknowledged it, `false`
+    /// when it answered `404` (it forgot the session, or, as distribution
+    /// does for a `PUT` cut off mid-body, it no longer accepts the session's
+    /// state: its partial upload then stays until the registry purges it).
+    async fn cancel(&self, session: &UploadSession) -> Result<bool, RegistryError> {
         let repo = &session.repository;
         let mut req = Req::on(
             Method::DELETE,
@@ -220,7 +228,8 @@ impl Client {
         self.uploads.closed(session);
         let resp = self.t.send(&mut req).await?;
         match resp.status() {
-            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
             _ => Err(self.t.error_for(&req, resp).await),
         }
     }
@@ -384,8 +393,8 @@ impl Client {
     /// those of a [`scoped`](Client::scoped) client.
     pub async fn cancel_open_uploads(&self) -> usize {
         let open = self.uploads.open();
-        let results = futures::future::join_all(open.iter().map(|s| self.cancel_upload(s))).await;
-        results.iter().filter(|r| r.is_ok()).count()
+        let results = futures::future::join_all(open.iter().map(|s| self.cancel(s))).await;
+        results.iter().filter(|r| matches!(r, Ok(true))).count()
     }
 }
 
