@@ -482,7 +482,7 @@ def markdown(report, baseline=None):
         lines += ["", "## Air gap (issue 12)", "",
                   "(x) export: `cnab-oci archive REF --out F.tgz` (REF the bundle pushed into the source) "
                   "against the skopeo path: `skopeo copy --all docker://… oci:DIR:NAME` for each image, "
-                  "4 at a time, then `tar czf` of DIR. (i) import into an empty target: `cnab-oci push F.tgz` "
+                  "4 at a time (each of the 4 into a layout of its own: skopeo does not lock one), then `tar czf` of DIR. (i) import into an empty target: `cnab-oci push F.tgz` "
                   "with the source registry stopped, against `tar xzf` of skopeo's archive then `skopeo copy --all "
                   "oci:DIR:NAME docker://…` for each image, 4 at a time; and cnab-oci-push, cnab-oci's own "
                   "registry-to-registry push of the same bundle (scenario (a)'s command). A contender's time, CPU "
