@@ -95,6 +95,8 @@ def airgap_summary(runs):
     if "manifests_kept" in runs[0]:
         out["manifests_kept"] = min(r["manifests_kept"] for r in runs)
         out["manifests"] = runs[0]["manifests"]
+        out["configs_kept"] = min(r["configs_kept"] for r in runs)
+        out["configs"] = runs[0]["configs"]
     if "index_digest" in runs[0]:
         out["index_digest"] = runs[0]["index_digest"]
         out["same_as_source_push"] = runs[0]["same_as_source_push"]
@@ -281,8 +283,9 @@ def airgap_goals(report):
             rows.append([preset, key, "no blob uploaded twice", str(twice), twice == 0])
             sk = cs.get("skopeo", {})
             if "manifests_kept" in sk:
-                rows.append([preset, key, "(not a goal) skopeo's import keeps the manifests' digests",
-                             f"{sk['manifests_kept']} of {sk['manifests']} (the rest converted to OCI)", None])
+                rows.append([preset, key, "(not a goal) skopeo's import keeps the digests",
+                             f"manifests: {sk['manifests_kept']} of {sk['manifests']}, configs: {sk['configs_kept']} of "
+                             f"{sk['configs']} (the rest converted to OCI on the way into the layout)", None])
     return rows
 
 

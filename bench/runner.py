@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -118,6 +119,27 @@ def disk_usage(path):
 def skopeo_groups(images):
     """The images split over SKOPEO_PARALLEL layouts: [(k, images)]."""
     return [(k, images[k::SKOPEO_PARALLEL]) for k in range(SKOPEO_PARALLEL) if images[k::SKOPEO_PARALLEL]]
+
+
+def archive_layers_and_configs(path):
+    """The layer and config digests a cnab-oci archive's manifests name. Its
+    manifests come before any other blob, so this stops at the first blob
+    that is not one."""
+    layers, configs = set(), set()
+    with tarfile.open(path, "r:gz") as tar:
+        for m in tar:
+            if not m.isfile() or "/blobs/sha256/" not in m.name:
+                continue
+            try:
+                doc = json.loads(tar.extractfile(m).read(1 << 20)) if m.size < 1 << 20 else None
+            except (ValueError, UnicodeDecodeError):
+                doc = None
+            if not isinstance(doc, dict) or ("manifests" not in doc and "layers" not in doc):
+                break
+            if "config" in doc:
+                configs.add(doc["config"]["digest"])
+            layers.update(layer["digest"] for layer in doc.get("layers", []))
+    return layers, configs
 
 
 def http_head(url, accept=None):
@@ -445,7 +467,7 @@ class Bench:
             subprocess.run(
                 [self.cnab, "push", str(w["direct"]["bundle"]), "--target",
                  f"{self.src.host}/{AIRGAP_SOURCE_REPO}:bench", "-q"],
-                check=True,
+                check=True, stdout=subprocess.DEVNULL,
             )
             w["airgap"] = {"dir": a, "source_index_digest": self.index_digest(self.src.host, AIRGAP_SOURCE_REPO)}
             self.src.stop()
@@ -471,6 +493,7 @@ class Bench:
             # layout/g0..g3, its images one after the other (a blob two of them
             # share is stored once in each layout that holds both).
             out = run_dir / "skopeo.tgz"
+            layout.mkdir()
             chains = []
             for k, group in skopeo_groups(w["images"]):
                 copies = [
@@ -573,7 +596,7 @@ class Bench:
         workload, and a bundle's index digest is the direct push's."""
         if letter == "x":
             if contender == "cnab-oci":
-                subprocess.run([self.cnab, "verify", str(archive), "-q"], check=True)
+                subprocess.run([self.cnab, "verify", str(archive), "-q"], check=True, stdout=subprocess.DEVNULL)
             else:
                 for k, group in skopeo_groups(w["images"]):
                     index = json.loads((run_dir / f"layout/g{k}/index.json").read_text())
@@ -586,17 +609,21 @@ class Bench:
         target = f"{self.dst.host}/{target_repo}"
         if contender == "skopeo":
             # An oci: layout holds OCI manifests only: skopeo converts each
-            # Docker-typed image on the way in, so those come out under new
-            # digests. Every blob must be there, and every image readable.
+            # Docker-typed image on the way out, manifest and config, so those
+            # come out under new digests. Every layer must be there, and every
+            # image readable; the report counts what kept its digest.
             base = f"http://{self.dst.host}/v2/{target_repo}"
-            missing = [b["digest"] for b in w["blobs"] if not http_head(f"{base}/blobs/{b['digest']}")]
+            layers, configs = archive_layers_and_configs(w["airgap"]["dir"] / "cnab.tgz")
+            missing = [d for d in sorted(layers) if not http_head(f"{base}/blobs/{d}")]
             if missing:
-                raise SystemExit(f"bench: skopeo's import lacks {len(missing)} blobs, {missing[0]} first ({tag})")
+                raise SystemExit(f"bench: skopeo's import lacks {len(missing)} layers, {missing[0]} first ({tag})")
             for i in w["images"]:
                 self.index_digest(self.dst.host, target_repo, i["name"])
             same = sum(1 for m in w["manifests"] if http_head(f"{base}/manifests/{m['digest']}", m["media_type"]))
+            same_configs = sum(1 for d in configs if http_head(f"{base}/blobs/{d}"))
             self.dst.stop()
-            return {"manifests_kept": same, "manifests": len(w["manifests"])}
+            return {"manifests_kept": same, "manifests": len(w["manifests"]),
+                    "configs_kept": same_configs, "configs": len(configs)}
         subprocess.run(
             [self.tool, "verify", "--workload", str(w["dir"] / "workload.json"), "--target", target],
             check=True, stdout=subprocess.DEVNULL,
