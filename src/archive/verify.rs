@@ -6,6 +6,7 @@ use crate::bundle::{self, Bundle, ImageKey};
 use crate::digest::Digest;
 use crate::relocate::events::NodeKind;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Options of [`verify`].
@@ -210,7 +211,7 @@ pub(crate) fn list(items: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     if items.len() > SHOWN {
-        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+        let _ = write!(s, " and {} more", items.len() - SHOWN);
     }
     s
 }

@@ -243,21 +243,20 @@ impl Layouts {
             Location::Registry(_) => unreachable!("a layout form parses as a layout"),
         };
         let key = (archive, path.clone());
-        let store = match self.0.get(&key) {
-            Some(s) => s.clone(),
-            None => {
-                let s = tokio::task::spawn_blocking(move || {
-                    if archive {
-                        LayoutStore::open_archive(path)
-                    } else {
-                        LayoutStore::open(path)
-                    }
-                })
-                .await
-                .expect("opening a layout does not panic")?;
-                self.0.insert(key, s.clone());
-                s
-            }
+        let store = if let Some(s) = self.0.get(&key) {
+            s.clone()
+        } else {
+            let s = tokio::task::spawn_blocking(move || {
+                if archive {
+                    LayoutStore::open_archive(path)
+                } else {
+                    LayoutStore::open(path)
+                }
+            })
+            .await
+            .expect("opening a layout does not panic")?;
+            self.0.insert(key, s.clone());
+            s
         };
         let name = match name {
             Some(n) => n,

@@ -86,14 +86,11 @@ impl LayoutStore {
             digest: found.digest.clone(),
             reason,
         };
-        let len = match self.root().blob_len(&found.digest).await? {
-            Some(len) => len,
-            None => {
-                return Err(LayoutError::BlobNotFound {
-                    layout: layout.clone(),
-                    digest: found.digest,
-                })
-            }
+        let Some(len) = self.root().blob_len(&found.digest).await? else {
+            return Err(LayoutError::BlobNotFound {
+                layout: layout.clone(),
+                digest: found.digest,
+            });
         };
         let size = found.size.unwrap_or(len);
         if size > MAX_MANIFEST_SIZE && found.size.is_none() {
