@@ -17,7 +17,13 @@ SCENARIOS = {
     "c": "rerun, everything present",
     "d": "huge layer, cross-registry",
     "e": "dry run, cross-registry",
+    "x": "export to an archive (air gap)",
+    "i": "import from the archive (air gap)",
 }
+# Issue 12's scenarios, the air gap: (x) export, (i) import.
+AIRGAP = {"x", "i"}
+AIRGAP_GOALS = {"x": 0.5, "i": 0.5}
+IMPORT_VS_PUSH = 1.2
 SCALE_PRESETS = ["scale-100", "scale-1000", "scale-5000"]
 RTT_SWEEP = ["rtt0", "rtt5", "rtt20", "rtt50"]
 LIMITS = ["limit", "limit-32"]
@@ -74,8 +80,27 @@ def summarize(runs):
             len(t["blobs_uploaded_twice"]) for r in runs for t in r["traffic"].values()
         ),
         "requests_by_kind": runs[len(runs) // 2]["traffic"],
+        **airgap_summary(runs),
         "runs": runs,
     }
+
+
+def airgap_summary(runs):
+    """An air-gap run's disk use and archive (the largest of the runs), and
+    the index digest an import left."""
+    out = {}
+    for f in ("disk_peak_bytes", "disk_beyond_archive_bytes", "archive_bytes"):
+        if runs[0].get(f) is not None:
+            out[f] = max(r[f] for r in runs)
+    if "manifests_kept" in runs[0]:
+        out["manifests_kept"] = min(r["manifests_kept"] for r in runs)
+        out["manifests"] = runs[0]["manifests"]
+        out["configs_kept"] = min(r["configs_kept"] for r in runs)
+        out["configs"] = runs[0]["configs"]
+    if "index_digest" in runs[0]:
+        out["index_digest"] = runs[0]["index_digest"]
+        out["same_as_source_push"] = runs[0]["same_as_source_push"]
+    return out
 
 
 def ratio(a, b):
@@ -107,7 +132,7 @@ def classic_goals(report):
     for preset, key, p, s in cases(report):
         letter, network = split_key(key)
         cs = s["contenders"]
-        if "cnab-oci" not in cs:
+        if "cnab-oci" not in cs or letter in AIRGAP:
             continue
         me = cs["cnab-oci"]
         if network is None:
@@ -222,8 +247,51 @@ def regression_goals(report, baseline):
     return rows
 
 
+def airgap_goals(report):
+    """Issue 12: the export and the import against the skopeo path, the import
+    against cnab-oci's own push, memory, temporary disk, the index digest."""
+    rows = []
+    for preset, key, p, s in cases(report):
+        letter, _ = split_key(key)
+        cs = s["contenders"]
+        if letter not in AIRGAP or "cnab-oci" not in cs:
+            continue
+        me = cs["cnab-oci"]
+        what = "export" if letter == "x" else "import"
+        if "skopeo" in cs:
+            r = ratio(wall(cs, "cnab-oci"), wall(cs, "skopeo"))
+            goal = AIRGAP_GOALS[letter]
+            rows.append([preset, key, f"{what} time ≤ {goal} × the skopeo path",
+                         f"{r} × ({wall(cs, 'cnab-oci'):.2f} s vs {wall(cs, 'skopeo'):.2f} s)", r <= goal])
+        if "cnab-oci-push" in cs:
+            r = ratio(wall(cs, "cnab-oci"), wall(cs, "cnab-oci-push"))
+            rows.append([preset, key, f"import time ≤ {IMPORT_VS_PUSH} × cnab-oci's registry-to-registry push",
+                         f"{r} × ({wall(cs, 'cnab-oci'):.2f} s vs {wall(cs, 'cnab-oci-push'):.2f} s)", r <= IMPORT_VS_PUSH])
+        rss = me["peak_rss_bytes"] / 2**20
+        goal = rss_goal_mib(preset)
+        rows.append([preset, key, f"peak RSS ≤ {goal} MiB", f"{rss:.1f} MiB", rss <= goal])
+        largest, beyond = p.get("largest_blob_bytes"), me.get("disk_beyond_archive_bytes")
+        if largest and beyond is not None:
+            rows.append([preset, key, f"temporary disk beyond the archive ≤ one blob (the largest: {largest / 1e6:.1f} MB)",
+                         f"{beyond / 1e6:.2f} MB", beyond <= largest])
+        if letter == "i":
+            push = cs.get("cnab-oci-push", {}).get("index_digest")
+            got = me.get("index_digest")
+            rows.append([preset, key, "the index digest is a direct push's",
+                         f"{got} (direct push: {push})" if got != push else f"`{got[:19]}…`, the same", got == push and got is not None])
+            twice = me["blobs_uploaded_twice"]
+            rows.append([preset, key, "no blob uploaded twice", str(twice), twice == 0])
+            sk = cs.get("skopeo", {})
+            if "manifests_kept" in sk:
+                rows.append([preset, key, "(not a goal) skopeo's import keeps the digests",
+                             f"manifests: {sk['manifests_kept']} of {sk['manifests']}, configs: {sk['configs_kept']} of "
+                             f"{sk['configs']} (the rest converted to OCI on the way into the layout)", None])
+    return rows
+
+
 def goals(report, baseline):
     return {
+        "airgap": airgap_goals(report),
         "classic": classic_goals(report),
         "issue15": scale_goals(report) + network_goals(report) + regression_goals(report, baseline),
     }
@@ -263,6 +331,32 @@ def main_table(report):
                 f"| {r['tool_cpu_s']:.2f} | {regcpu} | {shaper} | {r['other_cpu_s']:.2f} |"
             )
     return lines
+
+
+def mb(v):
+    return "—" if v is None else f"{v / 1e6:.1f}"
+
+
+def airgap_table(report):
+    lines = [
+        "| preset | scenario | contender | median s | ratio to the skopeo path | ratio to cnab-oci push | tool CPU s | peak RSS MiB | temporary disk peak MB | of it beyond the archive MB | archive MB | registry CPU s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for preset, key, _, s in cases(report):
+        if split_key(key)[0] not in AIRGAP:
+            continue
+        cs = s["contenders"]
+        for c, r in cs.items():
+            w = r["wall_s"]["median"]
+            sk = "—" if c == "skopeo" or "skopeo" not in cs else f"{ratio(w, wall(cs, 'skopeo'))}"
+            push = "—" if c == "cnab-oci-push" or "cnab-oci-push" not in cs else f"{ratio(w, wall(cs, 'cnab-oci-push'))}"
+            regcpu = " / ".join(f"{n} {v:.2f}" for n, v in r["registry_cpu_s"].items())
+            lines.append(
+                f"| {preset} | ({key}) {s['name']} | {c} | {w:.3f} | {sk} | {push} | {r['tool_cpu_s']:.2f} "
+                f"| {r['peak_rss_bytes'] / 2**20:.1f} | {mb(r.get('disk_peak_bytes'))} | {mb(r.get('disk_beyond_archive_bytes'))} "
+                f"| {mb(r.get('archive_bytes'))} | {regcpu} |"
+            )
+    return lines if len(lines) > 2 else []
 
 
 def scale_table(report):
@@ -386,7 +480,23 @@ def markdown(report, baseline=None):
         lines += ["", "## Scale series", "",
                   "Small images (2 layers of 4 KiB each, one config): per image is the median run's total "
                   "divided by the images. ![CPU per image](scale.png)", ""] + st
+    at = airgap_table(report)
+    if at:
+        lines += ["", "## Air gap (issue 12)", "",
+                  "(x) export: `cnab-oci archive REF --out F.tgz` (REF the bundle pushed into the source) "
+                  "against the skopeo path: `skopeo copy --all docker://… oci:DIR:NAME` for each image, "
+                  "4 at a time (each of the 4 into a layout of its own: skopeo does not lock one), then `tar czf` of DIR. (i) import into an empty target: `cnab-oci push F.tgz` "
+                  "with the source registry stopped, against `tar xzf` of skopeo's archive then `skopeo copy --all "
+                  "oci:DIR:NAME docker://…` for each image, 4 at a time; and cnab-oci-push, cnab-oci's own "
+                  "registry-to-registry push of the same bundle (scenario (a)'s command). A contender's time, CPU "
+                  "and peak RSS cover all its steps. *Temporary disk* is the peak allocated size (`du`'s count) of "
+                  "the run's working directory, which is also the tools' `TMPDIR`, sampled every 50 ms and once "
+                  "at the end: an export's archive is written there (skopeo's layout too); an import reads its "
+                  "archive from elsewhere, so all of an import's figure is temporary. *Beyond the archive* takes "
+                  "the export's archive off.", ""] + at
     g = report["goals"]
+    if g.get("airgap"):
+        lines += ["", "## Goals of issue 12 (the air gap)", ""] + goal_table(g["airgap"])
     lines += ["", "## Goals of issue 15 (ratios in one run)", ""] + goal_table(g["issue15"])
     lines += ["", "## Goals of each scenario", ""] + goal_table(g["classic"])
     ba = before_after(report, baseline)
