@@ -311,3 +311,228 @@ fn a_missing_archive_is_named() {
         archive::verify(Path::new("/nonexistent/x.tgz"), &VerifyOptions::default()).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/x.tgz"));
 }
+
+/// An archive cnab-oci wrote, holding an uncompressed layer of 80 MiB of
+/// zeros (it gzips to about 80 KB): its size is declared before its entry,
+/// so the expansion ratio does not apply to it; verify and the import
+/// accept it.
+#[tokio::test]
+async fn a_declared_layer_of_zeros_is_not_a_bomb() {
+    let c = archives::zeros(80 * 1024 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = ours(&c);
+    assert!(bytes.len() < 1024 * 1024, "{}", bytes.len());
+    let p = save(dir.path(), "zeros.tgz", &bytes);
+    let r = archive::verify(&p, &VerifyOptions::default()).unwrap();
+    assert_eq!(r.blobs, 3);
+    let reg = Registry::plain();
+    let target = Reference::parse(&format!("{}/air/zeros:1", reg.host())).unwrap();
+    let relocator = Relocator::new(config_for(&reg)).unwrap();
+    relocator
+        .import(&p, &target, &ImportOptions::default())
+        .await
+        .unwrap();
+}
+
+/// The same zeros met before their descriptor (Porter's order, metadata
+/// last) are not declared: refused as a bomb past the floor, with the same
+/// words from verify and the import, which say what to do; a higher ratio
+/// reads them.
+#[tokio::test]
+async fn undeclared_zeros_are_a_bomb_said_the_same_way() {
+    let c = archives::zeros(8 * 1024 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let p = save(
+        dir.path(),
+        "p.tgz",
+        &archives::porter(&c, "registry.example/porter/zeros"),
+    );
+    let small = read::ReadOptions {
+        expansion_floor: 1024 * 1024,
+        ..read::ReadOptions::default()
+    };
+    let e = read::read(&p, &small, &mut read::Check).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("decompression bomb"), "{text}");
+    assert!(text.contains("Porter's order"), "{text}");
+    assert!(text.contains("max_expansion"), "{text}");
+    let lenient = read::ReadOptions {
+        max_expansion: 100_000,
+        ..small.clone()
+    };
+    read::read(&p, &lenient, &mut read::Check).unwrap();
+    // Ours, declared first, reads with the same small floor.
+    let ours_p = save(dir.path(), "o.tgz", &ours(&c));
+    read::read(&ours_p, &small, &mut read::Check).unwrap();
+}
+
+/// The padding `dd` or tape blocking adds after the gzip stream (zeros) is
+/// ignored, as gzip(1) ignores it, and so is a split into two gzip
+/// members; any other trailing byte is refused.
+#[test]
+fn trailing_zeros_and_gzip_members_are_accepted() {
+    let c = content();
+    let dir = tempfile::tempdir().unwrap();
+    let mut padded = ours(&c);
+    padded.extend_from_slice(&[0u8; 1024]);
+    let p = save(dir.path(), "padded.tgz", &padded);
+    archive::verify(&p, &VerifyOptions::default()).unwrap();
+    let mut junk = padded.clone();
+    junk.push(b'x');
+    let p = save(dir.path(), "junk.tgz", &junk);
+    let e = archive::verify(&p, &VerifyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("trailing garbage"), "{e}");
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&ours(&c)[..]), &mut tar).unwrap();
+    let gz = |b: &[u8]| {
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut w, b).unwrap();
+        w.finish().unwrap()
+    };
+    let (first, second) = tar.split_at(tar.len() / 2 + 17);
+    let mut two = gz(first);
+    two.extend(gz(second));
+    two.extend_from_slice(&[0u8; 512]);
+    let p = save(dir.path(), "two.tgz", &two);
+    archive::verify(&p, &VerifyOptions::default()).unwrap();
+}
+
+/// Every digest of image `i` of `c`: its manifests and its blobs.
+fn digests_of(c: &Content, i: usize) -> BTreeSet<cnab_oci::Digest> {
+    let img = &c.images[i].1;
+    img.manifests
+        .iter()
+        .map(|(d, _)| d.digest.clone())
+        .chain(img.blobs.keys().cloned())
+        .collect()
+}
+
+/// `--since` is deep: OLD is read with every blob checked, and every blob
+/// the delta's images need (through the manifests OLD holds for it) must be
+/// in the delta or in OLD; the counts are of every blob left out.
+#[test]
+fn since_is_checked_deeply() {
+    let c = content();
+    let dir = tempfile::tempdir().unwrap();
+    let left = digests_of(&c, 1);
+    let delta = save(dir.path(), "delta.tgz", &ours_with(&c, &left, |_, _| {}));
+    // Without OLD, what the left-out manifests refer to cannot be known:
+    // the index and the shared layer are missing, and what lies under them.
+    let e = archive::verify(&delta, &VerifyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("2 blob(s)"), "{e}");
+    assert!(e.to_string().contains("whatever the manifests"), "{e}");
+    let base = save(dir.path(), "base.tgz", &ours(&c));
+    let r = archive::verify(&delta, &VerifyOptions { since: Some(base) }).unwrap();
+    assert_eq!(r.in_since, left.len());
+    // OLD lacks a layer the delta needs, under a manifest the delta left out.
+    let layer = c.images[1]
+        .1
+        .blobs
+        .keys()
+        .find(|d| !digests_of(&c, 0).contains(*d))
+        .unwrap()
+        .clone();
+    let partial = save(
+        dir.path(),
+        "partial.tgz",
+        &ours_with(&c, &BTreeSet::from([layer.clone()]), |_, _| {}),
+    );
+    let e = archive::verify(
+        &delta,
+        &VerifyOptions {
+            since: Some(partial),
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains(layer.as_str()), "{e}");
+    assert!(e.to_string().contains("1 blob(s)"), "{e}");
+    // OLD holds that layer, corrupt.
+    let corrupt = save(
+        dir.path(),
+        "corrupt.tgz",
+        &ours_with(&c, &BTreeSet::new(), |d, b| {
+            if *d == layer {
+                b[100] ^= 1;
+            }
+        }),
+    );
+    let e = archive::verify(
+        &delta,
+        &VerifyOptions {
+            since: Some(corrupt),
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--since"), "{e}");
+    assert!(e.to_string().contains(layer.as_str()), "{e}");
+}
+
+/// Blobs no image refers to and unknown files are allowed, and listed:
+/// counted in the text, by digest and path in JSON.
+#[test]
+fn unreferenced_blobs_and_unknown_files_are_listed() {
+    let c = content();
+    let mut e = ours_entries(&c);
+    let extra = cnab_oci::Digest::sha256(b"extra");
+    e.push(Raw::file(&archive::format::blob_path(&extra), b"extra"));
+    e.push(Raw::file("./notes.txt", b"hello"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = save(dir.path(), "more.tgz", &tgz(&e));
+    let r = archive::verify(&p, &VerifyOptions::default()).unwrap();
+    assert_eq!(r.unreferenced, vec![extra.clone()]);
+    assert_eq!(r.unknown_files, vec!["notes.txt".to_owned()]);
+    let out = cnab_oci(dir.path(), &["verify", "more.tgz"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 blob(s) no image refers to"), "{text}");
+    assert!(text.contains("1 file(s)"), "{text}");
+    let out = cnab_oci(dir.path(), &["verify", "more.tgz", "--output", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["unreferenced"][0], extra.as_str());
+    assert_eq!(doc["unknown_files"][0], "notes.txt");
+    // Ours has none.
+    let p = save(dir.path(), "a.tgz", &ours(&c));
+    let r = archive::verify(&p, &VerifyOptions::default()).unwrap();
+    assert!(r.unreferenced.is_empty() && r.unknown_files.is_empty());
+}
+
+/// What is not an archive is said for what it is: a directory, a gzip of
+/// text, a missing file (a usage error, exit 2); with `--output json`, a
+/// failure is the `{"valid":false}` document on stdout and the error event
+/// on stderr.
+#[test]
+fn verify_says_what_the_input_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    let out = cnab_oci(dir.path(), &["verify", "d"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a directory"), "{err}");
+    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut w, b"hello\n").unwrap();
+    save(dir.path(), "hello.txt.gz", &w.finish().unwrap());
+    let out = cnab_oci(dir.path(), &["verify", "hello.txt.gz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a tar archive"), "{err}");
+    assert!(!err.contains("truncated"), "{err}");
+    for args in [
+        &["verify", "missing.tgz"][..],
+        &["verify", "d", "--since", "gone.tgz"],
+    ] {
+        let out = cnab_oci(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+    }
+    let out = cnab_oci(dir.path(), &["verify", "hello.txt.gz", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(line["event"], "error");
+    assert!(line["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a tar archive"));
+    assert!(line["hints"].is_array());
+}

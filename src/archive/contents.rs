@@ -82,6 +82,9 @@ pub struct Contents {
     /// Blobs referenced from a manifest that the archive does not hold (a
     /// delta, or a foreign layer left out), with what refers to them.
     pub missing: BTreeMap<Digest, (NodeKind, Descriptor)>,
+    /// The files that are not part of a thick bundle (CNAB spec 104 and
+    /// image-spec allow them; they are skipped), by path, in archive order.
+    pub unknown: Vec<String>,
     /// Uncompressed bytes of the tar stream.
     pub tar_bytes: u64,
 }

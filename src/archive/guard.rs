@@ -1,7 +1,8 @@
-//! The reader's byte-level guards: counting the compressed bytes read and
-//! the bytes they expand to (the decompression-bomb ratio), noticing the end
-//! of the decompressed stream, and checking one blob's bytes against its
-//! name as they go by.
+//! The reader's byte-level guards: the gzip members one after another,
+//! counting the compressed bytes read and the bytes they expand to (the
+//! decompression-bomb ratio, applied to the bytes no descriptor declared
+//! beforehand), noticing the end of the decompressed stream, and checking
+//! one blob's bytes against its name as they go by.
 
 use crate::digest::Digest;
 use sha2::Digest as _;
@@ -16,8 +17,65 @@ pub(super) struct Counters {
     pub(super) compressed: Cell<u64>,
     /// Bytes the decoder has produced.
     pub(super) expanded: Cell<u64>,
+    /// Of those, the bytes whose size a descriptor declared before their
+    /// entry (each blob's first entry): bounded by what the archive
+    /// declared, so exempt from the ratio.
+    pub(super) declared: Cell<u64>,
     /// Whether the decompressed stream has ended (a read gave 0 bytes).
     pub(super) ended: Cell<bool>,
+    /// The gzip members started.
+    pub(super) members: Cell<u64>,
+}
+
+impl Counters {
+    /// The expanded bytes the ratio applies to.
+    pub(super) fn undeclared(&self) -> u64 {
+        self.expanded.get().saturating_sub(self.declared.get())
+    }
+}
+
+/// The gzip members of the input one after another, as gzip(1) reads a
+/// concatenation: after a member, another starts when the next byte is a
+/// gzip magic's first; otherwise the stream ends there and the input is
+/// kept in `rest`, for the reader to check that only zeros follow.
+pub(super) struct Members<R: BufRead> {
+    pub(super) decoder: Option<flate2::bufread::GzDecoder<R>>,
+    pub(super) rest: Option<R>,
+    pub(super) counters: Rc<Counters>,
+}
+
+impl<R: BufRead> Members<R> {
+    pub(super) fn new(input: R, counters: Rc<Counters>) -> Members<R> {
+        counters.members.set(1);
+        Members {
+            decoder: Some(flate2::bufread::GzDecoder::new(input)),
+            rest: None,
+            counters,
+        }
+    }
+}
+
+impl<R: BufRead> Read for Members<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(decoder) = &mut self.decoder else {
+                return Ok(0);
+            };
+            let n = decoder.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let mut input = self.decoder.take().expect("a member").into_inner();
+            if input.fill_buf()?.first() == Some(&0x1f) {
+                let m = &self.counters.members;
+                m.set(m.get() + 1);
+                self.decoder = Some(flate2::bufread::GzDecoder::new(input));
+            } else {
+                self.rest = Some(input);
+                return Ok(0);
+            }
+        }
+    }
 }
 
 /// The compressed side: counts what the decoder consumes. `BufRead`, so that
@@ -54,12 +112,13 @@ impl<R: BufRead> BufRead for CountIn<R> {
 pub const EXPANSION_FLOOR: u64 = 64 * 1024 * 1024;
 
 /// The decompressed side: counts the bytes produced and refuses to go on
-/// once they exceed both [`EXPANSION_FLOOR`] and `ratio` times the
-/// compressed bytes consumed.
+/// once those not declared beforehand exceed both `floor` and `ratio` times
+/// the compressed bytes consumed.
 pub(super) struct Expand<R> {
     pub(super) inner: R,
     pub(super) counters: Rc<Counters>,
     pub(super) ratio: u64,
+    pub(super) floor: u64,
 }
 
 /// The error a refused expansion gives, found again by [`is_bomb`].
@@ -74,7 +133,8 @@ impl std::fmt::Display for Bomb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} compressed bytes expanded to more than {} bytes, over {} times as many",
+            "{} compressed bytes expanded to more than {} bytes that no descriptor declared \
+             before their entry, over {} times as many",
             self.compressed, self.expanded, self.ratio
         )
     }
@@ -93,10 +153,10 @@ impl<R: Read> Read for Expand<R> {
         if n == 0 && !buf.is_empty() {
             self.counters.ended.set(true);
         }
-        let expanded = self.counters.expanded.get() + n as u64;
-        self.counters.expanded.set(expanded);
-        let compressed = self.counters.compressed.get();
-        if expanded > EXPANSION_FLOOR && expanded / self.ratio.max(1) > compressed {
+        let c = &self.counters;
+        c.expanded.set(c.expanded.get() + n as u64);
+        let (expanded, compressed) = (c.undeclared(), c.compressed.get());
+        if expanded > self.floor && expanded / self.ratio.max(1) > compressed {
             return Err(io::Error::other(Bomb {
                 compressed,
                 expanded,
@@ -175,6 +235,13 @@ impl<'a, R: Read> Verified<'a, R> {
             fault: None,
             failed: None,
         }
+    }
+
+    /// The failure to report for `e`, an error this reader returned: the
+    /// stream's own when it failed underneath (its consumer got a copy, in
+    /// which a refused expansion is no longer found by [`is_bomb`]).
+    pub(super) fn cause(&mut self, e: io::Error) -> io::Error {
+        self.failed.take().unwrap_or(e)
     }
 
     /// Reads whatever is left, checking it.
@@ -281,8 +348,33 @@ mod tests {
             inner: io::repeat(0).take(EXPANSION_FLOOR + 1_000_000),
             counters: counters.clone(),
             ratio: 100,
+            floor: EXPANSION_FLOOR,
         };
         let err = io::copy(&mut e, &mut io::sink()).unwrap_err();
         assert!(is_bomb(&err).is_some());
+    }
+
+    /// Bytes declared beforehand are exempt from the ratio: only the rest
+    /// count.
+    #[test]
+    fn declared_bytes_are_exempt_from_the_ratio() {
+        let counters = Rc::new(Counters::default());
+        counters.compressed.set(1000);
+        counters.declared.set(10_000_000);
+        let mut e = Expand {
+            inner: io::repeat(0).take(10_000_000 + 100_000),
+            counters: counters.clone(),
+            ratio: 100,
+            floor: 1000,
+        };
+        io::copy(&mut e, &mut io::sink()).unwrap();
+        counters.declared.set(0);
+        let mut e = Expand {
+            inner: io::repeat(0).take(200_000),
+            counters: counters.clone(),
+            ratio: 100,
+            floor: 1000,
+        };
+        assert!(is_bomb(&io::copy(&mut e, &mut io::sink()).unwrap_err()).is_some());
     }
 }

@@ -21,12 +21,20 @@
 //!   before a byte of it is decompressed);
 //! - `bundle.json` over [`MAX_BUNDLE_SIZE`], `index.json` over
 //!   [`MAX_INDEX_SIZE`], a manifest over [`MAX_MANIFEST_SIZE`];
-//! - a truncated gzip or tar stream, bytes after the end of the tar or the
-//!   gzip member;
-//! - a decompression bomb: once past [`EXPANSION_FLOOR`] bytes, a stream
-//!   expanding more than [`ReadOptions::max_expansion`] times the compressed
-//!   bytes read (layers are compressed already: real archives expand about
-//!   1:1);
+//! - a truncated gzip or tar stream, a gzip stream that holds no tar, bytes
+//!   other than zeros after the end of the tar or the last gzip member
+//!   (gzip(1) reads concatenated members as one stream, and ignores the
+//!   zeros that `dd` or tape blocking add after them);
+//! - a decompression bomb: once past [`ReadOptions::expansion_floor`]
+//!   bytes, a stream expanding more than [`ReadOptions::max_expansion`]
+//!   times the compressed bytes read. Only the bytes whose size was not
+//!   declared before their entry count: a blob that `index.json` or a
+//!   manifest read earlier declares (every blob, in cnab-oci's
+//!   metadata-first order) has had its size checked at its header, so it
+//!   is bounded by what the archive declared, however well it compresses
+//!   (an uncompressed layer of zeros). What counts is the metadata files,
+//!   unknown files, and the blobs met before their descriptor (a Porter
+//!   archive's first pass);
 //! - an index that lists itself or nests more than
 //!   [`MAX_NESTING`](crate::relocate::walk::MAX_NESTING) deep.
 //!
@@ -48,7 +56,7 @@ mod end;
 use end::{layout_version, looks_like_json, parse_index};
 
 pub use super::guard::EXPANSION_FLOOR;
-use super::guard::{self, BlobFault, CountIn, Counters, Expand, Verified};
+use super::guard::{self, BlobFault, CountIn, Counters, Expand, Members, Verified};
 use super::ArchiveError;
 use crate::bundle::MAX_BUNDLE_SIZE;
 use crate::digest::Digest;
@@ -81,9 +89,14 @@ pub struct ReadOptions {
     /// Whether each blob's bytes are hashed and checked against its name
     /// (sizes are always checked). Off only to list an archive one trusts.
     pub verify_digests: bool,
-    /// The expansion ratio refused past [`EXPANSION_FLOOR`]
-    /// ([`DEFAULT_MAX_EXPANSION`]).
+    /// The expansion ratio refused past `expansion_floor`
+    /// ([`DEFAULT_MAX_EXPANSION`]), for the bytes not declared before their
+    /// entry. Raise it to read a genuine archive whose highly compressible
+    /// blobs come before the metadata that declares them (Porter's order).
     pub max_expansion: u64,
+    /// How many undeclared bytes may expand before the ratio applies
+    /// ([`EXPANSION_FLOOR`]).
+    pub expansion_floor: u64,
     /// What an earlier pass over the same archive learned: the visitor gets
     /// that metadata first, and every blob's size and kind are known at its
     /// header (the second pass of a Porter archive's import). The metadata
@@ -96,6 +109,7 @@ impl Default for ReadOptions {
         ReadOptions {
             verify_digests: true,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            expansion_floor: EXPANSION_FLOOR,
             known: None,
         }
     }
@@ -148,10 +162,17 @@ pub fn read<V: Visitor>(
     opts: &ReadOptions,
     visitor: &mut V,
 ) -> Result<Contents, V::Error> {
-    let file = std::fs::File::open(path).map_err(|e| ArchiveError::Invalid {
+    let invalid = |reason: String| ArchiveError::Invalid {
         archive: path.to_owned(),
-        reason: format!("cannot open it: {e}"),
-    })?;
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| invalid(format!("cannot open it: {e}")))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(invalid(
+            "a directory, not an archive: a thick bundle is one .tgz file".to_owned(),
+        )
+        .into());
+    }
     read_from(
         BufReader::with_capacity(64 * 1024, file),
         path,
@@ -171,17 +192,21 @@ pub fn read_from<R: BufRead, V: Visitor>(
     visitor: &mut V,
 ) -> Result<Contents, V::Error> {
     let counters = Rc::new(Counters::default());
-    let gz = flate2::bufread::GzDecoder::new(CountIn {
-        inner: input,
-        counters: counters.clone(),
-    });
+    let gz = Members::new(
+        CountIn {
+            inner: input,
+            counters: counters.clone(),
+        },
+        counters.clone(),
+    );
     let expand = Expand {
         inner: gz,
         counters: counters.clone(),
         ratio: opts.max_expansion,
+        floor: opts.expansion_floor,
     };
     let mut tar = tar::Archive::new(expand);
-    let mut state = State::new(archive, opts);
+    let mut state = State::new(archive, opts, counters.clone());
     if let Some(known) = &opts.known {
         visitor.metadata(&known.metadata)?;
         state.delivered = true;
@@ -189,6 +214,7 @@ pub fn read_from<R: BufRead, V: Visitor>(
     let entries = tar.entries().map_err(|e| state.io(None, &e))?;
     for entry in entries {
         let entry = entry.map_err(|e| state.io(None, &e))?;
+        state.entries += 1;
         state.entry(entry, visitor)?;
     }
     let expand = tar.into_inner();
@@ -236,10 +262,15 @@ struct State<'o> {
     /// Small JSON blobs of unknown kind, held in case they are manifests.
     pending: HashMap<Digest, Bytes>,
     held: u64,
+    /// The files that are not part of a thick bundle, in archive order.
+    unknown: Vec<String>,
+    /// The entries read so far.
+    entries: usize,
+    counters: Rc<Counters>,
 }
 
 impl<'o> State<'o> {
-    fn new(archive: &Path, opts: &'o ReadOptions) -> State<'o> {
+    fn new(archive: &Path, opts: &'o ReadOptions, counters: Rc<Counters>) -> State<'o> {
         let mut s = State {
             archive: archive.to_owned(),
             opts,
@@ -254,6 +285,9 @@ impl<'o> State<'o> {
             blobs: BTreeMap::new(),
             pending: HashMap::new(),
             held: 0,
+            unknown: Vec::new(),
+            entries: 0,
+            counters,
         };
         if let Some(k) = &opts.known {
             // Read once already: the declarations agreed then.
@@ -289,18 +323,37 @@ impl<'o> State<'o> {
     /// An I/O failure while reading, said for what it is.
     fn io(&self, entry: Option<&str>, e: &io::Error) -> ArchiveError {
         let at = entry.map_or_else(String::new, |n| format!(" (in entry `{n}`)"));
+        let text = e.to_string();
         let reason = if let Some(b) = guard::is_bomb(e) {
             format!(
-                "a decompression bomb{at}: {b}; the reader stops there. If the archive is \
-                 genuine, read it with a higher expansion limit"
+                "a decompression bomb{at}: {b}; the reader stops there. Blobs declared before \
+                 their entry (by index.json or a manifest, as in cnab-oci's metadata-first \
+                 order) are exempt, these bytes were not. If the archive is genuine, its highly \
+                 compressible content comes before the metadata that declares it (Porter's \
+                 order, metadata last): write it again metadata first (`cnab-oci archive` does), \
+                 or read it with a higher expansion limit (`ReadOptions::max_expansion`)"
             )
+        } else if self.entries == 0
+            && (self.counters.ended.get()
+                || ["checksum", "cksum", "numeric field"]
+                    .iter()
+                    .any(|w| text.contains(w)))
+        {
+            // The tar's own message may quote the garbage it read: not shown.
+            "not a tar archive: the gzip stream does not hold a tar (its first header is not \
+             one); a thick bundle is a gzip'd tar"
+                .to_owned()
+        } else if text.contains("invalid gzip header") && self.counters.members.get() > 1 {
+            "bytes after the end of the gzip stream that are neither zeros nor a gzip member: \
+             trailing garbage; the archive was changed after it was written, do not use it"
+                .to_owned()
         } else if e.kind() == io::ErrorKind::UnexpectedEof
-            || e.to_string().contains("unexpected EOF")
-            || e.to_string().contains("failed to read entire block")
-            || e.to_string().contains("incomplete deflate stream")
+            || text.contains("unexpected EOF")
+            || text.contains("failed to read entire block")
+            || text.contains("incomplete deflate stream")
         {
             format!("the archive ends early: it is truncated{at} ({e}); copy it again")
-        } else if e.to_string().contains("invalid gzip header") {
+        } else if text.contains("invalid gzip header") {
             "not a gzip'd tar (no gzip header): a thick bundle is a .tgz".to_owned()
         } else {
             format!("cannot be read{at}: {e}; the archive is corrupt, copy it again")
@@ -419,6 +472,9 @@ impl<'o> State<'o> {
                 self.blob(&path, digest, size, &mut entry, visitor)?;
             }
             EntryName::Other(o) => {
+                if !self.seen.contains_key(&o) {
+                    self.unknown.push(o.clone());
+                }
                 let mut hasher = guard::Hasher::for_digest(&Digest::sha256(b""), true);
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {

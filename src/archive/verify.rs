@@ -1,9 +1,11 @@
 //! `verify`: everything about an archive that can be checked offline.
 
+use super::contents::kind_of;
 use super::read::{self, find_image, Check, Contents, ReadOptions};
 use super::ArchiveError;
 use crate::bundle::{self, Bundle, ImageKey};
 use crate::digest::Digest;
+use crate::oci::Descriptor;
 use crate::relocate::events::NodeKind;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,8 +14,9 @@ use std::path::{Path, PathBuf};
 /// Options of [`verify`].
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
-    /// The archive a delta was made against (`archive --since OLD.tgz`): the
-    /// blobs the delta leaves out must be in it.
+    /// The archive a delta was made against (`archive --since OLD.tgz`):
+    /// read with the same checks (every blob verified), and every blob the
+    /// delta's images need that the delta leaves out must be in it.
     pub since: Option<PathBuf>,
 }
 
@@ -43,8 +46,16 @@ pub struct VerifyReport {
     pub manifests: usize,
     /// Bytes of the blob entries.
     pub bytes: u64,
-    /// Blobs left out of this archive and found in the `since` archive.
+    /// Blobs the images need that this archive leaves out and the `since`
+    /// archive holds (manifests, configs and layers, under every manifest
+    /// of either archive).
     pub in_since: usize,
+    /// Blob entries that no image refers to (image-spec allows them: they
+    /// are not imported), by digest.
+    pub unreferenced: Vec<Digest>,
+    /// Files that are not part of a thick bundle (allowed, and skipped), by
+    /// path.
+    pub unknown_files: Vec<String>,
     /// Foreign (non-distributable) layers referenced and not archived.
     pub foreign: usize,
     /// Whether the metadata comes before the blobs (cnab-oci's order).
@@ -55,9 +66,11 @@ pub struct VerifyReport {
 /// (names, links, duplicates, sizes, each blob's digest, the gzip and tar
 /// ends), the layout (`oci-layout` 1.x, `index.json`), that every manifest
 /// parses and every blob it refers to is there (or, for a delta, in
-/// `opts.since`), that `bundle.json` is a valid bundle, and that each of its
-/// images is in the layout (found as [`find_image`] says) with the
-/// `contentDigest` the bundle gives it.
+/// `opts.since`, which is read with the same checks: the walk goes through
+/// the manifests of both archives), that `bundle.json` is a valid bundle,
+/// and that each of its images is in the layout (found as [`find_image`]
+/// says) with the `contentDigest` the bundle gives it. Blobs no image
+/// refers to and unknown files are allowed, and listed in the report.
 ///
 /// # Errors
 /// The first thing wrong, as an [`ArchiveError`]: a blob that does not match
@@ -76,7 +89,22 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Archive
         )));
     }
     let images = check_bundle(&contents).map_err(invalid)?;
-    let (in_since, foreign) = check_missing(&contents, opts.since.as_deref()).map_err(invalid)?;
+    let old = match &opts.since {
+        Some(p) => Some(
+            read::read(p, &ReadOptions::default(), &mut Check)
+                .map_err(|e| invalid(format!("the --since archive is refused: {e}")))?,
+        ),
+        None => None,
+    };
+    let needed = needed(&contents, old.as_ref());
+    let (in_since, foreign) =
+        check_missing(&contents, &needed, old.as_ref(), opts.since.as_deref()).map_err(invalid)?;
+    let unreferenced = contents
+        .blobs
+        .keys()
+        .filter(|d| !needed.contains_key(*d))
+        .cloned()
+        .collect();
     Ok(VerifyReport {
         archive: path.to_owned(),
         images,
@@ -84,6 +112,8 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Archive
         manifests: contents.manifests.len(),
         bytes: contents.blobs.values().sum(),
         in_since,
+        unreferenced,
+        unknown_files: contents.unknown.clone(),
         foreign,
         metadata_first: m.first,
     })
@@ -156,46 +186,69 @@ pub(crate) fn is_foreign(media_type: &str) -> bool {
     media_type.contains("foreign") || media_type.contains("nondistributable")
 }
 
-/// The blobs referenced and not held must be foreign layers or, with
-/// `since`, in that archive. Returns how many were found there, and how many
-/// are foreign.
-fn check_missing(contents: &Contents, since: Option<&Path>) -> Result<(usize, usize), String> {
-    let foreign = contents
-        .missing
-        .values()
-        .filter(|(k, d)| *k == NodeKind::Layer && is_foreign(&d.media_type))
-        .count();
-    let missing: Vec<_> = contents
-        .missing
+/// Every blob the archive's images need, from its `index.json` roots down:
+/// each manifest's children as this archive holds it, else as `old` does (a
+/// delta leaves out the manifests its base holds, and their children).
+fn needed(contents: &Contents, old: Option<&Contents>) -> BTreeMap<Digest, (NodeKind, Descriptor)> {
+    let mut out = BTreeMap::new();
+    let mut todo: Vec<(NodeKind, Descriptor)> = contents
+        .metadata
+        .index
         .iter()
-        .filter(|(_, (k, d))| !(*k == NodeKind::Layer && is_foreign(&d.media_type)))
+        .filter_map(|e| Some((kind_of(&e.descriptor.media_type)?, e.descriptor.clone())))
         .collect();
-    if missing.is_empty() {
-        return Ok((0, foreign));
+    while let Some((kind, desc)) = todo.pop() {
+        if out.contains_key(&desc.digest) {
+            continue;
+        }
+        let kids = contents
+            .children
+            .get(&desc.digest)
+            .or_else(|| old.and_then(|o| o.children.get(&desc.digest)));
+        todo.extend(kids.into_iter().flatten().cloned());
+        out.insert(desc.digest.clone(), (kind, desc));
     }
-    let old: BTreeMap<Digest, u64> = match since {
-        Some(p) => read::blob_sizes(p).map_err(|e| format!("the --since archive: {e}"))?,
-        None => BTreeMap::new(),
-    };
-    let absent: Vec<String> = missing
-        .iter()
-        .filter(|(d, (_, desc))| old.get(*d) != Some(&desc.size))
-        .map(|(d, (k, _))| format!("{d} ({})", kind_name(*k)))
-        .collect();
+    out
+}
+
+/// Every blob needed and not held must be a foreign layer or, with `old`
+/// (read from `since`), held there with the size the descriptor gives.
+/// Returns how many were found there, and how many are foreign.
+fn check_missing(
+    contents: &Contents,
+    needed: &BTreeMap<Digest, (NodeKind, Descriptor)>,
+    old: Option<&Contents>,
+    since: Option<&Path>,
+) -> Result<(usize, usize), String> {
+    let (mut in_since, mut foreign) = (0, 0);
+    let mut absent = Vec::new();
+    for (d, (kind, desc)) in needed {
+        if contents.blobs.get(d) == Some(&desc.size) {
+            continue;
+        }
+        if *kind == NodeKind::Layer && is_foreign(&desc.media_type) {
+            foreign += 1;
+        } else if old.is_some_and(|o| o.blobs.get(d) == Some(&desc.size)) {
+            in_since += 1;
+        } else {
+            absent.push(format!("{d} ({})", kind_name(*kind)));
+        }
+    }
     if absent.is_empty() {
-        return Ok((missing.len(), foreign));
+        return Ok((in_since, foreign));
     }
     let list = list(&absent);
     Err(match since {
         Some(p) => format!(
-            "{} blob(s) referenced are neither in it nor in `{}`: {list}; it was not made \
-             against that archive",
+            "{} blob(s) its images need are neither in it nor in `{}`: {list}; it was not \
+             made against that archive",
             absent.len(),
             p.display()
         ),
         None => format!(
-            "{} blob(s) referenced are not in it: {list}. The archive may be a delta (made \
-             with `archive --since OLD.tgz`): verify it with `--since OLD.tgz`",
+            "{} blob(s) referenced are not in it: {list} (and whatever the manifests among \
+             them refer to). The archive may be a delta (made with `archive --since \
+             OLD.tgz`): verify it with `--since OLD.tgz`",
             absent.len()
         ),
     })

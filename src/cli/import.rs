@@ -3,7 +3,7 @@
 
 use super::registry::{check_outputs, result_json, write_output, PushCmd};
 use super::report;
-use super::{Global, EXIT_FAILURE};
+use super::Global;
 use anyhow::{Context, Result};
 use clap::Args;
 use cnab_oci::archive::{self, VerifyOptions};
@@ -48,6 +48,18 @@ pub fn is_archive(path: &Path) -> Result<bool> {
 }
 
 pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
+    for p in std::iter::once(&a.archive).chain(&a.since) {
+        if !p.exists() {
+            return Err(anyhow::Error::new(super::UsageError(cnab_oci::Error::Io {
+                action: "cannot read",
+                path: p.clone(),
+                reason: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file; name a thick bundle archive (.tgz)",
+                ),
+            })));
+        }
+    }
     let opts = VerifyOptions {
         since: a.since.clone(),
     };
@@ -59,9 +71,22 @@ pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
                 doc["valid"] = true.into();
                 writeln!(out, "{doc}")?;
             } else {
+                let mut extra = Vec::new();
+                if !r.unreferenced.is_empty() {
+                    extra.push(format!(
+                        "{} blob(s) no image refers to",
+                        r.unreferenced.len()
+                    ));
+                }
+                if !r.unknown_files.is_empty() {
+                    extra.push(format!(
+                        "{} file(s) that are not part of a thick bundle",
+                        r.unknown_files.len()
+                    ));
+                }
                 writeln!(
                     out,
-                    "{} is valid: {} image(s), {} blob(s) ({} manifest(s)), {} bytes{}{}",
+                    "{} is valid: {} image(s), {} blob(s) ({} manifest(s)), {} bytes{}{}{}",
                     a.archive.display(),
                     r.images.len(),
                     r.blobs,
@@ -77,6 +102,14 @@ pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
                     } else {
                         " (metadata last, as older Porter writes it)"
                     },
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; it also holds {} (allowed, not imported; `--output json` lists them)",
+                            extra.join(" and ")
+                        )
+                    },
                 )?;
             }
             Ok(ExitCode::SUCCESS)
@@ -90,8 +123,11 @@ pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
                 });
                 writeln!(out, "{doc}")?;
             }
-            let _ = writeln!(std::io::stderr(), "error: {e}");
-            Ok(ExitCode::from(EXIT_FAILURE))
+            drop(out);
+            Ok(super::fail(
+                &anyhow::Error::new(cnab_oci::Error::from(e)),
+                g.json(),
+            ))
         }
     }
 }

@@ -243,3 +243,56 @@ pub fn save(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathB
     std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
     p
 }
+
+/// A bundle of one image whose one layer is uncompressed
+/// (`application/vnd.oci.image.layer.v1.tar`, as `docker save` writes it)
+/// and holds a file of `size` zeros: real content that compresses about a
+/// thousand times.
+pub fn zeros(size: u64) -> Content {
+    use cnab_oci::oci::media_type as mt;
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_path("zeros").unwrap();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    tar.append(&h, std::io::Read::take(std::io::repeat(0), size))
+        .unwrap();
+    let layer = bytes::Bytes::from(tar.into_inner().unwrap());
+    let layer_digest = Digest::sha256(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest.as_str()]},
+    }))
+    .unwrap();
+    let config_digest = Digest::sha256(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": mt::OCI_MANIFEST,
+        "config": {"mediaType": mt::OCI_CONFIG, "digest": config_digest.as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest.as_str(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let root = Descriptor {
+        media_type: mt::OCI_MANIFEST.into(),
+        digest: Digest::sha256(&manifest),
+        size: manifest.len() as u64,
+        annotations: BTreeMap::new(),
+    };
+    let image = synth::Image {
+        blobs: BTreeMap::from([
+            (config_digest, bytes::Bytes::from(config)),
+            (layer_digest, layer),
+        ]),
+        manifests: vec![(root.clone(), bytes::Bytes::from(manifest))],
+    };
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"zeros","version":"1.0.0",
+        "invocationImages":[{{"imageType":"oci","image":"origin.invalid/app/zeros:1.0",
+        "contentDigest":"{}","size":{},"mediaType":"{}"}}]}}"#,
+        root.digest, root.size, root.media_type
+    );
+    Content::new(&Bundle::from_slice(json.as_bytes()).unwrap(), &[image])
+}

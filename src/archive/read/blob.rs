@@ -39,12 +39,19 @@ impl State<'_> {
                     .into());
             }
         }
+        if declared.is_some() && !self.blobs.contains_key(&digest) {
+            // Its size is checked against what the archive declared before
+            // it: bounded, so not subject to the expansion ratio (a repeat
+            // is, since repeats are not bounded).
+            let c = &self.counters.declared;
+            c.set(c.get() + size);
+        }
         let hash = self.opts.verify_digests;
         if let Some(&held) = self.blobs.get(&digest) {
             // A repeat: its bytes must hash to the same name, and its size be the same.
             let mut v = Verified::new(&mut *entry, &digest, size, hash);
             v.drain()
-                .map_err(|e| self.blob_error(path, &digest, v.fault.clone(), &e))?;
+                .map_err(|e| self.blob_error(path, &digest, v.fault.clone(), &v.cause(e)))?;
             if held != size {
                 return Err(self
                     .entry_error(
@@ -93,7 +100,7 @@ impl State<'_> {
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             let mut v = Verified::new(&mut *entry, &digest, size, hash);
             v.read_to_end(&mut bytes)
-                .map_err(|e| self.blob_error(path, &digest, v.fault.clone(), &e))?;
+                .map_err(|e| self.blob_error(path, &digest, v.fault.clone(), &v.cause(e)))?;
             let bytes = Bytes::from(bytes);
             if manifest {
                 let d = declared.expect("a manifest is declared");
@@ -124,7 +131,7 @@ impl State<'_> {
             }
             r?;
             v.drain()
-                .map_err(|e| self.blob_error(path, &digest, v.fault.clone(), &e))?;
+                .map_err(|e| self.blob_error(path, &digest, v.fault.clone(), &v.cause(e)))?;
         }
         self.blobs.insert(digest, size);
         Ok(())

@@ -2,8 +2,8 @@
 //! walked, the contents handed back; and the metadata files' parsers.
 
 use super::{
-    ArchiveError, Contents, CountIn, Counters, Descriptor, Expand, IndexEntry, State, Visitor,
-    MAX_HELD_JSON,
+    ArchiveError, Contents, CountIn, Counters, Descriptor, Expand, IndexEntry, Members, State,
+    Visitor, MAX_HELD_JSON,
 };
 use crate::oci::media_type as mt;
 use crate::store::layout::index::Index;
@@ -13,10 +13,11 @@ use std::io::{BufRead, Read};
 
 impl State<'_> {
     /// After the last entry: the tar must have ended with its end-of-archive
-    /// block, followed by zeros only, and the gzip member by nothing.
+    /// block, followed by zeros only, and the last gzip member by zeros only
+    /// (the padding `dd` or tape blocking adds, which gzip(1) ignores).
     pub(super) fn end_of_stream<R: BufRead>(
         &self,
-        mut expand: Expand<flate2::bufread::GzDecoder<CountIn<R>>>,
+        mut expand: Expand<Members<CountIn<R>>>,
         counters: &Counters,
     ) -> Result<(), ArchiveError> {
         if counters.ended.get() {
@@ -38,15 +39,24 @@ impl State<'_> {
                 ));
             }
         }
-        let mut rest = expand.inner.into_inner();
-        let left = rest.fill_buf().map_err(|e| self.io(None, &e))?;
-        if !left.is_empty() {
-            return Err(self.invalid(
-                "bytes after the end of the gzip stream: trailing garbage; the archive was \
-                 changed after it was written, do not use it",
-            ));
+        let Some(mut rest) = expand.inner.rest.take() else {
+            return Ok(());
+        };
+        loop {
+            let left = rest.fill_buf().map_err(|e| self.io(None, &e))?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if left.iter().any(|&b| b != 0) {
+                return Err(self.invalid(
+                    "bytes after the end of the gzip stream that are neither zeros nor a gzip \
+                     member: trailing garbage; the archive was changed after it was written, \
+                     do not use it",
+                ));
+            }
+            let n = left.len();
+            rest.consume(n);
         }
-        Ok(())
     }
 
     pub(super) fn finish<V: Visitor>(mut self, visitor: &mut V) -> Result<Contents, V::Error> {
@@ -102,6 +112,7 @@ impl State<'_> {
             manifests: graph.manifests,
             children: graph.children,
             missing,
+            unknown: self.unknown,
             tar_bytes: 0,
         })
     }
