@@ -520,7 +520,7 @@ fn verify_says_what_the_input_is() {
         &["verify", "d", "--since", "gone.tgz"],
     ] {
         let out = cnab_oci(dir.path(), args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
     }
     let out = cnab_oci(dir.path(), &["verify", "hello.txt.gz", "--output", "json"]);

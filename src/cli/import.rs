@@ -50,14 +50,15 @@ pub fn is_archive(path: &Path) -> Result<bool> {
 pub fn verify(a: &VerifyArgs, g: &Global) -> Result<ExitCode> {
     for p in std::iter::once(&a.archive).chain(&a.since) {
         if !p.exists() {
-            return Err(anyhow::Error::new(super::UsageError(cnab_oci::Error::Io {
+            // A missing input is a failure (exit 1), as for every command.
+            return Err(anyhow::Error::new(cnab_oci::Error::Io {
                 action: "cannot read",
                 path: p.clone(),
                 reason: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "no such file; name a thick bundle archive (.tgz)",
                 ),
-            })));
+            }));
         }
     }
     let opts = VerifyOptions {
