@@ -25,6 +25,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Options of [`Relocator::import`].
 #[derive(Debug, Clone, Default)]
@@ -143,7 +144,20 @@ struct Uploader {
     /// Whether a blob came before the metadata (Porter's order).
     survey: bool,
     counts: Counts,
+    /// Small blobs being uploaded while the reader goes on, with their sizes.
+    ahead: Vec<(u64, tokio::task::JoinHandle<Result<bool>>)>,
+    /// The bytes those hold, in KiB permits ([`AHEAD_MEMORY`]).
+    memory: Arc<tokio::sync::Semaphore>,
+    /// How many run at once (the engine's transfers).
+    slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Blobs up to this size are read whole and uploaded while the reader goes
+/// on, so that round trips overlap (bytes); larger ones stream from the
+/// archive into their upload, one at a time.
+const AHEAD_MAX: u64 = 4 * 1024 * 1024;
+/// The memory the blobs read ahead may hold at once, in KiB (32 MiB).
+const AHEAD_MEMORY: usize = 32 * 1024;
 
 /// How many chunks may wait between the archive's reader and the upload.
 const CHANNEL_CHUNKS: usize = 4;
@@ -190,6 +204,9 @@ impl Visitor for Uploader {
             size: info.size,
             annotations: BTreeMap::new(),
         };
+        if desc.size <= AHEAD_MAX {
+            return self.upload_ahead(desc, data);
+        }
         let (relocator, store) = (self.relocator.clone(), self.store.clone());
         let present = self
             .handle
@@ -260,6 +277,93 @@ impl Visitor for Uploader {
 }
 
 impl Uploader {
+    /// Reads small blob `desc` whole and uploads it while the reader goes
+    /// on, within the memory and transfer budgets.
+    fn upload_ahead(&mut self, desc: Descriptor, data: &mut dyn Read) -> Result<()> {
+        let mut bytes = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0));
+        if let Err(e) = data.read_to_end(&mut bytes) {
+            // The reader reports the blob's own fault in its place.
+            return Err(Error::Archive(
+                self.invalid(format!("blob {}: cannot be read: {e}", desc.digest)),
+            ));
+        }
+        let kib = u32::try_from(desc.size.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let (memory, slots) = (self.memory.clone(), self.slots.clone());
+        let permits = self.handle.block_on(async move {
+            let m = memory.acquire_many_owned(kib).await;
+            let s = slots.acquire_owned().await;
+            (m, s)
+        });
+        let (relocator, store) = (self.relocator.clone(), self.store.clone());
+        let size = desc.size;
+        let task = self.handle.spawn(async move {
+            let _held = permits;
+            let present = relocator.request(store.has_blob(&desc.digest)).await?;
+            if !present {
+                relocator
+                    .request(store.put_blob_bytes(&desc, Bytes::from(bytes)))
+                    .await?;
+            }
+            relocator.engine().send(Event::NodeFinished {
+                digest: desc.digest.to_string(),
+                action: if present {
+                    Action::SkipPresent
+                } else {
+                    Action::Copy
+                },
+                error: None,
+            });
+            Ok(!present)
+        });
+        self.ahead.push((size, task));
+        self.reap(false)
+    }
+
+    /// Counts the uploads ahead that ended (all of them, waiting, when
+    /// `all`), and gives the first failure.
+    fn reap(&mut self, all: bool) -> Result<()> {
+        let mut first = None;
+        let mut pending = Vec::new();
+        for (size, task) in std::mem::take(&mut self.ahead) {
+            if !all && !task.is_finished() {
+                pending.push((size, task));
+                continue;
+            }
+            match self.handle.block_on(task) {
+                Ok(Ok(true)) => {
+                    self.counts.uploaded += 1;
+                    self.counts.bytes += size;
+                }
+                Ok(Ok(false)) => self.counts.skipped += 1,
+                Ok(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                Err(e) => {
+                    first.get_or_insert(Error::Archive(
+                        self.invalid(format!("an upload task failed: {e}")),
+                    ));
+                }
+            }
+        }
+        self.ahead = pending;
+        match first {
+            Some(e) => {
+                self.abort();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the uploads ahead (after a failure).
+    fn abort(&mut self) {
+        for (_, task) in self.ahead.drain(..) {
+            task.abort();
+        }
+    }
+
     fn invalid(&self, reason: String) -> ArchiveError {
         ArchiveError::Invalid {
             archive: self.archive.clone(),
@@ -394,6 +498,9 @@ impl Relocator {
             ready: false,
             survey: false,
             counts: Counts::default(),
+            ahead: Vec::new(),
+            memory: Arc::new(tokio::sync::Semaphore::new(AHEAD_MEMORY)),
+            slots: Arc::new(tokio::sync::Semaphore::new(self.engine().jobs().max(1))),
         };
         let path = archive.to_owned();
         let opts = ReadOptions {
@@ -401,7 +508,20 @@ impl Relocator {
             ..ReadOptions::default()
         };
         let joined = tokio::task::spawn_blocking(move || {
-            let r = read::read(&path, &opts, &mut uploader);
+            let mut r = read::read(&path, &opts, &mut uploader);
+            // Every upload ahead ends before the pass does: manifests follow.
+            match &r {
+                Ok(_) => {
+                    if let Err(e) = uploader.reap(true) {
+                        r = Err(e);
+                    }
+                }
+                // The blobs read whole were verified: their uploads finish
+                // (a rerun then skips them); the read's error is the one told.
+                Err(_) => {
+                    let _ = uploader.reap(true);
+                }
+            }
             (r, uploader.counts, uploader.survey)
         })
         .await;

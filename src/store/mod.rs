@@ -341,9 +341,12 @@ impl Store {
     }
 
     /// Puts blob `desc` from `stream`, read once (no retry: a stream cannot
-    /// be replayed), verified as it goes: a registry upload session, or a
-    /// layout's temporary file renamed into place. For bytes that come from
-    /// no store, such as an archive's entries.
+    /// be replayed), which its source verifies (it ends with an error item
+    /// when the bytes do not match `desc`, as the archive reader's do): a
+    /// registry upload session, whose final `PUT` names the digest for the
+    /// registry to check, or a layout's temporary file, hashed and renamed
+    /// into place. For bytes that come from no store, such as an archive's
+    /// entries.
     ///
     /// # Errors
     /// The store refused it, the stream failed, or the bytes do not match
@@ -356,7 +359,7 @@ impl Store {
         match self {
             Store::Registry(r) => Ok(r
                 .client
-                .upload_blob_stream(&r.repository, desc, stream)
+                .upload_verified_stream(&r.repository, desc, stream)
                 .await?),
             Store::Layout(l) => Ok(l.put_blob(desc, stream, None).await?),
         }

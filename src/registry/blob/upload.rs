@@ -98,8 +98,43 @@ impl Client {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {
+        self.upload_stream(to, desc, stream, Hashing::On).await
+    }
+
+    /// Uploads a blob from a stream that its source verifies (it ends with an
+    /// error item, not a clean end, when the bytes do not match `desc`, as
+    /// the archive reader's streams do), in one attempt, without hashing the
+    /// bytes again; their count must still be `desc.size`.
+    ///
+    /// # Errors
+    ///
+    /// The stream's own error (nothing is committed, the session is
+    /// cancelled), [`RegistryError::ContentMismatch`] when the count differs
+    /// from `desc.size`, or any [`RegistryError`] of the upload.
+    pub async fn upload_verified_stream<S>(
+        &self,
+        to: &Repository,
+        desc: &Descriptor,
+        stream: S,
+    ) -> Result<(), RegistryError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        self.upload_stream(to, desc, stream, Hashing::Off).await
+    }
+
+    async fn upload_stream<S>(
+        &self,
+        to: &Repository,
+        desc: &Descriptor,
+        stream: S,
+        hashing: Hashing,
+    ) -> Result<(), RegistryError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
         let session = self.start_upload(to).await?;
-        let verify = Verify::new(to, desc, Hashing::On);
+        let verify = Verify::new(to, desc, hashing);
         let result = self
             .upload_into(&session, desc, Box::pin(stream), &verify, None)
             .await;
