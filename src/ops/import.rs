@@ -155,8 +155,9 @@ struct Uploader {
 /// Blobs up to this size are read whole and uploaded while the reader goes
 /// on, so that round trips overlap (bytes); larger ones stream from the
 /// archive into their upload, one at a time.
-const AHEAD_MAX: u64 = 4 * 1024 * 1024;
-/// The memory the blobs read ahead may hold at once, in KiB (32 MiB).
+const AHEAD_MAX: u64 = 8 * 1024 * 1024;
+/// The memory the blobs read ahead may hold at once, in KiB (32 MiB: with
+/// the rest of the import, peak RSS stays under 64 MiB).
 const AHEAD_MEMORY: usize = 32 * 1024;
 
 /// How many chunks may wait between the archive's reader and the upload.
