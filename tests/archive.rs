@@ -38,6 +38,18 @@ async fn pushed(
     (bundle, target)
 }
 
+/// Archives the bundle pushed at `reference` to `out`, with the defaults.
+async fn archive_to(config: &ClientConfig, reference: Reference, out: &Path) {
+    relocator(config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(reference)),
+            out,
+            &ArchiveOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
 /// Every entry of an archive: its path and bytes, in order.
 fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
     let file = std::fs::File::open(path).unwrap();
@@ -237,14 +249,7 @@ async fn a_delta_holds_only_what_the_earlier_archive_lacks() {
     let (_, v2) = pushed(&src, &config, &fx2, "app/demo:2").await;
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("v1.tgz");
-    relocator(&config)
-        .archive(
-            &ArchiveSource::Pushed(Location::Registry(v1)),
-            &old,
-            &ArchiveOptions::default(),
-        )
-        .await
-        .unwrap();
+    archive_to(&config, v1, &old).await;
     let since = archive::blob_sizes(&old).unwrap();
     let delta = dir.path().join("v2-delta.tgz");
     let o = ArchiveOptions {
@@ -422,14 +427,7 @@ async fn an_archive_round_trip_through_auth_and_tls_is_byte_identical() {
     let (bundle, a) = pushed(&src, &config, &fx, "out/demo:1").await;
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.tgz");
-    relocator(&config)
-        .archive(
-            &ArchiveSource::Pushed(Location::Registry(a)),
-            &first,
-            &ArchiveOptions::default(),
-        )
-        .await
-        .unwrap();
+    archive_to(&config, a, &first).await;
     let target = Reference::parse(&format!("{}/in/demo:1", inside.host())).unwrap();
     let imported = relocator(&config)
         .import(&first, &target, &cnab_oci::ops::ImportOptions::default())
@@ -449,14 +447,7 @@ async fn an_archive_round_trip_through_auth_and_tls_is_byte_identical() {
         .unwrap();
     assert_eq!(imported.pushed.descriptor.digest, pushed.descriptor.digest);
     let second = dir.path().join("second.tgz");
-    relocator(&config)
-        .archive(
-            &ArchiveSource::Pushed(Location::Registry(target)),
-            &second,
-            &ArchiveOptions::default(),
-        )
-        .await
-        .unwrap();
+    archive_to(&config, target, &second).await;
     assert!(
         std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(),
         "archive → push → archive is byte-identical"
@@ -473,14 +464,7 @@ async fn an_invalid_bundle_is_not_imported() {
     let (_, a) = pushed(&src, &config, &fx, "ok/demo:1").await;
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.tgz");
-    relocator(&config)
-        .archive(
-            &ArchiveSource::Pushed(Location::Registry(a)),
-            &good,
-            &ArchiveOptions::default(),
-        )
-        .await
-        .unwrap();
+    archive_to(&config, a, &good).await;
     let list = entries(&good);
     let mut bundle: serde_json::Value = serde_json::from_slice(&list[1].1).unwrap();
     bundle["version"] = "latest".into();
