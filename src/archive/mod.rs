@@ -31,13 +31,16 @@ pub use verify::{verify, VerifiedImage, VerifyOptions, VerifyReport};
 pub use write::ArchiveWriter;
 
 /// How hard the archive's gzip stream is compressed. Layers are already
-/// compressed, so a higher level costs CPU and saves little.
+/// compressed, so any level saves about 1 % and costs CPU twice: compressing
+/// on export, and inflating on import, where stored blocks are read some 27
+/// times as fast as level 1's (measured with flate2's miniz_oxide on a gzip'd
+/// layer: 4,383 against 163 MB/s). The default is therefore level 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Compression {
     /// Level 0: a gzip stream of stored blocks (Porter's `NoCompression`).
-    None,
-    /// Level 1 (Porter's `BestSpeed`).
     #[default]
+    None,
+    /// Level 1 (Porter's `BestSpeed`), for bundles with uncompressed layers.
     Fast,
     /// Level 6 (Go's and zlib's default, Porter's `DefaultCompression`).
     Default,

@@ -31,11 +31,11 @@ use tokio_util::sync::CancellationToken;
 pub struct CopyCmd {
     /// The pushed bundle: `REGISTRY/REPOSITORY[:TAG][@DIGEST]`, `oci:PATH[:NAME]` (an OCI
     /// layout directory) or `oci-archive:PATH[:NAME]` (a layout tar).
-    #[arg(value_parser = parse_source, value_name = "SRC")]
+    #[arg(value_parser = parse_source)]
     source: Location,
     /// Where it goes: `REGISTRY/REPOSITORY[:TAG]` or `oci:PATH[:NAME]` (created if missing;
     /// NAME defaults to `latest`).
-    #[arg(long, short = 't', value_parser = parse_copy_target, value_name = "DST")]
+    #[arg(long, short = 't', value_parser = parse_copy_target)]
     target: Location,
     /// Use fallback forms when a filtered copy pushes a new index.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]

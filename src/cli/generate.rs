@@ -36,12 +36,14 @@ pub struct ManArgs {
 }
 
 /// The subcommands, each with a page of its own.
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 11] = [
     "fixup",
     "push",
     "pull",
     "copy",
+    "archive",
     "validate",
+    "verify",
     "canonical",
     "convert",
     "completions",
