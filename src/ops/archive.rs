@@ -13,7 +13,7 @@
 
 use super::{Location, Relocator};
 use crate::archive::format::{self, ArchivedImage};
-use crate::archive::{ArchiveWriter, Compression};
+use crate::archive::Compression;
 use crate::bundle::Bundle;
 use crate::convert;
 use crate::digest::Digest;
@@ -21,14 +21,19 @@ use crate::digest::Hasher;
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::registry::{source_error, RegistryError, RegistryStats};
-use crate::relocate::events::{Action, Event, ImageTree, NodeKind};
+use crate::relocate::events::{Action, Event, NodeKind};
 use crate::relocate::{Candidate, ImageJob, Plan};
 use crate::store::{LayoutStore, Store};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Write};
+use progress::Progress;
+use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
+use writer::{write_thread, Msg};
+
+mod progress;
+mod writer;
 
 /// Blobs up to this size are fetched whole, ahead of the writer; larger ones
 /// are opened ahead and read as the writer takes them (bytes).
@@ -84,21 +89,6 @@ pub struct ArchiveOutcome {
     pub digest: Digest,
     /// Requests and bytes per registry, for the relocator's client so far.
     pub stats: BTreeMap<String, RegistryStats>,
-}
-
-/// One message to the writer thread.
-enum Msg {
-    Metadata {
-        bundle: Vec<u8>,
-        mapping: Vec<u8>,
-        index: Vec<u8>,
-    },
-    Blob {
-        digest: Digest,
-        size: u64,
-    },
-    Chunk(Bytes),
-    Finish,
 }
 
 /// A blob fetched ahead: whole, or an open stream.
@@ -440,187 +430,4 @@ struct Written {
     left_out: u64,
     size: u64,
     digest: Option<Digest>,
-}
-
-/// The writer thread: the archive from the messages, into `file`. Gives the
-/// archive's size and sha256 digest.
-fn write_thread(
-    file: std::fs::File,
-    compression: Compression,
-    mut rx: tokio::sync::mpsc::Receiver<Msg>,
-) -> io::Result<(u64, Digest)> {
-    let out = Counted {
-        inner: io::BufWriter::with_capacity(256 * 1024, file),
-        hasher: Hasher::like(&Digest::sha256(b"")),
-        size: 0,
-    };
-    let mut w = ArchiveWriter::new(out, compression);
-    let stopped = || io::Error::other("the archive was not finished (the work stopped)");
-    loop {
-        match rx.blocking_recv().ok_or_else(stopped)? {
-            Msg::Metadata {
-                bundle,
-                mapping,
-                index,
-            } => w.metadata(&bundle, &mapping, &index)?,
-            Msg::Blob { digest, size } => {
-                let chunks = Chunks {
-                    rx: &mut rx,
-                    current: Bytes::new(),
-                    remaining: size,
-                };
-                w.blob(&digest, size, chunks)?;
-            }
-            Msg::Chunk(_) => return Err(io::Error::other("bytes outside a blob")),
-            Msg::Finish => break,
-        }
-    }
-    let mut out = w.finish()?;
-    out.inner.flush()?;
-    Ok((out.size, out.hasher.finish()))
-}
-
-/// One blob's bytes, from the chunk messages; never reads past the blob.
-struct Chunks<'a> {
-    rx: &'a mut tokio::sync::mpsc::Receiver<Msg>,
-    current: Bytes,
-    remaining: u64,
-}
-
-impl io::Read for Chunks<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            if self.remaining == 0 {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Msg::Chunk(c)) => self.current = c,
-                Some(_) => return Err(io::Error::other("a blob's bytes ended early")),
-                None => {
-                    return Err(io::Error::other(
-                        "the archive was not finished (the work stopped)",
-                    ))
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
-        self.remaining = self.remaining.saturating_sub(n as u64);
-        Ok(n)
-    }
-}
-
-/// The output, counted and hashed as it is written.
-struct Counted<W> {
-    inner: W,
-    hasher: Hasher,
-    size: u64,
-}
-
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Per-image progress of the archive: which objects of each image are
-/// written, for `Progress` events, and `ImageFinished` once all are.
-struct Progress {
-    trees: Vec<ImageTree>,
-    /// Digest → the images (indexes into `trees`) that hold it.
-    holders: HashMap<Digest, Vec<usize>>,
-    /// Objects still to write, per image.
-    left: Vec<usize>,
-    finished: Vec<bool>,
-}
-
-impl Progress {
-    fn new(trees: &[ImageTree]) -> Progress {
-        let mut holders: HashMap<Digest, Vec<usize>> = HashMap::new();
-        let mut left = Vec::new();
-        for (i, t) in trees.iter().enumerate() {
-            let mut own = std::collections::HashSet::new();
-            for n in t.root.nodes() {
-                if n.action != Action::SkipForeign && own.insert(n.descriptor.digest.clone()) {
-                    holders
-                        .entry(n.descriptor.digest.clone())
-                        .or_default()
-                        .push(i);
-                }
-            }
-            left.push(own.len());
-        }
-        Progress {
-            trees: trees.to_vec(),
-            holders,
-            left,
-            finished: vec![false; trees.len()],
-        }
-    }
-
-    /// Object `digest` is in the archive (or left out): the events it causes.
-    fn done(&mut self, digest: &Digest, action: Action) -> Vec<Event> {
-        let Some(images) = self.holders.get(digest) else {
-            return Vec::new();
-        };
-        let mut touched = Vec::new();
-        for &i in images {
-            self.trees[i].root.visit_mut(&mut |n| {
-                if n.descriptor.digest == *digest {
-                    n.done = true;
-                    if action == Action::SkipPresent {
-                        n.action = action;
-                    }
-                }
-            });
-            self.left[i] = self.left[i].saturating_sub(1);
-            touched.push(self.trees[i].clone());
-        }
-        let mut events = vec![Event::Progress {
-            images: std::sync::Arc::new(touched),
-        }];
-        for &i in images {
-            if self.left[i] == 0 && !self.finished[i] {
-                self.finished[i] = true;
-                events.push(self.image_finished(i));
-            }
-        }
-        events
-    }
-
-    /// `ImageFinished` for every image not yet finished (those with no
-    /// object of their own to write).
-    fn finish(&mut self) -> Vec<Event> {
-        let open: Vec<usize> = (0..self.trees.len())
-            .filter(|&i| !std::mem::replace(&mut self.finished[i], true))
-            .collect();
-        open.into_iter().map(|i| self.image_finished(i)).collect()
-    }
-
-    fn image_finished(&self, i: usize) -> Event {
-        let t = &self.trees[i];
-        Event::ImageFinished {
-            key: t.key.clone(),
-            image: t.image.clone(),
-            // Where it is in the archive: its name in the layout.
-            relocated: Some(format!(
-                "{} in the archive",
-                format::image_name(&t.image, &t.root.descriptor.digest).unwrap_or_else(|_| t
-                    .root
-                    .descriptor
-                    .digest
-                    .to_string())
-            )),
-            error: None,
-            stopped: None,
-        }
-    }
 }
