@@ -3,7 +3,7 @@
 use super::contents::kind_of;
 use super::read::{self, find_image, Check, Contents, ReadOptions};
 use super::ArchiveError;
-use crate::bundle::{self, Bundle, ImageKey};
+use crate::bundle::{Bundle, ImageKey};
 use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::relocate::events::NodeKind;
@@ -125,12 +125,7 @@ pub(crate) fn check_bundle(contents: &Contents) -> Result<Vec<VerifiedImage>, St
     let m = &contents.metadata;
     let b = Bundle::from_slice(&m.bundle)
         .map_err(|e| format!("bundle.json is not a valid bundle: {e}"))?;
-    let errors: Vec<String> = b
-        .validate()
-        .into_iter()
-        .filter(|p| p.severity == bundle::Severity::Error)
-        .map(|p| format!("{}: {}", p.path, p.message))
-        .collect();
+    let errors = b.errors();
     if !errors.is_empty() {
         return Err(format!(
             "bundle.json is not a valid bundle: {}",
