@@ -41,7 +41,7 @@
 //! - [`bundle`]: the bundle model, its validation and canonical form.
 //! - [`reference`](mod@reference): image references with Docker's grammar and normalisation.
 //! - [`digest`]: validated content digests.
-//! - [`oci`]: media types and descriptors.
+//! - [`oci`]: media types, descriptors, manifest views; referrers and digest tags.
 //! - [`convert`]: bundle ⇄ config blob, config manifest, index; relocation maps.
 //! - [`relocation`]: the relocation map file.
 //! - [`store`]: what the engine reads and writes: a registry repository or an OCI layout.

@@ -31,6 +31,11 @@ pub const CNAB_CONFIG: &str = "application/vnd.cnab.config.v1+json";
 pub const CNAB_BUNDLE_CONFIG: &str = "application/vnd.cnab.bundle.config.v1+json";
 /// OCI image config; the first fallback for registries refusing custom types.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// The OCI empty descriptor's media type (`{}`, image-spec `manifest.md`
+/// "Guidance for an Empty Descriptor"): the config of artifacts that have
+/// none, such as cosign v3's Sigstore bundle referrers, whose `artifactType`
+/// then says what they are.
+pub const OCI_EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 /// Docker image config; used by the Docker-manifest fallback.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// The config media types accepted on pull.

@@ -1,7 +1,9 @@
-//! OCI and Docker registry objects: media types and descriptors.
+//! OCI and Docker registry objects: media types, descriptors, manifest and
+//! index views ([`manifest`]), and referrers and digest tags ([`referrers`]).
 
 pub mod manifest;
 pub mod media_type;
+pub mod referrers;
 
 use crate::digest::Digest;
 use serde::{Deserialize, Serialize};
