@@ -23,6 +23,9 @@ def classify(method, path):
         return f"manifest-{method.lower()}"
     if path.endswith("/tags/list"):
         return "tags"
+    # OCI 1.1 referrers listings (RequestKind::Referrers in the client's stats).
+    if "/referrers/" in path:
+        return "referrers"
     return "other"
 
 

@@ -28,6 +28,7 @@ mod fuzz_corpus;
 mod layout;
 mod layout_roundtrip;
 mod push;
+mod referrers_client;
 mod registry_modes;
 mod registry_scopes;
 mod registry_streams;

@@ -102,12 +102,12 @@ impl Named {
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// The media type without parameters (`; charset=utf-8`).
-fn bare_media_type(ct: &str) -> &str {
+pub(super) fn bare_media_type(ct: &str) -> &str {
     ct.split(';').next().unwrap_or(ct).trim()
 }
 
@@ -400,15 +400,12 @@ impl Client {
 
     /// Pushes a manifest's exact bytes to `repository` under `reference` (a tag
     /// or the digest) with `media_type` as its content type, and returns its
-    /// digest. A missing or relative `Location` in the answer is fine.
-    /// Retried under the retry policy.
+    /// digest: [`put_manifest_with_subject`](Client::put_manifest_with_subject)
+    /// without the `OCI-Subject` answer.
     ///
     /// # Errors
     ///
-    /// [`RegistryError::Config`] for a media type that cannot be a header;
-    /// [`RegistryError::ContentMismatch`] when the registry stored a different
-    /// digest; any [`RegistryError`] of the `PUT` (`MANIFEST_BLOB_UNKNOWN` when
-    /// a blob it references is missing).
+    /// As [`put_manifest_with_subject`](Client::put_manifest_with_subject).
     pub async fn put_manifest(
         &self,
         repository: &Repository,
@@ -416,6 +413,33 @@ impl Client {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<Digest, RegistryError> {
+        self.put_manifest_with_subject(repository, reference, bytes, media_type)
+            .await
+            .map(|(digest, _)| digest)
+    }
+
+    /// Pushes a manifest's exact bytes to `repository` under `reference` (a
+    /// tag or the digest) with `media_type` as its content type, and returns
+    /// its digest and the digest the registry's `OCI-Subject` header names,
+    /// when it sent a valid one: a registry with the referrers API answers
+    /// the push of a manifest with a `subject` so (distribution-spec v1.1.1,
+    /// "Pushing Manifests with Subject"); without it, the client is to update
+    /// the fallback tag itself. A missing or relative `Location` in the
+    /// answer is fine. Retried under the retry policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Config`] for a media type that cannot be a header;
+    /// [`RegistryError::ContentMismatch`] when the registry stored a different
+    /// digest; any [`RegistryError`] of the `PUT` (`MANIFEST_BLOB_UNKNOWN` when
+    /// a blob it references is missing).
+    pub async fn put_manifest_with_subject(
+        &self,
+        repository: &Repository,
+        reference: &str,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<(Digest, Option<Digest>), RegistryError> {
         let digest = Digest::sha256(&bytes);
         let content_type = HeaderValue::from_str(media_type)
             .map_err(|_| RegistryError::Config(format!("invalid media type `{media_type}`")))?;
@@ -448,7 +472,9 @@ impl Client {
                         ));
                     }
                 }
-                Ok(digest.clone())
+                let subject =
+                    header_str(resp.headers(), "oci-subject").and_then(|d| Digest::parse(d).ok());
+                Ok((digest.clone(), subject))
             })
             .await
     }
@@ -523,7 +549,7 @@ impl Client {
 }
 
 /// The target of `rel="next"` in a `Link` header.
-fn next_link(link: &str) -> Option<String> {
+pub(super) fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;

@@ -9,6 +9,8 @@
 //!   [`Client::push_blob`], [`Client::get_blob`], [`Client::blob_stream`],
 //!   [`Client::upload_blob_from`]: blobs, streamed and verified.
 //! - [`Client::list_tags`]: tags, following `Link` pagination.
+//! - [`Client::referrers`], [`Client::put_manifest_with_subject`]: the OCI
+//!   1.1 referrers API and the `OCI-Subject` answer to a push.
 //! - [`Client::scoped`], [`Client::cancel_open_uploads`]: upload sessions left
 //!   open by an interrupted scope of work.
 //!
@@ -29,7 +31,8 @@
 //! - `retry`: [`RetryPolicy`] and the one retry loop.
 //! - `stats`: [`RegistryStats`] per registry.
 //! - `uploads`: the open upload sessions of one client scope.
-//! - `manifest`, `blob/`: the operations.
+//! - `manifest`, `blob/`, `referrers`: the operations (`referrers` also has
+//!   the redirect policy that keeps a referrers request on its registry).
 //! - `error`: [`RegistryError`], the registry's error envelope, and
 //!   [`RegistryError::hints`].
 
@@ -38,6 +41,7 @@ mod blob;
 mod credentials;
 mod error;
 mod manifest;
+mod referrers;
 mod request;
 mod retry;
 mod stats;

@@ -32,6 +32,8 @@ pub enum RequestKind {
     UploadCancel,
     /// `GET` a tag list page.
     TagList,
+    /// `GET` a referrers page (`/v2/<name>/referrers/<digest>`).
+    Referrers,
 }
 
 /// What the client did with one registry.

@@ -60,6 +60,7 @@ fn builder(connect: Duration, stall: Duration) -> reqwest::ClientBuilder {
         .connect_timeout(connect)
         .read_timeout(stall)
         .pool_max_idle_per_host(64)
+        .redirect(super::referrers::redirect_policy())
 }
 
 /// The rustls error somewhere in `e`'s source chain. An `io::Error`'s
