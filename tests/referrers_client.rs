@@ -1,7 +1,8 @@
 //! `Client::referrers` and `Client::put_manifest_with_subject` against an
 //! in-process fake: pages, the `artifactType` filter with and without
 //! `OCI-Filters-Applied`, the answers that mean "no referrers API", and the
-//! `OCI-Subject` answer to a push. Source throughout: distribution-spec
+//! `OCI-Subject` answer to a push; and the registry store's
+//! `put_referrer` on top of it. Source throughout: distribution-spec
 //! v1.1.1, "Listing Referrers" and "Pushing Manifests with Subject".
 
 use crate::harness::fake::{respond, Fake, Recorded};
@@ -10,6 +11,7 @@ use cnab_oci::oci::media_type as mt;
 use cnab_oci::oci::referrers::Referrer;
 use cnab_oci::oci::Descriptor;
 use cnab_oci::registry::{Client, RegistryError, Repository, RequestKind};
+use cnab_oci::store::Store;
 use cnab_oci::Digest;
 use std::collections::BTreeMap;
 
@@ -327,4 +329,56 @@ async fn put_manifest_with_subject_returns_the_oci_subject() {
         expected
     );
     assert_eq!(fake.requests()[0].body, bytes);
+}
+
+/// A registry store says a referrer is indexed only when the registry
+/// answered `OCI-Subject` with that very subject; its referrers are the
+/// registry's API listing ("Pushing Manifests with Subject": otherwise the
+/// client updates the fallback tag).
+#[tokio::test]
+async fn a_registry_store_trusts_only_the_matching_oci_subject() {
+    let s = subject();
+    let answered = s.to_string();
+    let other = digest(9).to_string();
+    let fake = Fake::start(move |r: &Recorded, _| match (r.method.as_str(), r.path()) {
+        ("GET", p) if p.contains("/referrers/") => index_answer(&[], &[entry_json(1, SIG)]),
+        ("PUT", p) if p.starts_with("/v2/indexed/") => {
+            respond(201, &[("oci-subject", &answered)], "")
+        }
+        ("PUT", p) if p.starts_with("/v2/other/") => respond(201, &[("oci-subject", &other)], ""),
+        _ => respond(201, &[], ""),
+    });
+    let store = |path: &str| {
+        Store::registry(
+            client(),
+            Repository {
+                registry: fake.host(),
+                path: path.to_owned(),
+            },
+        )
+    };
+    let bytes = Bytes::from_static(br#"{"schemaVersion":2}"#);
+    let desc = Descriptor::of(mt::OCI_MANIFEST, &bytes);
+    for (path, indexed) in [
+        ("indexed/app", true),
+        ("other/app", false),
+        ("plain/app", false),
+    ] {
+        assert_eq!(
+            store(path)
+                .put_referrer(&desc, bytes.clone(), &s)
+                .await
+                .unwrap(),
+            indexed,
+            "{path}"
+        );
+    }
+    assert!(fake
+        .log()
+        .iter()
+        .all(|l| l.ends_with(&format!("/manifests/{}", desc.digest))));
+    assert_eq!(
+        store("indexed/app").referrers(&s).await.unwrap(),
+        Some(vec![referrer(1, SIG)])
+    );
 }

@@ -6,7 +6,7 @@
 //! operations: resolve a name to a descriptor, the exact bytes of a manifest,
 //! a blob as a verified stream, presence, putting blobs and manifests by
 //! digest, tagging, listing tags, and (registries only) mounting a blob from
-//! another repository of the same registry.
+//! another repository of the same registry and listing referrers.
 //!
 //! ## Why an enum and not a trait
 //! The engine's fast paths need to see *both* sides of a transfer: a mount
@@ -28,6 +28,8 @@
 //! | put manifest | `PUT` by digest, exact bytes | a blob |
 //! | tag | `PUT` of the exact bytes by tag | the manifest's blob, then `index.json` rewritten atomically with the entry (replacing one of the same name) |
 //! | mount | `POST ?mount=&from=` within one registry: `201` mounted, `202` an open session to upload into | none: [`Store::mount`] answers `None` |
+//! | referrers | `GET /v2/<repo>/referrers/<digest>` (OCI 1.1, [`Client::referrers`]): `None` when the registry has no referrers API | none: [`Store::referrers`] answers `None` (a layout's fallback tag is a name in `index.json`) |
+//! | put referrer | `PUT` by digest; indexed by the registry when it answers `OCI-Subject` with the subject | a blob; never indexed: [`Store::put_referrer`] answers `false` |
 //!
 //! A layout's `index.json` is only ever replaced whole and last, so a reader
 //! never sees a name for content that is not complete.
@@ -35,6 +37,7 @@
 pub mod layout;
 
 use crate::digest::Digest;
+use crate::oci::referrers::Referrer;
 use crate::oci::Descriptor;
 use crate::reference::Reference;
 use crate::registry::{
@@ -416,6 +419,57 @@ impl Store {
         }
     }
 
+    /// The referrers of `subject` as the store itself lists them
+    /// (distribution-spec v1.1.1, "Listing Referrers"): a registry's
+    /// referrers API ([`Client::referrers`], every entry, no filter);
+    /// `Ok(None)` when the registry has no such API, and always for a
+    /// layout, which has none (its fallback tag, if any, is an ordinary
+    /// name).
+    ///
+    /// # Errors
+    /// As [`Client::referrers`].
+    pub async fn referrers(&self, subject: &Digest) -> Result<Option<Vec<Referrer>>, StoreError> {
+        match self {
+            Store::Registry(r) => Ok(r.client.referrers(&r.repository, subject, None).await?),
+            Store::Layout(_) => Ok(None),
+        }
+    }
+
+    /// Puts manifest `desc`, whose `subject` is `subject`, by digest with
+    /// exactly `bytes`, and says whether the store indexed it as a referrer
+    /// of `subject` itself: a registry that answered `OCI-Subject: <subject>`
+    /// ([`Client::put_manifest_with_subject`]; distribution-spec v1.1.1,
+    /// "Pushing Manifests with Subject"). `false` means the caller is to
+    /// update the fallback tag; a layout always answers `false`.
+    ///
+    /// # Errors
+    /// As [`Store::put_manifest`].
+    pub async fn put_referrer(
+        &self,
+        desc: &Descriptor,
+        bytes: Bytes,
+        subject: &Digest,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Registry(r) => {
+                let (_, indexed) = r
+                    .client
+                    .put_manifest_with_subject(
+                        &r.repository,
+                        desc.digest.as_str(),
+                        bytes,
+                        &desc.media_type,
+                    )
+                    .await?;
+                Ok(indexed.as_ref() == Some(subject))
+            }
+            Store::Layout(l) => {
+                l.put_manifest(desc, bytes).await?;
+                Ok(false)
+            }
+        }
+    }
+
     /// Every tag (registry) or name (layout), in the store's order.
     ///
     /// # Errors
@@ -456,5 +510,31 @@ mod tests {
         let path = dir.path().join("l").display().to_string();
         assert_eq!(layout.reference_for(&d), format!("oci:{path}@{d}"));
         assert_eq!(layout.reference_for_tag("1.0"), format!("oci:{path}:1.0"));
+    }
+
+    /// A layout has no referrers API and indexes no referrer: the manifest
+    /// is stored as a blob, and the caller is told to keep the fallback tag.
+    #[tokio::test]
+    async fn a_layout_stores_a_referrer_but_does_not_index_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Store::Layout(LayoutStore::create(dir.path().join("l")).unwrap());
+        let subject = Digest::sha256(b"subject");
+        let bytes = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},"layers":[],"subject":{{"mediaType":"{}","digest":"{subject}","size":7}}}}"#,
+            crate::oci::media_type::OCI_MANIFEST,
+            crate::oci::media_type::OCI_EMPTY_CONFIG,
+            crate::oci::media_type::OCI_MANIFEST,
+        ));
+        let desc = Descriptor::of(crate::oci::media_type::OCI_MANIFEST, &bytes);
+        assert!(!layout
+            .put_referrer(&desc, bytes.clone(), &subject)
+            .await
+            .unwrap());
+        assert!(layout.has_manifest(&desc.digest).await.unwrap());
+        assert_eq!(
+            layout.manifest(desc.digest.as_str()).await.unwrap().bytes,
+            bytes
+        );
+        assert_eq!(layout.referrers(&subject).await.unwrap(), None);
     }
 }
