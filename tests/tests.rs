@@ -27,6 +27,7 @@ mod foreign_layers;
 mod fuzz_corpus;
 mod layout;
 mod layout_roundtrip;
+mod memreg;
 mod push;
 mod registry_modes;
 mod registry_scopes;

@@ -17,6 +17,7 @@ pub mod client;
 pub mod fake;
 pub mod faults;
 pub mod fixtures;
+pub mod memreg;
 pub mod pki;
 pub mod proxy;
 pub mod token;
