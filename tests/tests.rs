@@ -33,3 +33,4 @@ mod registry_modes;
 mod registry_scopes;
 mod registry_streams;
 mod secrets;
+mod signed;

@@ -20,6 +20,7 @@ pub mod fixtures;
 pub mod memreg;
 pub mod pki;
 pub mod proxy;
+pub mod signed;
 pub mod token;
 
 use std::ffi::OsString;
