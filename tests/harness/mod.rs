@@ -17,8 +17,10 @@ pub mod client;
 pub mod fake;
 pub mod faults;
 pub mod fixtures;
+pub mod memreg;
 pub mod pki;
 pub mod proxy;
+pub mod signed;
 pub mod token;
 
 use std::ffi::OsString;
