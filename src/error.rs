@@ -194,6 +194,22 @@ pub enum Error {
         /// The registry's refusal.
         error: Box<Error>,
     },
+    /// Finding, reading or carrying referrers (signatures, attestations,
+    /// SBOMs) failed: what was being done, where, for which subject and
+    /// referrer.
+    #[error("cannot {action}{} in `{store}`: {error}", referrer_context(.subject.as_ref(), .referrer.as_ref()))]
+    Referrers {
+        /// What was being done (`list the tags`, `copy the referrer`).
+        action: &'static str,
+        /// The store it was done in.
+        store: String,
+        /// The manifest whose referrers were wanted.
+        subject: Option<Digest>,
+        /// The referrer concerned.
+        referrer: Option<Digest>,
+        /// The cause.
+        error: Box<Error>,
+    },
     /// One failure that several images share (an object they have in
     /// common failed): each image's [`ImageFailure`] holds the same error.
     #[error("{0}")]
@@ -208,6 +224,16 @@ pub enum Error {
         /// The OS error.
         reason: std::io::Error,
     },
+}
+
+/// ` {referrer} of {subject}` (or the part known) for [`Error::Referrers`].
+fn referrer_context(subject: Option<&Digest>, referrer: Option<&Digest>) -> String {
+    match (referrer, subject) {
+        (Some(r), Some(s)) => format!(" {r} (a referrer of {s})"),
+        (Some(r), None) => format!(" {r}"),
+        (None, Some(s)) => format!(" for the referrers of {s}"),
+        (None, None) => String::new(),
+    }
 }
 
 impl From<StoreError> for Error {
@@ -368,6 +394,10 @@ impl Error {
                 error.collect_hints(out);
             }
             Error::Shared(error) => error.collect_hints(out),
+            Error::Referrers { error, .. } => {
+                error.collect_hints(out);
+                out.push(Hint::SkipReferrers);
+            }
             Error::ForeignLayersRefused {
                 fate: ForeignLayerFate::Skipped,
                 ..

@@ -54,6 +54,10 @@ pub enum Hint {
     /// Copy the foreign (non-distributable) layers that the source has
     /// ([`crate::relocate::ForeignLayers::CopyFromSource`]).
     CopyForeignLayers,
+    /// Relocate without the images' referrers (signatures, attestations,
+    /// SBOMs: [`crate::relocate::Referrers::Skip`]), when they cannot be
+    /// read or written and are not needed.
+    SkipReferrers,
     /// Log in to `registry` (the docker config, a credential helper, or
     /// explicit [`crate::registry::Credentials`]).
     Login {

@@ -228,13 +228,32 @@ async fn idempotent_rerun_makes_only_the_checks_it_needs() {
     assert_eq!(target.total_requests(), 4, "one HEAD per image: {target:?}");
     assert_eq!(target.count(RequestKind::ManifestHead), 4);
 
-    // Without the map: one HEAD per image on the source, one on the target.
+    // Without the map: one HEAD per image on the source, one on the target;
+    // and, for the referrers, one tag listing per source repository and one
+    // probe of the source registry's referrers API.
     let mut third = bundle.clone();
     let rerun = relocator(&config)
         .fixup(&mut third, &target_ref, &opts())
         .await
         .unwrap();
-    assert_eq!(rerun.stats[&src.host()].total_requests(), 4);
+    let source = &rerun.stats[&src.host()];
+    let repositories: std::collections::HashSet<_> = fx
+        .bundle
+        .all_images()
+        .into_iter()
+        .map(|(_, i)| Reference::parse(&i.image).unwrap().path().to_owned())
+        .collect();
+    assert_eq!(source.count(RequestKind::ManifestHead), 4, "{source:?}");
+    assert_eq!(
+        source.count(RequestKind::TagList),
+        repositories.len() as u64
+    );
+    assert_eq!(source.count(RequestKind::Referrers), 1);
+    assert_eq!(
+        source.total_requests(),
+        4 + repositories.len() as u64 + 1,
+        "{source:?}"
+    );
     assert_eq!(rerun.stats[&dst.host()].total_requests(), 4);
     assert_eq!(rerun.totals.blobs_copied + rerun.totals.manifests_pushed, 0);
 }

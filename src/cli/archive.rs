@@ -145,6 +145,7 @@ pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> 
             auto_update_bundle: c.auto_update_bundle,
             input_relocation_map,
             foreign_layers: c.relocate.foreign_layers(),
+            referrers: c.relocate.referrers(),
         },
         compression: c.compression.into(),
         since,

@@ -87,6 +87,7 @@ pub async fn copy(c: &CopyCmd, g: &Global, cancel: &CancellationToken) -> Result
         platforms: c.relocate.platforms(),
         allow_fallbacks: c.allow_fallbacks,
         foreign_layers: c.relocate.foreign_layers(),
+        referrers: c.relocate.referrers(),
     };
     // Layouts are checked before anything moves: a source must open (and,
     // without a name, hold one image), a target must be writable, and a

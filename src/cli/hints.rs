@@ -25,6 +25,9 @@ pub(crate) fn render(h: &Hint) -> String {
         Hint::CopyForeignLayers => {
             "pass --include-foreign-layers to copy the foreign layers the source has".into()
         }
+        Hint::SkipReferrers => {
+            "pass --no-referrers to relocate without signatures, attestations and SBOMs".into()
+        }
         Hint::RepushImage { repository } => format!(
             "re-push it as Docker schema 2, for example `skopeo copy --format v2s2 docker://{repository}:TAG docker://{repository}:TAG`"
         ),

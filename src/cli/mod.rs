@@ -11,6 +11,7 @@ mod import;
 pub(crate) mod offline;
 mod registry;
 mod report;
+mod tables;
 
 use clap::{Parser, Subcommand};
 use offline::OutputFormat;

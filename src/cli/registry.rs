@@ -6,9 +6,9 @@ use super::Global;
 use anyhow::{Context, Result};
 use clap::Args;
 use cnab_oci::oci::manifest::Platform;
-use cnab_oci::ops::{FixupOptions, FixupOutcome, Platforms, PushOptions, Relocator};
+use cnab_oci::ops::{FixupOptions, Platforms, PushOptions, Relocator};
 use cnab_oci::registry::{ClientConfig, RegistryStats};
-use cnab_oci::relocate::{ForeignLayers, Totals, DEFAULT_JOBS, DEFAULT_REQUESTS};
+use cnab_oci::relocate::{ForeignLayers, Referrers, Totals, DEFAULT_JOBS, DEFAULT_REQUESTS};
 use cnab_oci::{fs, Bundle, Reference, RelocationMap};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -67,6 +67,11 @@ pub struct RelocateArgs {
     /// of skipping them (for targets that check every layer).
     #[arg(long)]
     include_foreign_layers: bool,
+    /// Leave the images' signatures, attestations and SBOMs behind (cosign's
+    /// `sha256-<hex>.sig`/`.att`/`.sbom` tags and OCI 1.1 referrers, carried
+    /// by default).
+    #[arg(long)]
+    no_referrers: bool,
     /// Concurrent blob transfers (byte streams) for the whole bundle (at
     /// least 1).
     #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
@@ -91,6 +96,14 @@ impl RelocateArgs {
             ForeignLayers::CopyFromSource
         } else {
             ForeignLayers::Skip
+        }
+    }
+
+    pub(super) fn referrers(&self) -> Referrers {
+        if self.no_referrers {
+            Referrers::Skip
+        } else {
+            Referrers::Carry
         }
     }
 
@@ -332,52 +345,13 @@ fn fixup_options(
         auto_update_bundle: a.auto_update_bundle,
         input_relocation_map,
         foreign_layers: a.relocate.foreign_layers(),
+        referrers: a.relocate.referrers(),
     };
     let relocator =
         a.relocate
             .registry
             .relocator((a.relocate.jobs, a.relocate.requests), style, cancel)?;
     Ok((bundle, target, opts, relocator))
-}
-
-fn print_plan(outcome: &FixupOutcome, json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        let doc = serde_json::json!({
-            "images": outcome.plan.trees,
-            "totals": outcome.totals,
-            "relocation_map": outcome.relocation_map.iter().collect::<BTreeMap<_, _>>(),
-        });
-        writeln!(out, "{doc}")?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<24} {:<9} {:<16} {:>12}  ACTION",
-        "IMAGE", "KIND", "DIGEST", "SIZE"
-    )?;
-    for t in &outcome.plan.trees {
-        for n in t.root.nodes() {
-            let digest = n.descriptor.digest.as_str();
-            let short = &digest[..digest.len().min(19)];
-            writeln!(
-                out,
-                "{:<24} {:<9} {:<16} {:>12}  {}",
-                t.key.to_string(),
-                format!("{:?}", n.kind).to_lowercase(),
-                short,
-                n.descriptor.size,
-                n.action.as_str()
-            )?;
-        }
-    }
-    let t = &outcome.totals;
-    writeln!(
-        out,
-        "{} blob(s) to copy ({} bytes), {} to mount, {} present, {} foreign; {} manifest(s) to push, {} present",
-        t.blobs_copied, t.bytes_to_copy, t.blobs_mounted, t.blobs_skipped, t.foreign_skipped, t.manifests_pushed, t.manifests_skipped
-    )?;
-    Ok(())
 }
 
 pub(super) fn result_json(
@@ -398,6 +372,9 @@ pub(super) fn result_json(
         "copies": totals.blobs_copied,
         "skips": totals.blobs_skipped + totals.manifests_skipped,
         "foreign_skipped": totals.foreign_skipped,
+        "referrers_carried": totals.referrers_carried,
+        "referrers_present": totals.referrers_present,
+        "referrers_left_behind": totals.referrers_left_behind,
         "fallbacks": fallbacks,
         "registries": stats,
     })
@@ -407,7 +384,7 @@ pub async fn fixup(c: &FixupCmd, g: &Global, cancel: &CancellationToken) -> Resu
     let (mut bundle, target, opts, relocator) = fixup_options(&c.args, g, cancel)?;
     if c.args.dry_run {
         let outcome = relocator.plan_fixup(&mut bundle, &target, &opts).await?;
-        print_plan(&outcome, g.json())?;
+        super::tables::print_plan(&outcome, g.json())?;
         return Ok(ExitCode::SUCCESS);
     }
     check_outputs([c.out_bundle.as_path(), c.relocation_map.as_path()])?;
@@ -437,7 +414,7 @@ pub async fn push(c: &PushCmd, g: &Global, cancel: &CancellationToken) -> Result
     let (mut bundle, target, opts, relocator) = fixup_options(&c.args, g, cancel)?;
     if c.args.dry_run {
         let outcome = relocator.plan_fixup(&mut bundle, &target, &opts).await?;
-        print_plan(&outcome, g.json())?;
+        super::tables::print_plan(&outcome, g.json())?;
         return Ok(ExitCode::SUCCESS);
     }
     check_outputs(
@@ -494,18 +471,20 @@ pub async fn pull(c: &PullCmd, g: &Global, cancel: &CancellationToken) -> Result
     let pulled = relocator.pull(r).await?;
     write_output(&c.out_bundle, &pulled.bundle.canonical_bytes())?;
     write_output(&c.relocation_map, &pulled.relocation_map.canonical_bytes())?;
+    let mut out = std::io::stdout().lock();
     if g.json() {
-        writeln!(
-            std::io::stdout(),
-            "{}",
-            result_json(
-                Some(pulled.digest.as_str()),
-                &pulled.relocation_map,
-                &Totals::default(),
-                &pulled.stats,
-                &[]
-            )
-        )?;
+        let mut doc = result_json(
+            Some(pulled.digest.as_str()),
+            &pulled.relocation_map,
+            &Totals::default(),
+            &pulled.stats,
+            &[],
+        );
+        doc["referrers"] = serde_json::json!(pulled.referrers);
+        doc["referrers_not_searched"] = serde_json::json!(pulled.referrers_not_searched);
+        writeln!(out, "{doc}")?;
+        return Ok(ExitCode::SUCCESS);
     }
+    super::tables::pulled_referrers(&mut out, &pulled, &r.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,10 @@
 //! lines with `--output json`. All of it goes to stderr; stdout is for results.
 
 use cnab_oci::relocate::events::{Action, Event, Reporter};
+use cnab_oci::relocate::{LeftBehind, NotSearched, PlannedReferrer};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -89,6 +91,16 @@ impl Reporter for Lines {
                 ..
             } => format!("{key} {image}: not relocated: {why}"),
             Event::Fallback { message } => format!("fallback: {message}"),
+            Event::ReferrersPlanned {
+                carried,
+                left_behind,
+                not_searched,
+            } => referrers_planned(carried, left_behind, not_searched),
+            Event::ReferrerFinished {
+                subject,
+                digest,
+                action: Action::Push,
+            } => format!("referrer {digest} of {subject}: pushed"),
             Event::Pushed {
                 reference,
                 descriptor,
@@ -229,7 +241,51 @@ impl Reporter for Bars {
             Event::Fallback { message } => {
                 let _ = self.multi.println(format!("fallback: {message}"));
             }
+            Event::ReferrersPlanned {
+                carried,
+                left_behind,
+                not_searched,
+            } => {
+                let _ = self
+                    .multi
+                    .println(referrers_planned(carried, left_behind, not_searched));
+            }
             _ => {}
         }
     }
+}
+
+/// What a plan's referrers come to, for a terminal: how many are carried,
+/// then one warning line per referrer left behind, with why.
+fn referrers_planned(
+    carried: &[PlannedReferrer],
+    left_behind: &[LeftBehind],
+    not_searched: &[NotSearched],
+) -> String {
+    let present = carried.iter().filter(|r| r.present).count();
+    let mut out = format!(
+        "referrers: {} to carry, {present} present",
+        carried.len() - present
+    );
+    for n in not_searched {
+        let _ = write!(
+            out,
+            "\nwarning: cannot {} of `{}`, so its signatures were not looked for: {}",
+            n.action, n.store, n.error
+        );
+    }
+    for l in left_behind {
+        let f = &l.found;
+        let what = f.artifact_type.as_deref().unwrap_or("referrer");
+        let owner = f
+            .key
+            .as_ref()
+            .map_or_else(|| "the bundle".to_owned(), ToString::to_string);
+        let _ = write!(
+            out,
+            "\nwarning: {what} {} of {} ({owner} {}) is left behind: {}",
+            f.descriptor.digest, f.subject, f.image, l.reason
+        );
+    }
+    out
 }

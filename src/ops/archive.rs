@@ -176,6 +176,7 @@ impl Relocator {
                     jobs.push(ImageJob {
                         platforms: opts.fixup.platforms.for_image(&key),
                         foreign_layers: opts.fixup.foreign_layers,
+                        referrers: opts.fixup.referrers,
                         key,
                         image: img.image.clone(),
                         candidates: vec![Candidate {

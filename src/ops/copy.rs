@@ -8,7 +8,7 @@ use crate::convert;
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::registry::{MountOutcome, RegistryStats};
-use crate::relocate::{Candidate, ForeignLayers, ImageJob, Totals};
+use crate::relocate::{Candidate, ForeignLayers, ImageJob, Referrers, Totals};
 use crate::store::{LayoutStore, Store};
 use std::collections::BTreeMap;
 
@@ -22,6 +22,9 @@ pub struct CopyOptions {
     pub allow_fallbacks: bool,
     /// Whether foreign layers the source has are copied (default: skipped).
     pub foreign_layers: ForeignLayers,
+    /// Whether the images' referrers, and the bundle index's own, go with
+    /// them (default: carried; see [`crate::relocate::referrers`]).
+    pub referrers: Referrers,
 }
 
 impl Default for CopyOptions {
@@ -31,6 +34,7 @@ impl Default for CopyOptions {
             platforms: Platforms::default(),
             allow_fallbacks: true,
             foreign_layers: ForeignLayers::Skip,
+            referrers: Referrers::Carry,
         }
     }
 }
@@ -129,6 +133,7 @@ impl Relocator {
             jobs.push(ImageJob {
                 platforms: opts.platforms.for_image(&key),
                 foreign_layers: opts.foreign_layers,
+                referrers: opts.referrers,
                 key,
                 image: img.image.clone(),
                 candidates: vec![Candidate {
@@ -159,6 +164,21 @@ impl Relocator {
                     },
                 )
                 .await?;
+            let mut totals = totals;
+            if opts.referrers == Referrers::Carry {
+                // The rebuilt index is not what the source index's referrers
+                // sign: they are only reported, as left behind.
+                let index = f.index.digest.clone();
+                let left = Box::pin(self.engine.plan_referrers_of(
+                    src.reference_for(&index),
+                    src,
+                    dst,
+                    Vec::new(),
+                    Some((index, pushed.descriptor.digest.clone())),
+                ))
+                .await?;
+                totals.referrers_left_behind += left.left_behind.len() as u64;
+            }
             return Ok(CopyOutcome {
                 descriptor: pushed.descriptor,
                 digest_changed: true,
@@ -192,6 +212,25 @@ impl Relocator {
             .await?;
         let descriptor = f.index.descriptor();
         let bytes = f.index.bytes.clone();
+        let mut totals = totals;
+        if opts.referrers == Referrers::Carry {
+            let index = &descriptor.digest;
+            let plan = Box::pin(self.engine.plan_referrers_of(
+                src.reference_for(index),
+                src,
+                dst,
+                vec![index.clone()],
+                None,
+            ))
+            .await?;
+            if !plan.carried.is_empty() {
+                // The index by digest first: its referrers follow it, and
+                // the tag comes last.
+                self.request(dst.put_manifest(&descriptor, bytes.clone()))
+                    .await?;
+                totals.add(&Box::pin(self.engine.carry_referrers(&plan, dst)).await?);
+            }
+        }
         match tag.as_deref() {
             Some(tag) => self.request(dst.tag(tag, &descriptor, bytes)).await?,
             None => self.request(dst.put_manifest(&descriptor, bytes)).await?,

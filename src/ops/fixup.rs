@@ -8,7 +8,7 @@ use crate::oci::manifest::Platform;
 use crate::reference::Reference;
 use crate::registry::RegistryStats;
 use crate::relocate::events::Event;
-use crate::relocate::{Candidate, ForeignLayers, ImageJob, Plan, Totals};
+use crate::relocate::{Candidate, ForeignLayers, ImageJob, Plan, Referrers, Totals};
 use crate::relocation::RelocationMap;
 use crate::store::{LayoutStore, Store};
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +45,9 @@ pub struct FixupOptions {
     pub input_relocation_map: Option<RelocationMap>,
     /// Whether foreign layers the source has are copied (default: skipped).
     pub foreign_layers: ForeignLayers,
+    /// Whether the images' referrers (signatures, attestations, SBOMs) go
+    /// with them (default: carried; see [`crate::relocate::referrers`]).
+    pub referrers: Referrers,
 }
 
 /// What [`Relocator::fixup`] did.
@@ -213,6 +216,7 @@ impl Relocator {
             jobs.push(ImageJob {
                 platforms: opts.platforms.for_image(&key),
                 foreign_layers: opts.foreign_layers,
+                referrers: opts.referrers,
                 key,
                 image: img.image.clone(),
                 candidates,

@@ -8,6 +8,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::registry::{Manifest, RegistryStats};
+use crate::relocate::{FoundReferrer, NotSearched};
 use crate::relocation::RelocationMap;
 use crate::store::Store;
 use bytes::Bytes;
@@ -22,6 +23,13 @@ pub struct Pulled {
     pub relocation_map: RelocationMap,
     /// The index's digest.
     pub digest: Digest,
+    /// The referrers (signatures, attestations, SBOMs) found for the
+    /// images' manifests and the bundle index, recursively; not verified
+    /// (that is cosign's and notation's job). A referrer of the bundle index
+    /// has no `key`.
+    pub referrers: Vec<FoundReferrer>,
+    /// The stores whose referrers could not be looked for, and why.
+    pub referrers_not_searched: Vec<NotSearched>,
     /// Requests and bytes per registry, for the relocator's client so far.
     pub stats: BTreeMap<String, RegistryStats>,
 }
@@ -45,7 +53,8 @@ impl Relocator {
     /// - [`Error::Convert`]: the index or config manifest is not a bundle's;
     /// - [`Error::SizeMismatch`]: the config manifest's size disagrees with
     ///   the index;
-    /// - [`Error::Bundle`]: the config blob is not a valid bundle.
+    /// - [`Error::Bundle`]: the config blob is not a valid bundle;
+    /// - [`Error::Referrers`]: a referrers list or tag could not be read.
     pub async fn pull(&self, reference: &Reference) -> Result<Pulled> {
         let (store, name) = self.open(&Location::Registry(reference.clone()), false)?;
         let f = self
@@ -53,10 +62,17 @@ impl Relocator {
             .await?;
         let repo_ref = Reference::parse(&reference.repository())?;
         let relocation_map = convert::relocation_map_from_index(&f.bundle, &f.parsed, &repo_ref)?;
+        let mut images = vec![(None, reference.to_string(), f.index.descriptor())];
+        for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
+            images.push((Some(key), img.image.clone(), d.clone()));
+        }
+        let found = self.engine.find_referrers(&store, images).await?;
         Ok(Pulled {
             bundle: f.bundle,
             relocation_map,
             digest: f.index.digest,
+            referrers: found.carried.into_iter().map(|r| r.found).collect(),
+            referrers_not_searched: found.not_searched,
             stats: self.stats(),
         })
     }

@@ -9,6 +9,11 @@
 //! a transfer. A call returns after its reporter has seen its last event
 //! (`Engine::prepare`, always followed by `Engine::execute`, leaves that
 //! wait to it).
+//! Referrers (signatures, attestations, SBOMs) come after the images:
+//! `ReferrersPlanned` right after `Planned`, and each `ReferrerFinished`
+//! after the `ImageFinished` of every image (a referrer is pushed only once
+//! its subject is in the target), before the call returns.
+//!
 //! `Fallback` and `Pushed`, the two events outside a plan or a copy, go the
 //! same way, after every event before them; the call waits until each is
 //! seen.
@@ -184,6 +189,29 @@ pub enum Event {
         /// Why it was stopped without failing: `other images failed` (a
         /// failed plan relocates nothing), or `cancelled`.
         stopped: Option<String>,
+    },
+    /// The referrers found for the plan's manifests (sent after `Planned`,
+    /// only when there are any): those to carry, and those left behind
+    /// with the reason (a platform filter that rewrote the index they refer
+    /// to, or nesting past the limit).
+    ReferrersPlanned {
+        /// Carried (or kept, when the target has them).
+        carried: Arc<Vec<crate::relocate::PlannedReferrer>>,
+        /// Not carried, each with why.
+        left_behind: Arc<Vec<crate::relocate::LeftBehind>>,
+        /// Sources whose tag listing or referrers API failed, so that what
+        /// they hold was not looked for.
+        not_searched: Arc<Vec<crate::relocate::NotSearched>>,
+    },
+    /// One referrer is in the target, with its tag or its entry in the
+    /// referrers tag schema.
+    ReferrerFinished {
+        /// The manifest it refers to.
+        subject: String,
+        /// The referrer's digest.
+        digest: String,
+        /// `Push`, or `SkipPresent` when the target had it.
+        action: Action,
     },
     /// Push took a fallback because the registry refused the preferred form.
     Fallback {

@@ -15,6 +15,7 @@ pub(crate) mod copy;
 pub mod events;
 mod mounts;
 pub mod plan;
+pub mod referrers;
 pub(crate) mod walk;
 
 use crate::error::{Error, ImageFailure, Result};
@@ -22,7 +23,12 @@ use crate::store::Store;
 use copy::{Budget, Budgets, Copier, Mounts};
 use events::{Action, Event, ImageTree, NodeKind, Reporter, Sink};
 pub use plan::{
-    after_check, blob_action, Candidate, ForeignLayers, ImageJob, Plan, PlannedImage, Totals,
+    after_check, blob_action, Candidate, ForeignLayers, ImageJob, Plan, PlannedImage, Referrers,
+    Totals,
+};
+pub use referrers::{
+    FoundBy, FoundReferrer, LeftBehind, LeftBehindReason, NotSearched, PlannedReferrer,
+    ReferrerPlan, MAX_REFERRER_DEPTH,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -330,6 +336,34 @@ impl Engine {
                 }
             }
         }
+        // 5. The referrers of every manifest the target gets.
+        let subjects: Vec<_> = jobs
+            .iter()
+            .zip(&roots)
+            .zip(&walks)
+            // An image read from the target itself has its referrers there.
+            .filter(|((j, (candidate, _)), _)| {
+                j.referrers == plan::Referrers::Carry && !candidate.store.same_as(target)
+            })
+            .map(|((j, (candidate, _)), w)| {
+                let owner = referrers::Owner {
+                    key: Some(j.key.clone()),
+                    image: j.image.clone(),
+                };
+                referrers::Subjects::of_walk(owner, candidate.store.clone(), w)
+            })
+            .collect();
+        let referrers = if subjects.is_empty() {
+            ReferrerPlan::default()
+        } else {
+            // Boxed: its state is made only when there is something to find.
+            Box::pin(referrers::plan(
+                &self.budgets.requests,
+                Some(target),
+                subjects,
+            ))
+            .await?
+        };
         let mut trees: Vec<ImageTree> = walks.iter().map(|w| w.tree.clone()).collect();
         for t in &mut trees {
             t.root.visit_mut(&mut |n| {
@@ -344,13 +378,123 @@ impl Engine {
         sink.send(Event::Planned {
             images: Arc::new(trees.clone()),
         });
+        if !referrers.is_empty() {
+            sink.send(Event::ReferrersPlanned {
+                carried: Arc::new(referrers.carried.clone()),
+                left_behind: Arc::new(referrers.left_behind.clone()),
+                not_searched: Arc::new(referrers.not_searched.clone()),
+            });
+        }
         Ok(Plan {
             images: walks.into_iter().map(|w| w.image).collect(),
             trees,
             target: target.clone(),
             blobs,
             manifests,
+            referrers,
         })
+    }
+
+    /// Finds the referrers of manifests `digests` of `source` (the bundle
+    /// index of a copy), walked against `target`; with `filtered` (`(source
+    /// index, target index)`), the source index's own are reported left
+    /// behind. Sends `ReferrersPlanned` when there are any.
+    ///
+    /// # Errors
+    /// [`Error::Referrers`]; [`Error::Cancelled`].
+    pub(crate) async fn plan_referrers_of(
+        &self,
+        image: String,
+        source: &Store,
+        target: &Store,
+        digests: Vec<crate::digest::Digest>,
+        filtered: Option<(crate::digest::Digest, crate::digest::Digest)>,
+    ) -> Result<ReferrerPlan> {
+        let subjects = referrers::Subjects {
+            owner: referrers::Owner { key: None, image },
+            source: source.clone(),
+            manifests: digests,
+            unopened: Vec::new(),
+            filtered,
+        };
+        let planned = Box::pin(referrers::plan(
+            &self.budgets.requests,
+            Some(target),
+            vec![subjects],
+        ));
+        let plan = copy::cancellable(&self.cancel, planned).await?;
+        if !plan.is_empty() {
+            self.sink.send(Event::ReferrersPlanned {
+                carried: Arc::new(plan.carried.clone()),
+                left_behind: Arc::new(plan.left_behind.clone()),
+                not_searched: Arc::new(plan.not_searched.clone()),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Finds, without copying anything, the referrers of manifests `images`
+    /// of `source` (each `(bundle image key or None for the bundle index,
+    /// its reference, its descriptor)`), recursively; an index's children
+    /// are looked at too when the source may have referrers. Every one found
+    /// is in the plan's `carried`, not present.
+    ///
+    /// # Errors
+    /// [`Error::Referrers`]; [`Error::Cancelled`].
+    pub(crate) async fn find_referrers(
+        &self,
+        source: &Store,
+        images: Vec<(
+            Option<crate::bundle::ImageKey>,
+            String,
+            crate::oci::Descriptor,
+        )>,
+    ) -> Result<ReferrerPlan> {
+        let subjects = images
+            .into_iter()
+            .map(|(key, image, d)| referrers::Subjects {
+                owner: referrers::Owner { key, image },
+                source: source.clone(),
+                manifests: vec![d.digest.clone()],
+                unopened: if crate::oci::media_type::is_index(&d.media_type) {
+                    vec![d]
+                } else {
+                    Vec::new()
+                },
+                filtered: None,
+            })
+            .collect();
+        let found = Box::pin(referrers::plan(&self.budgets.requests, None, subjects));
+        copy::cancellable(&self.cancel, found).await
+    }
+
+    /// Carries `plan` (from [`Engine::plan_referrers_of`]; its subjects
+    /// must be in `target`), as [`Engine::execute`] carries the images',
+    /// and returns its counts and the objects it moved.
+    ///
+    /// # Errors
+    /// [`Error::Referrers`]; [`Error::Cancelled`].
+    pub(crate) async fn carry_referrers(
+        &self,
+        plan: &ReferrerPlan,
+        target: &Store,
+    ) -> Result<Totals> {
+        let copier = Copier {
+            budgets: &self.budgets,
+            mounts: &self.mounts,
+            sink: &self.sink,
+            target,
+        };
+        let work = async {
+            let mut found = std::collections::HashMap::new();
+            Box::pin(referrers::carry::carry(&copier, plan, &mut found)).await?;
+            let mut totals = Totals::default();
+            plan.add_totals(&mut totals, &found);
+            Ok(totals)
+        };
+        let r = copy::cancellable(&self.cancel, work).await;
+        self.sink.flush().await;
+        r
     }
 
     /// Carries out `plan`: every image at once, each blob once however many
@@ -376,11 +520,18 @@ impl Engine {
         let finished = std::sync::Mutex::new(vec![false; plan.images.len()]);
         let mut result = copy::cancellable(&self.cancel, async {
             let outcome = copy::execute(&copier, plan, &finished).await;
-            if outcome.failures.is_empty() {
-                Ok(outcome.found)
-            } else {
-                Err(Error::Images(outcome.failures))
+            if !outcome.failures.is_empty() {
+                return Err(Error::Images(outcome.failures));
             }
+            // Every image is in the target: now what refers to its manifests.
+            let mut found = outcome.found;
+            Box::pin(referrers::carry::carry(
+                &copier,
+                &plan.referrers,
+                &mut found,
+            ))
+            .await?;
+            Ok(found)
         })
         .await;
         if result.is_err() {

@@ -3,6 +3,7 @@
 //! ([`blob_action`], [`after_check`]), so that it is unit-tested with no I/O.
 
 use super::events::{Action, ImageTree, NodeKind};
+use super::referrers::ReferrerPlan;
 use crate::bundle::ImageKey;
 use crate::digest::Digest;
 use crate::oci::manifest::Platform;
@@ -55,6 +56,19 @@ pub enum ForeignLayers {
     CopyFromSource,
 }
 
+/// Whether an image's referrers (signatures, attestations, SBOMs: cosign's
+/// `sha256-<hex>.sig`, `.att` and `.sbom` tags and OCI 1.1 referrers) go
+/// with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Referrers {
+    /// Carried with every manifest moved, recursively (the default):
+    /// see [`crate::relocate::referrers`].
+    #[default]
+    Carry,
+    /// Not looked for (crane's and skopeo's behaviour).
+    Skip,
+}
+
 /// One image to relocate.
 #[derive(Debug, Clone)]
 pub struct ImageJob {
@@ -68,6 +82,8 @@ pub struct ImageJob {
     pub platforms: Vec<Platform>,
     /// Whether foreign layers the source has are copied.
     pub foreign_layers: ForeignLayers,
+    /// Whether its referrers are carried.
+    pub referrers: Referrers,
 }
 
 /// One image, resolved and walked.
@@ -120,6 +136,10 @@ pub struct Plan {
     pub(crate) target: Store,
     pub(crate) blobs: BTreeMap<Digest, BlobTask>,
     pub(crate) manifests: BTreeMap<Digest, ManifestTask>,
+    /// The referrers to carry with the images (in the order they are
+    /// carried: by depth, subjects before their referrers), and those left
+    /// behind.
+    pub referrers: ReferrerPlan,
 }
 
 /// How many objects get each action, and the bytes to move.
@@ -141,6 +161,30 @@ pub struct Totals {
     pub bytes_to_copy: u64,
     /// Blobs that more than one image refers to (each moved once).
     pub shared_blobs: u64,
+    /// Referrers (signatures, attestations, SBOMs) pushed to the target.
+    pub referrers_carried: u64,
+    /// Referrers the target had already.
+    pub referrers_present: u64,
+    /// Referrers found in the source and not carried
+    /// ([`crate::relocate::referrers::LeftBehind`]).
+    pub referrers_left_behind: u64,
+}
+
+impl Totals {
+    /// Adds `other`'s counts to these (all but `shared_blobs`, which is
+    /// counted across one plan's images).
+    pub(crate) fn add(&mut self, other: &Totals) {
+        self.blobs_copied += other.blobs_copied;
+        self.blobs_mounted += other.blobs_mounted;
+        self.blobs_skipped += other.blobs_skipped;
+        self.foreign_skipped += other.foreign_skipped;
+        self.manifests_pushed += other.manifests_pushed;
+        self.manifests_skipped += other.manifests_skipped;
+        self.bytes_to_copy += other.bytes_to_copy;
+        self.referrers_carried += other.referrers_carried;
+        self.referrers_present += other.referrers_present;
+        self.referrers_left_behind += other.referrers_left_behind;
+    }
 }
 
 /// What to do with a blob of a manifest, before asking the target anything
@@ -225,6 +269,7 @@ impl Plan {
             }
         }
         t.shared_blobs = users.values().filter(|u| u.len() > 1).count() as u64;
+        self.referrers.add_totals(&mut t, found);
         t
     }
 

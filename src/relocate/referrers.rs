@@ -1,0 +1,482 @@
+//! Referrers: the signatures, attestations and SBOMs that go with the
+//! manifests the engine moves.
+//!
+//! What is carried, for every manifest an image keeps (its index, and each
+//! child a platform filter keeps), and recursively for every referrer
+//! found, up to [`MAX_REFERRER_DEPTH`] levels:
+//! - cosign's tags `sha256-<hex>.sig`, `.att` and `.sbom`
+//!   (sigstore/cosign `specs/SIGNATURE_SPEC.md`), to the same tags in the
+//!   target;
+//! - OCI 1.1 referrers, manifests whose `subject` is the manifest
+//!   (distribution-spec v1.1.1, "Listing Referrers"), found through the
+//!   registry's referrers API where it has one, and through the referrers
+//!   tag schema (`sha256-<hex>`) where it has not.
+//!
+//! Discovery is cheap: one tag listing per source repository (instead of
+//! three probes per manifest), and the referrers API asked once per registry
+//! before it is relied on for every manifest. A registry without the API and
+//! a repository without digest tags cost nothing more than those two
+//! requests.
+//!
+//! In the target ([`carry`]), each referrer is pushed, with its blobs, after
+//! its subject and before anything tags the bundle, level by level (a
+//! signature of an attestation after the attestation). A target without the
+//! referrers API gets the referrers tag schema as the spec asks of clients:
+//! the tag's index gains an entry with `artifactType` and the referrer's
+//! annotations, merged with what is there, each digest once, nothing
+//! removed, and only once the referrer itself is in the target. A tag
+//! `sha256-<hex>` that a registry resolves as the digest itself (GitLab)
+//! is read as no list, on both sides.
+//!
+//! A platform filter that changes an index's digest cannot carry the index's
+//! own referrers: they sign or describe bytes the target does not get. They
+//! are listed as [`LeftBehind`], with the reason; the kept children's
+//! referrers are carried.
+
+pub(crate) mod carry;
+mod find;
+
+use super::copy::{try_all, Budget};
+use super::plan::{ForeignLayers, ImageJob, Plan, Referrers, Totals};
+use super::walk::{Walk, Walker};
+use crate::bundle::ImageKey;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::referrers::{self as spec, DigestTagKind};
+use crate::oci::{media_type as mt, Descriptor};
+use crate::store::Store;
+use find::Finder;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// How deep referrers of referrers are followed: a signature (level 2) of an
+/// SBOM attestation (level 1) of an image is two levels. Deeper chains are
+/// left behind ([`LeftBehindReason::TooDeep`]), and a loop is cut where it
+/// comes back to a manifest already seen.
+pub const MAX_REFERRER_DEPTH: usize = 4;
+
+/// How a referrer was found in the source, which is also how it is kept in
+/// the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "found_by", rename_all = "snake_case")]
+pub enum FoundBy {
+    /// Listed by the registry's referrers API
+    /// (`GET /v2/<name>/referrers/<digest>`).
+    ReferrersApi,
+    /// Listed in the referrers tag schema's index.
+    FallbackTag {
+        /// `sha256-<hex>`.
+        tag: String,
+    },
+    /// cosign's tag for the subject.
+    Tag {
+        /// `sha256-<hex>.sig`, `.att` or `.sbom`.
+        tag: String,
+        /// Which of the three.
+        kind: DigestTagKind,
+    },
+}
+
+impl FoundBy {
+    /// Whether the referrer names its subject (`subject`), so that the
+    /// target keeps it by the referrers API or the tag schema.
+    fn by_subject(&self) -> bool {
+        !matches!(self, FoundBy::Tag { .. })
+    }
+}
+
+/// One referrer found in the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundReferrer {
+    /// The bundle image it goes with; `None` for the bundle index's own.
+    #[serde(serialize_with = "key_string")]
+    pub key: Option<ImageKey>,
+    /// That image's reference in the bundle, or the bundle's reference.
+    pub image: String,
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// The referrer: media type, digest, size, and its annotations (as the
+    /// referrers list gives them, or read from the manifest).
+    pub descriptor: Descriptor,
+    /// Its `artifactType` (the config's media type when it has none), when
+    /// known: always for a referrer by subject, for a cosign tag's once read.
+    pub artifact_type: Option<String>,
+    /// How it was found.
+    #[serde(flatten)]
+    pub found_by: FoundBy,
+    /// 1 for a referrer of an image's manifest, 2 for a referrer of that, …
+    pub depth: usize,
+}
+
+#[allow(clippy::ref_option)] // serde's `serialize_with` passes `&Option<_>`
+fn key_string<S: serde::Serializer>(k: &Option<ImageKey>, s: S) -> Result<S::Ok, S::Error> {
+    match k {
+        Some(k) => s.serialize_str(&k.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A referrer that is carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedReferrer {
+    /// What it is and where it was found.
+    #[serde(flatten)]
+    pub found: FoundReferrer,
+    /// Whether the target has the manifest already.
+    pub present: bool,
+}
+
+/// Why a referrer found in the source is not carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum LeftBehindReason {
+    /// A platform filter rewrote the index it refers to: the target gets
+    /// `filtered`, whose digest no signature of `index` covers.
+    PlatformFilter {
+        /// The source index.
+        index: Digest,
+        /// The filtered index the target gets.
+        filtered: Digest,
+    },
+    /// It is deeper than [`MAX_REFERRER_DEPTH`].
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// It is not an image manifest or index (for example the OCI 1.1 release
+    /// candidates' artifact manifest), which the engine does not walk.
+    NotAManifest {
+        /// Its media type.
+        media_type: String,
+    },
+}
+
+impl std::fmt::Display for LeftBehindReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeftBehindReason::PlatformFilter { index, filtered } => write!(
+                f,
+                "the platform filter rewrote index {index} as {filtered}, which it does not cover"
+            ),
+            LeftBehindReason::TooDeep { limit } => {
+                write!(f, "referrers nest deeper than {limit} levels")
+            }
+            LeftBehindReason::NotAManifest { media_type } => {
+                write!(f, "it is a `{media_type}`, not an image manifest or index")
+            }
+        }
+    }
+}
+
+/// A referrer that is not carried, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftBehind {
+    /// What it is and where it was found.
+    #[serde(flatten)]
+    pub found: FoundReferrer,
+    /// Why it stays behind.
+    #[serde(flatten)]
+    pub reason: LeftBehindReason,
+}
+
+/// A source store whose referrers could not be looked for, and why: its tag
+/// listing, or its referrers API, answered with an error. A registry may
+/// refuse a tag listing to credentials that can pull (an ECR policy without
+/// `ecr:ListImages`); the relocation goes on without what the store would
+/// have listed, and says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotSearched {
+    /// The store (`registry/repository`, `oci:PATH`).
+    pub store: String,
+    /// What failed: `list the tags` or `ask the referrers API`.
+    pub action: &'static str,
+    /// The error.
+    pub error: String,
+}
+
+/// The referrers part of a [`Plan`]: what is carried, in the order it is
+/// carried (by depth: subjects before their referrers), and what is left
+/// behind.
+#[derive(Debug, Clone, Default)]
+pub struct ReferrerPlan {
+    /// The referrers carried (or, in the target already, kept).
+    pub carried: Vec<PlannedReferrer>,
+    /// The referrers found and not carried.
+    pub left_behind: Vec<LeftBehind>,
+    /// The sources that could not be searched.
+    pub not_searched: Vec<NotSearched>,
+    /// The copy of each depth, in order.
+    pub(crate) levels: Vec<Level>,
+}
+
+/// The referrers of one depth: a plan whose images are the referrers
+/// (`plan.images[i]` is `carried[items[i].0]`), and where each is read.
+#[derive(Debug, Clone)]
+pub(crate) struct Level {
+    pub plan: Plan,
+    pub items: Vec<(usize, Store)>,
+}
+
+impl ReferrerPlan {
+    /// Whether there is nothing to carry and nothing left behind.
+    pub fn is_empty(&self) -> bool {
+        self.carried.is_empty() && self.left_behind.is_empty() && self.not_searched.is_empty()
+    }
+
+    /// Adds the referrers' objects and counts to `t`.
+    pub(crate) fn add_totals(&self, t: &mut Totals, found: &HashMap<Digest, super::Action>) {
+        for level in &self.levels {
+            t.add(&level.plan.totals_with(found));
+        }
+        for r in &self.carried {
+            if r.present {
+                t.referrers_present += 1;
+            } else {
+                t.referrers_carried += 1;
+            }
+        }
+        t.referrers_left_behind += self.left_behind.len() as u64;
+    }
+}
+
+/// Whose manifests are looked at: a bundle image, or the bundle index.
+#[derive(Debug, Clone)]
+pub(crate) struct Owner {
+    pub key: Option<ImageKey>,
+    pub image: String,
+}
+
+/// One image's manifests, as its walk found them: where to look for their
+/// referrers.
+pub(crate) struct Subjects {
+    pub owner: Owner,
+    /// Where the image is read from.
+    pub source: Store,
+    /// Every manifest and index the target gets, by digest.
+    pub manifests: Vec<Digest>,
+    /// Indexes the walk did not open because the target has them: their
+    /// children are looked at only when the source may have referrers.
+    pub unopened: Vec<Descriptor>,
+    /// `(source index, filtered index)` when a platform filter rewrote the
+    /// image's index.
+    pub filtered: Option<(Digest, Digest)>,
+}
+
+impl Subjects {
+    /// The subjects of one walked image.
+    pub(crate) fn of_walk(owner: Owner, source: Store, walk: &Walk) -> Subjects {
+        let mut manifests = Vec::new();
+        let mut unopened = Vec::new();
+        let mut seen = HashSet::new();
+        for n in walk.tree.root.nodes() {
+            use super::events::NodeKind;
+            if matches!(n.kind, NodeKind::Index | NodeKind::Manifest)
+                && seen.insert(&n.descriptor.digest)
+            {
+                manifests.push(n.descriptor.digest.clone());
+                if n.kind == NodeKind::Index && n.children.is_empty() {
+                    unopened.push(n.descriptor.clone());
+                }
+            }
+        }
+        let (from, to) = (&walk.image.source_descriptor, &walk.image.descriptor);
+        Subjects {
+            owner,
+            source,
+            manifests,
+            unopened,
+            filtered: (from.digest != to.digest).then(|| (from.digest.clone(), to.digest.clone())),
+        }
+    }
+}
+
+/// Finds the referrers of every image's manifests in its source, walks each
+/// against `target`, and plans their copy by depth. Without a target, it
+/// only finds them: every one is in `carried`, not present, and there is
+/// nothing to copy (what `pull` reports).
+///
+/// # Errors
+/// [`Error::Referrers`] when a source cannot list its tags or its referrers,
+/// or a referrer cannot be read or walked; [`Error::Cancelled`].
+pub(crate) async fn plan(
+    budget: &Budget,
+    target: Option<&Store>,
+    subjects: Vec<Subjects>,
+) -> Result<ReferrerPlan> {
+    let mut groups: BTreeMap<String, Vec<Subjects>> = BTreeMap::new();
+    for s in subjects {
+        groups.entry(s.source.to_string()).or_default().push(s);
+    }
+    let mut apis = HashMap::new();
+    let mut out = ReferrerPlan::default();
+    let mut levels: Vec<Vec<(FoundReferrer, Store, Option<Walk>)>> = Vec::new();
+    let mut seen = HashSet::new();
+    for group in groups.into_values() {
+        let source = group[0].source.clone();
+        let probe = group.iter().find_map(|s| {
+            s.manifests
+                .first()
+                .or(s.filtered.as_ref().map(|(index, _)| index))
+                .cloned()
+        });
+        let Some(first) = probe else {
+            continue;
+        };
+        let finder =
+            Finder::open(budget, &source, &first, &mut apis, &mut out.not_searched).await?;
+        if !finder.may_have_referrers() {
+            continue;
+        }
+        // Level 0: the images' manifests, with the unopened indexes' children.
+        let mut level: Vec<(Owner, Digest)> = Vec::new();
+        for s in &group {
+            let mut digests = s.manifests.clone();
+            for d in &s.unopened {
+                digests.extend(finder.children(d).await?);
+            }
+            if let Some((index, filtered)) = &s.filtered {
+                for f in finder.find(&s.owner, index, 1).await? {
+                    out.left_behind.push(LeftBehind {
+                        found: f,
+                        reason: LeftBehindReason::PlatformFilter {
+                            index: index.clone(),
+                            filtered: filtered.clone(),
+                        },
+                    });
+                }
+            }
+            for d in digests {
+                if seen.insert(d.clone()) {
+                    level.push((s.owner.clone(), d));
+                }
+            }
+        }
+        let mut depth = 1;
+        while !level.is_empty() {
+            let found = try_all(level.iter().map(|(o, d)| finder.find(o, d, depth))).await?;
+            let found: Vec<FoundReferrer> = found.into_iter().flatten().collect();
+            if depth > MAX_REFERRER_DEPTH {
+                out.left_behind
+                    .extend(found.into_iter().map(|f| LeftBehind {
+                        found: f,
+                        reason: LeftBehindReason::TooDeep {
+                            limit: MAX_REFERRER_DEPTH,
+                        },
+                    }));
+                break;
+            }
+            let (walkable, odd): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .partition(|f| mt::is_image_manifest_or_index(&f.descriptor.media_type));
+            out.left_behind.extend(odd.into_iter().map(|f| LeftBehind {
+                reason: LeftBehindReason::NotAManifest {
+                    media_type: f.descriptor.media_type.clone(),
+                },
+                found: f,
+            }));
+            let walks: Vec<Option<Walk>> = match target {
+                Some(target) => {
+                    let walks = walkable.iter().map(|f| walk(budget, target, &source, f));
+                    try_all(walks).await?.into_iter().map(Some).collect()
+                }
+                None => walkable.iter().map(|_| None).collect(),
+            };
+            let mut next = Vec::new();
+            for (mut f, w) in walkable.into_iter().zip(walks) {
+                if seen.insert(f.descriptor.digest.clone()) {
+                    next.push((
+                        Owner {
+                            key: f.key.clone(),
+                            image: f.image.clone(),
+                        },
+                        f.descriptor.digest.clone(),
+                    ));
+                }
+                if let Some(task) = w
+                    .as_ref()
+                    .and_then(|w| w.manifests.get(&f.descriptor.digest))
+                {
+                    if let Ok((r, _)) = spec::describe(&task.bytes, &f.descriptor.media_type) {
+                        f.artifact_type = r.artifact_type.or(f.artifact_type);
+                        if f.descriptor.annotations.is_empty() {
+                            f.descriptor.annotations = r.descriptor.annotations;
+                        }
+                    }
+                }
+                if levels.len() < depth {
+                    levels.push(Vec::new());
+                }
+                levels[depth - 1].push((f, source.clone(), w));
+            }
+            level = next;
+            depth += 1;
+        }
+    }
+    for found in levels {
+        match target {
+            Some(target) => out.levels.push(level_plan(target, found, &mut out.carried)),
+            None => out
+                .carried
+                .extend(found.into_iter().map(|(f, _, _)| PlannedReferrer {
+                    found: f,
+                    present: false,
+                })),
+        }
+    }
+    Ok(out)
+}
+
+/// The plan of one depth's referrers, appending each to `carried`.
+fn level_plan(
+    target: &Store,
+    found: Vec<(FoundReferrer, Store, Option<Walk>)>,
+    carried: &mut Vec<PlannedReferrer>,
+) -> Level {
+    let mut plan = Plan {
+        images: Vec::new(),
+        trees: Vec::new(),
+        target: target.clone(),
+        blobs: BTreeMap::new(),
+        manifests: BTreeMap::new(),
+        referrers: ReferrerPlan::default(),
+    };
+    let mut items = Vec::new();
+    for (f, source, w) in found {
+        let Some(w) = w else { continue };
+        let present = w.tree.root.done;
+        plan.images.push(w.image);
+        plan.trees.push(w.tree);
+        for (d, b) in w.blobs {
+            plan.blobs.entry(d).or_insert(b);
+        }
+        for (d, m) in w.manifests {
+            plan.manifests.entry(d).or_insert(m);
+        }
+        items.push((carried.len(), source));
+        carried.push(PlannedReferrer { found: f, present });
+    }
+    Level { plan, items }
+}
+
+/// Walks referrer `f` from `source` against `target`, as an image of its own.
+async fn walk(budget: &Budget, target: &Store, source: &Store, f: &FoundReferrer) -> Result<Walk> {
+    let job = ImageJob {
+        // The walk's key only labels the referrer's tree inside its level.
+        key: f.key.clone().unwrap_or(ImageKey::Invocation(0)),
+        image: source.reference_for(&f.descriptor.digest),
+        candidates: Vec::new(),
+        platforms: Vec::new(),
+        foreign_layers: ForeignLayers::Skip,
+        referrers: Referrers::Carry,
+    };
+    Walker::new(budget, target, source, &job)
+        .walk(f.descriptor.clone())
+        .await
+        .map_err(|e| Error::Referrers {
+            action: "walk the referrer",
+            store: source.to_string(),
+            subject: Some(f.subject.clone()),
+            referrer: Some(f.descriptor.digest.clone()),
+            error: Box::new(e),
+        })
+}

@@ -1,0 +1,217 @@
+//! Carrying a [`ReferrerPlan`] into the target, depth by depth: each
+//! depth's referrers with their blobs (the engine's copy ladder, under the
+//! same budgets), then cosign's tags, then the referrers tag schema's
+//! indexes for a target without the referrers API.
+
+use super::{FoundBy, ReferrerPlan};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::referrers::{self as spec, Referrer};
+use crate::oci::{media_type as mt, Descriptor};
+use crate::relocate::copy::{self, try_all, Copier};
+use crate::relocate::events::{Action, Event, Sink};
+use crate::store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// Carries `plan` into `c.target`, recording the blobs whose action turned
+/// out other than planned in `found`. `c.sink` gets one
+/// [`Event::ReferrerFinished`] per referrer.
+///
+/// # Errors
+/// [`Error::Referrers`] naming the first referrer that could not be copied,
+/// tagged or listed; the tag schema's index of a subject is then not
+/// written, so that it never lists a referrer the target does not have.
+pub(crate) async fn carry(
+    c: &Copier<'_>,
+    plan: &ReferrerPlan,
+    found: &mut HashMap<Digest, Action>,
+) -> Result<()> {
+    let quiet = Sink::none();
+    // Whether the target keeps referrers by subject itself: asked once,
+    // when the first referrer by subject is in it.
+    let mut target_api = None;
+    for level in &plan.levels {
+        let copier = Copier {
+            budgets: c.budgets,
+            mounts: c.mounts,
+            sink: &quiet,
+            target: c.target,
+        };
+        let finished = Mutex::new(vec![false; level.plan.images.len()]);
+        let outcome = copy::execute(&copier, &level.plan, &finished).await;
+        found.extend(outcome.found);
+        if let Some(failure) = outcome.failures.into_iter().next() {
+            let item = level
+                .plan
+                .images
+                .iter()
+                .position(|i| i.image == failure.image)
+                .map(|i| &plan.carried[level.items[i].0].found);
+            let error = failure
+                .causes
+                .into_iter()
+                .next()
+                .unwrap_or(Error::Images(Vec::new()));
+            return Err(Error::Referrers {
+                action: "copy the referrer",
+                store: c.target.to_string(),
+                subject: item.map(|f| f.subject.clone()),
+                referrer: item.map(|f| f.descriptor.digest.clone()),
+                error: Box::new(error),
+            });
+        }
+        // cosign's tags, each once its manifest is in the target.
+        let tags = level.items.iter().filter_map(|(i, source)| {
+            let f = &plan.carried[*i].found;
+            match &f.found_by {
+                FoundBy::Tag { tag, .. } => Some(async move {
+                    let bytes = level
+                        .plan
+                        .manifests
+                        .get(&f.descriptor.digest)
+                        .map(|m| &m.bytes);
+                    ensure_tag(c, source, tag, &f.descriptor, bytes.cloned())
+                        .await
+                        .map_err(|e| Error::Referrers {
+                            action: "tag the referrer",
+                            store: c.target.to_string(),
+                            subject: Some(f.subject.clone()),
+                            referrer: Some(f.descriptor.digest.clone()),
+                            error: Box::new(e),
+                        })
+                }),
+                _ => None,
+            }
+        });
+        try_all(tags).await?;
+        // The tag schema, per subject, for a target without the API.
+        let mut by_subject: BTreeMap<&Digest, Vec<Referrer>> = BTreeMap::new();
+        for (i, _) in &level.items {
+            let f = &plan.carried[*i].found;
+            if f.found_by.by_subject() {
+                by_subject.entry(&f.subject).or_default().push(Referrer {
+                    descriptor: f.descriptor.clone(),
+                    artifact_type: f.artifact_type.clone(),
+                });
+            }
+        }
+        if let Some((first, _)) = by_subject.iter().next() {
+            let api = if let Some(api) = target_api {
+                api
+            } else {
+                let api = c
+                    .budgets
+                    .requests
+                    .run(c.target.referrers(first))
+                    .await
+                    .map_err(|e| Error::Referrers {
+                        action: "ask the referrers API",
+                        store: c.target.to_string(),
+                        subject: Some((*first).clone()),
+                        referrer: None,
+                        error: Box::new(e.into()),
+                    })?
+                    .is_some();
+                target_api = Some(api);
+                api
+            };
+            if !api {
+                try_all(
+                    by_subject
+                        .iter()
+                        .map(|(subject, add)| update_fallback(c, subject, add)),
+                )
+                .await?;
+            }
+        }
+        for (i, _) in &level.items {
+            let r = &plan.carried[*i];
+            c.sink.send(Event::ReferrerFinished {
+                subject: r.found.subject.to_string(),
+                digest: r.found.descriptor.digest.to_string(),
+                action: if r.present {
+                    Action::SkipPresent
+                } else {
+                    Action::Push
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Makes `tag` name `desc` in the target, unless it does already. `bytes`
+/// are the manifest's when the copy read them; otherwise (the target had
+/// the manifest) they are read from `source`.
+async fn ensure_tag(
+    c: &Copier<'_>,
+    source: &Store,
+    tag: &str,
+    desc: &Descriptor,
+    bytes: Option<bytes::Bytes>,
+) -> Result<()> {
+    let requests = &c.budgets.requests;
+    match requests.run(c.target.resolve(tag)).await {
+        Ok(d) if d.digest == desc.digest => return Ok(()),
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => {
+            requests
+                .run(source.manifest(desc.digest.as_str()))
+                .await?
+                .bytes
+        }
+    };
+    requests.run(c.target.tag(tag, desc, bytes)).await?;
+    Ok(())
+}
+
+/// Adds `add` to the referrers tag schema's index of `subject` in the target:
+/// read, merged (each digest once, every entry already there kept), written
+/// back only when something was added. A tag that the registry answers with
+/// the subject itself (GitLab resolves `sha256-<hex>` as the digest) is read
+/// as no index.
+///
+/// # Errors
+/// [`Error::Referrers`]: the tag holds something other than an index of
+/// referrers (left as it is: it may be another tool's), or a request failed.
+async fn update_fallback(c: &Copier<'_>, subject: &Digest, add: &[Referrer]) -> Result<()> {
+    let tag = spec::fallback_tag(subject);
+    let fail = |e: Error| Error::Referrers {
+        action: "update the referrers tag",
+        store: c.target.to_string(),
+        subject: Some(subject.clone()),
+        referrer: None,
+        error: Box::new(e),
+    };
+    let requests = &c.budgets.requests;
+    let existing = match requests.run(c.target.manifest(&tag)).await {
+        Ok(m) if m.digest == *subject => None,
+        Ok(m) => Some(m),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(fail(e.into())),
+    };
+    let merged =
+        spec::merge_fallback(existing.as_ref().map(|m| &m.bytes[..]), add).map_err(|reason| {
+            fail(Error::BadManifest {
+                digest: existing
+                    .as_ref()
+                    .map_or_else(|| subject.clone(), |m| m.digest.clone()),
+                store: c.target.to_string(),
+                reason: format!("the tag `{tag}` cannot be kept as a referrers list: {reason}"),
+            })
+        })?;
+    if let Some(bytes) = merged {
+        let desc = Descriptor::of(mt::OCI_INDEX, &bytes);
+        requests
+            .run(c.target.tag(&tag, &desc, bytes.into()))
+            .await
+            .map_err(|e| fail(e.into()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Finding referrers in one source store: its digest tags (listed once),
+//! its registry's referrers API (probed once), the tag schema's indexes and
+//! cosign's tags.
+
+use super::{FoundBy, FoundReferrer, NotSearched, Owner};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::manifest::{self as view, View};
+use crate::oci::referrers::{self as spec, DigestTagKind, DigestTags, ReferrerList};
+use crate::oci::{media_type as mt, Descriptor};
+use crate::relocate::copy::Budget;
+use crate::store::Store;
+use std::collections::{HashMap, HashSet};
+
+/// What one source store can say about referrers: its digest tags, and
+/// whether its registry has the referrers API.
+pub(super) struct Finder<'a> {
+    budget: &'a Budget,
+    source: &'a Store,
+    tags: DigestTags,
+    api: bool,
+    /// The probe's answer, for the subject it was asked about.
+    probed: Option<(Digest, Vec<spec::Referrer>)>,
+}
+
+impl<'a> Finder<'a> {
+    /// Lists `source`'s tags (once per repository) and, for a registry not
+    /// yet asked, probes its referrers API with `probe`, a manifest whose
+    /// referrers are wanted anyway (the spec's detection: a `404` means no
+    /// API; `apis` remembers the answer per registry). A listing or a probe
+    /// that fails is recorded in `not_searched`, and what it would have
+    /// found is not looked for.
+    pub(super) async fn open(
+        budget: &'a Budget,
+        source: &'a Store,
+        probe: &Digest,
+        apis: &mut HashMap<String, bool>,
+        not_searched: &mut Vec<NotSearched>,
+    ) -> Result<Finder<'a>> {
+        let mut note = |action: &'static str, e: crate::store::StoreError| {
+            not_searched.push(NotSearched {
+                store: source.to_string(),
+                action,
+                error: e.to_string(),
+            });
+        };
+        let tags = match budget.run(source.tags()).await {
+            Ok(tags) => DigestTags::from_tags(tags.iter().map(String::as_str)),
+            Err(e) => {
+                note("list the tags", e);
+                DigestTags::default()
+            }
+        };
+        let mut finder = Finder {
+            budget,
+            source,
+            tags,
+            api: false,
+            probed: None,
+        };
+        if let Store::Registry(r) = source {
+            let registry = &r.repository.registry;
+            if let Some(&api) = apis.get(registry) {
+                finder.api = api;
+            } else {
+                let answer = match budget.run(source.referrers(probe)).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        note("ask the referrers API", e);
+                        None
+                    }
+                };
+                finder.api = answer.is_some();
+                finder.probed = answer.map(|list| (probe.clone(), list));
+                apis.insert(registry.clone(), finder.api);
+            }
+        }
+        Ok(finder)
+    }
+
+    /// Whether any manifest of the source may have referrers.
+    pub(super) fn may_have_referrers(&self) -> bool {
+        self.api || !self.tags.is_empty()
+    }
+
+    /// The manifests index `d` lists, read from the source, and theirs when
+    /// they are indexes too.
+    pub(super) async fn children(&self, d: &Descriptor) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(d.clone(), 0)];
+        while let Some((d, depth)) = stack.pop() {
+            let m = self
+                .budget
+                .run(self.source.manifest(d.digest.as_str()))
+                .await
+                .map_err(|e| self.fail("read the index", &d.digest, None, e.into()))?;
+            let View::Index { manifests } = view::parse(&m.bytes, &d.media_type)
+                .map_err(|reason| self.fail_bad(&d.digest, reason))?
+            else {
+                continue;
+            };
+            for c in manifests {
+                out.push(c.descriptor.digest.clone());
+                if mt::is_index(&c.descriptor.media_type) && depth < crate::relocate::MAX_NESTING {
+                    stack.push((c.descriptor, depth + 1));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The referrers of `subject` in the source, at `depth`.
+    pub(super) async fn find(
+        &self,
+        owner: &Owner,
+        subject: &Digest,
+        depth: usize,
+    ) -> Result<Vec<FoundReferrer>> {
+        let found = |descriptor: Descriptor, artifact_type, found_by| FoundReferrer {
+            key: owner.key.clone(),
+            image: owner.image.clone(),
+            subject: subject.clone(),
+            descriptor,
+            artifact_type,
+            found_by,
+            depth,
+        };
+        let mut out = Vec::new();
+        let listed = if !self.api {
+            None
+        } else if let Some((_, list)) = self.probed.as_ref().filter(|(d, _)| d == subject) {
+            Some(list.clone())
+        } else {
+            self.budget
+                .run(self.source.referrers(subject))
+                .await
+                .map_err(|e| self.fail("ask the referrers API", subject, None, e.into()))?
+        };
+        for r in listed.into_iter().flatten() {
+            out.push(found(r.descriptor, r.artifact_type, FoundBy::ReferrersApi));
+        }
+        for (kind, tag) in self.tags.of(subject) {
+            if *kind == DigestTagKind::Fallback {
+                if self.api {
+                    // The API lists what the tag schema holds (the spec
+                    // requires it once a registry enables the API).
+                    continue;
+                }
+                for r in self.fallback_list(tag, subject).await? {
+                    let by = FoundBy::FallbackTag { tag: tag.clone() };
+                    out.push(found(r.descriptor, r.artifact_type, by));
+                }
+            } else {
+                let d = self
+                    .budget
+                    .run(self.source.resolve(tag))
+                    .await
+                    .map_err(|e| self.fail("resolve the tag", subject, None, e.into()))?;
+                let by = FoundBy::Tag {
+                    tag: tag.clone(),
+                    kind: *kind,
+                };
+                out.push(found(d, None, by));
+            }
+        }
+        // Each referrer once per subject: a registry may list what a tag
+        // also names; the first way found is kept.
+        let mut seen = HashSet::new();
+        out.retain(|f| !f.found_by.by_subject() || seen.insert(f.descriptor.digest.clone()));
+        Ok(out)
+    }
+
+    /// The referrers the tag schema's index `tag` lists for `subject`; none
+    /// when the tag holds no index of referrers (the subject itself, on a
+    /// registry that resolves the tag as the digest).
+    async fn fallback_list(&self, tag: &str, subject: &Digest) -> Result<Vec<spec::Referrer>> {
+        let m = self
+            .budget
+            .run(self.source.manifest(tag))
+            .await
+            .map_err(|e| self.fail("read the referrers tag", subject, None, e.into()))?;
+        Ok(match spec::parse_list(&m.bytes, &m.media_type, subject) {
+            ReferrerList::Index(list) => list,
+            ReferrerList::NotAList => Vec::new(),
+        })
+    }
+
+    fn fail(
+        &self,
+        action: &'static str,
+        subject: &Digest,
+        referrer: Option<&Digest>,
+        e: Error,
+    ) -> Error {
+        Error::Referrers {
+            action,
+            store: self.source.to_string(),
+            subject: Some(subject.clone()),
+            referrer: referrer.cloned(),
+            error: Box::new(e),
+        }
+    }
+
+    fn fail_bad(&self, digest: &Digest, reason: String) -> Error {
+        Error::BadManifest {
+            digest: digest.clone(),
+            store: self.source.to_string(),
+            reason,
+        }
+    }
+}
