@@ -29,6 +29,7 @@ mod layout;
 mod layout_roundtrip;
 mod memreg;
 mod push;
+mod referrers;
 mod referrers_client;
 mod registry_modes;
 mod registry_scopes;

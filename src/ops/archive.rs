@@ -176,7 +176,9 @@ impl Relocator {
                     jobs.push(ImageJob {
                         platforms: opts.fixup.platforms.for_image(&key),
                         foreign_layers: opts.fixup.foreign_layers,
-                        referrers: opts.fixup.referrers,
+                        // The thick bundle format has no place for
+                        // referrers yet: they are not looked for.
+                        referrers: crate::relocate::Referrers::Skip,
                         key,
                         image: img.image.clone(),
                         candidates: vec![Candidate {

@@ -18,7 +18,7 @@
 //! a repository without digest tags cost nothing more than those two
 //! requests.
 //!
-//! In the target ([`carry`]), each referrer is pushed, with its blobs, after
+//! In the target (`carry`), each referrer is pushed, with its blobs, after
 //! its subject and before anything tags the bundle, level by level (a
 //! signature of an attestation after the attestation). A target without the
 //! referrers API gets the referrers tag schema as the spec asks of clients:
