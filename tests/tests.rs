@@ -30,6 +30,7 @@ mod layout_roundtrip;
 mod memreg;
 mod push;
 mod referrers;
+mod referrers_api;
 mod referrers_client;
 mod registry_modes;
 mod registry_scopes;
