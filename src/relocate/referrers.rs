@@ -37,6 +37,7 @@ pub(crate) mod carry;
 mod find;
 
 use super::copy::{try_all, Budget};
+use super::events::NodeKind;
 use super::plan::{ForeignLayers, ImageJob, Plan, Referrers, Totals};
 use super::walk::{Walk, Walker};
 use crate::bundle::ImageKey;
@@ -269,7 +270,6 @@ impl Subjects {
         let mut unopened = Vec::new();
         let mut seen = HashSet::new();
         for n in walk.tree.root.nodes() {
-            use super::events::NodeKind;
             if matches!(n.kind, NodeKind::Index | NodeKind::Manifest)
                 && seen.insert(&n.descriptor.digest)
             {

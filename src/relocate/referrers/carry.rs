@@ -142,8 +142,10 @@ pub(crate) async fn carry(
 }
 
 /// Makes `tag` name `desc` in the target, unless it does already. `bytes`
-/// are the manifest's when the copy read them; otherwise (the target had
-/// the manifest) they are read from `source`.
+/// are the manifest's when the copy pushed it: the target cannot have had
+/// the tag on it then, so the tag is written without asking. Otherwise (the
+/// target had the manifest) the tag is asked for first, and the bytes read
+/// from `source` only when it must be written.
 async fn ensure_tag(
     c: &Copier<'_>,
     source: &Store,
@@ -152,20 +154,19 @@ async fn ensure_tag(
     bytes: Option<bytes::Bytes>,
 ) -> Result<()> {
     let requests = &c.budgets.requests;
-    match requests.run(c.target.resolve(tag)).await {
-        Ok(d) if d.digest == desc.digest => return Ok(()),
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
-    let bytes = match bytes {
-        Some(b) => b,
-        None => {
-            requests
-                .run(source.manifest(desc.digest.as_str()))
-                .await?
-                .bytes
+    let bytes = if let Some(b) = bytes {
+        b
+    } else {
+        match requests.run(c.target.resolve(tag)).await {
+            Ok(d) if d.digest == desc.digest => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
+        requests
+            .run(source.manifest(desc.digest.as_str()))
+            .await?
+            .bytes
     };
     requests.run(c.target.tag(tag, desc, bytes)).await?;
     Ok(())
