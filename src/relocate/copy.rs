@@ -27,7 +27,6 @@ use crate::oci::Descriptor;
 use crate::registry::{MountOutcome, Progress};
 use crate::store::{Store, StoreError};
 use futures::future::{BoxFuture, FutureExt as _, Shared};
-use futures::stream::{FuturesUnordered, TryStreamExt};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,15 +87,13 @@ pub(crate) async fn all<F: Future>(work: impl IntoIterator<Item = F>) -> Vec<F::
     futures::future::join_all(work).await
 }
 
-/// Runs every future at once; the first error drops the others.
+/// Runs every future at once and returns every output, in input order
+/// (callers pair them with their inputs); the first error drops the others.
 pub(crate) async fn try_all<T, F>(work: impl IntoIterator<Item = F>) -> Result<Vec<T>>
 where
     F: Future<Output = Result<T>>,
 {
-    work.into_iter()
-        .collect::<FuturesUnordered<_>>()
-        .try_collect()
-        .await
+    futures::future::try_join_all(work).await
 }
 
 /// What the copy needs besides the plan.
