@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// Pushes the fixture's bundle to `repo:tag` of `reg` and returns the fixed
 /// bundle.
-async fn pushed(
+pub(crate) async fn pushed(
     reg: &Registry,
     config: &ClientConfig,
     fx: &Fixture,

@@ -25,21 +25,21 @@ use serde_json::Value;
 
 /// What the source holds besides the images: every artifact's root
 /// manifest digest and bytes, and the cosign tags.
-struct Signed {
-    key: Key,
-    artifacts: Vec<(Digest, bytes::Bytes)>,
-    cosign_tags: Vec<String>,
-    installer: Digest,
-    web_index: Digest,
-    web_amd64: Digest,
-    sbom: Digest,
+pub(crate) struct Signed {
+    pub(crate) key: Key,
+    pub(crate) artifacts: Vec<(Digest, bytes::Bytes)>,
+    pub(crate) cosign_tags: Vec<String>,
+    pub(crate) installer: Digest,
+    pub(crate) web_index: Digest,
+    pub(crate) web_amd64: Digest,
+    pub(crate) sbom: Digest,
 }
 
 /// Signs the fixture in `src`: cosign's three tags on the installer; on
 /// `web`, a Notation signature of its index, a cosign v3 bundle of its
 /// amd64 manifest, an SBOM of its arm64 manifest and a signature of that
 /// SBOM (each a referrer, pushed with the tag schema as oras would).
-async fn sign(client: &Client, src: &Registry, fx: &Fixture) -> Signed {
+pub(crate) async fn sign(client: &Client, src: &Registry, fx: &Fixture) -> Signed {
     let key = Key::generate();
     let installer_repo = repo(src, "app/installer");
     let installer = fx.images["installer"].root().clone();
@@ -89,7 +89,11 @@ fn root(image: &Image) -> (Digest, bytes::Bytes) {
 
 /// The entries of the referrers tag of `subject` in `target`: `(digest,
 /// artifactType, annotations)`.
-async fn listed(client: &Client, target: &Repository, subject: &Digest) -> Vec<(String, Value)> {
+pub(crate) async fn listed(
+    client: &Client,
+    target: &Repository,
+    subject: &Digest,
+) -> Vec<(String, Value)> {
     let m = client
         .get_manifest_in(target, &referrers_tag(subject))
         .await

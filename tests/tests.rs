@@ -31,6 +31,7 @@ mod memreg;
 mod push;
 mod referrers;
 mod referrers_api;
+mod referrers_archive;
 mod referrers_client;
 mod registry_modes;
 mod registry_scopes;

@@ -221,14 +221,52 @@ pub fn relocation_mapping(images: &[ArchivedImage]) -> Result<RelocationMap, Ref
     Ok(map)
 }
 
+/// A referrer held in the archive (a signature, attestation or SBOM of one
+/// of its manifests, or of the bundle index), listed in `index.json` after
+/// the images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedReferrer {
+    /// The referrer manifest's media type, digest and size, with the
+    /// annotations its entry carries: a referrer by subject's own (as a
+    /// referrers list gives them), none for a cosign tag's.
+    pub descriptor: Descriptor,
+    /// Its `artifactType`, on an entry of a referrer by subject.
+    pub artifact_type: Option<String>,
+    /// For a cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`), the entry's
+    /// name: [`referrer_name`] for an image's, the tag alone for the bundle
+    /// index's (the bundle has no reference of its own in the archive). A
+    /// referrer by subject has none: its `subject` field says what it
+    /// refers to.
+    pub name: Option<String>,
+}
+
+/// The `ref.name` of a cosign tag in the layout: the repository of the image
+/// it goes with (`original`, normalised, without tag or digest) and the tag
+/// (`docker.io/library/nginx:sha256-<hex>.sig`), the form of the images'
+/// names, so that an importer finds the tag, and the subject by it.
+///
+/// # Errors
+/// `original` is not a valid reference, or `tag` not a valid tag.
+pub fn referrer_name(original: &str, tag: &str) -> Result<String, ReferenceError> {
+    Ok(Reference::parse(original)?.with_tag(tag)?.to_string())
+}
+
 /// `index.json`: one entry per distinct name, in bundle order (invocation
 /// images, then component images by key), each the image's descriptor with
-/// `org.opencontainers.image.ref.name` set to [`image_name`]. Compact JSON,
-/// members in a fixed order.
+/// `org.opencontainers.image.ref.name` set to [`image_name`]; then one entry
+/// per referrer, in the order given (subjects before their referrers):
+/// cosign's tags named by [`referrer_name`], referrers by subject unnamed,
+/// with their `artifactType` and annotations, as oras and regctl list
+/// untagged manifests in a layout. Readers that look images up by name
+/// (Porter's importer, skopeo) pass over the referrers' entries. Compact
+/// JSON, members in a fixed order.
 ///
 /// # Errors
 /// An original reference that is not valid.
-pub fn layout_index(images: &[ArchivedImage]) -> Result<Vec<u8>, ReferenceError> {
+pub fn layout_index(
+    images: &[ArchivedImage],
+    referrers: &[ArchivedReferrer],
+) -> Result<Vec<u8>, ReferenceError> {
     let mut seen = HashSet::new();
     let mut manifests = Vec::new();
     for img in images {
@@ -243,6 +281,28 @@ pub fn layout_index(images: &[ArchivedImage]) -> Result<Vec<u8>, ReferenceError>
             "annotations": { REF_NAME: name },
         }));
     }
+    let mut listed = HashSet::new();
+    for r in referrers {
+        if !listed.insert(&r.descriptor.digest) {
+            continue;
+        }
+        let mut entry = serde_json::json!({
+            "mediaType": r.descriptor.media_type,
+            "digest": r.descriptor.digest.as_str(),
+            "size": r.descriptor.size,
+        });
+        let mut annotations = r.descriptor.annotations.clone();
+        if let Some(name) = &r.name {
+            annotations.insert(REF_NAME.to_owned(), name.clone());
+        }
+        if !annotations.is_empty() {
+            entry["annotations"] = serde_json::json!(annotations);
+        }
+        if let Some(t) = &r.artifact_type {
+            entry["artifactType"] = serde_json::json!(t);
+        }
+        manifests.push(entry);
+    }
     // serde_json's `json!` objects sort their members: the bytes depend on the
     // content alone.
     let index = serde_json::json!({
@@ -254,10 +314,13 @@ pub fn layout_index(images: &[ArchivedImage]) -> Result<Vec<u8>, ReferenceError>
 }
 
 /// The blobs of `trees`, in archive order, each once: every manifest and
-/// index first, parents before children (depth first, in bundle order), then
-/// every config and layer in the same walk order. Nodes whose action is not a
-/// transfer (a foreign layer left out) are not archived.
-pub fn blob_order(trees: &[ImageTree]) -> Vec<(NodeKind, Descriptor)> {
+/// index first, parents before children (depth first, in the order given:
+/// the images in bundle order, then their referrers), then every config and
+/// layer in the same walk order. Nodes whose action is not a transfer (a
+/// foreign layer left out) are not archived.
+pub fn blob_order<'t>(
+    trees: impl IntoIterator<Item = &'t ImageTree>,
+) -> Vec<(NodeKind, Descriptor)> {
     let mut seen = HashSet::new();
     let mut manifests = Vec::new();
     let mut blobs = Vec::new();

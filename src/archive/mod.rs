@@ -21,6 +21,7 @@ mod error;
 pub mod format;
 mod guard;
 pub mod read;
+pub mod referrers;
 mod verify;
 mod write;
 

@@ -173,6 +173,9 @@ pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> 
             "blobs": outcome.blobs,
             "bytes": outcome.bytes,
             "left_out": outcome.left_out,
+            "referrers": outcome.referrers,
+            "referrers_left_behind": outcome.referrers_left_behind,
+            "referrers_not_searched": outcome.referrers_not_searched,
             "requests": requests,
             "registries": outcome.stats,
         });
@@ -183,9 +186,15 @@ pub async fn archive(c: &ArchiveCmd, g: &Global, cancel: &CancellationToken) -> 
         } else {
             String::new()
         };
+        // Which were left behind, and why, the progress output said.
+        let signed = match (outcome.referrers.len(), outcome.referrers_left_behind.len()) {
+            (0, 0) => String::new(),
+            (n, 0) => format!(", {n} referrer(s)"),
+            (n, l) => format!(", {n} referrer(s) ({l} left behind)"),
+        };
         writeln!(
             out,
-            "Archived successfully to {}: {} image(s), {} blob(s) ({} bytes){delta}, {} bytes, digest \"{}\"",
+            "Archived successfully to {}: {} image(s){signed}, {} blob(s) ({} bytes){delta}, {} bytes, digest \"{}\"",
             c.out.display(),
             outcome.images.len(),
             outcome.blobs,

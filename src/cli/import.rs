@@ -170,6 +170,7 @@ pub async fn push_archive(c: &PushCmd, g: &Global, cancel: &CancellationToken) -
             allow_fallbacks: c.allow_fallbacks,
             index_hook: None,
         },
+        referrers: a.relocate.referrers(),
     };
     let done = relocator.import(&a.bundle_file, &a.target, &opts).await?;
     if let Some(p) = &c.out_bundle {
@@ -191,6 +192,9 @@ fn print_import(done: &ImportOutcome, json: bool) -> Result<()> {
             manifests_pushed: done.manifests_pushed,
             manifests_skipped: done.manifests_skipped,
             bytes_to_copy: done.bytes_uploaded,
+            referrers_carried: done.referrers.iter().filter(|r| !r.present).count() as u64,
+            referrers_present: done.referrers.iter().filter(|r| r.present).count() as u64,
+            referrers_left_behind: done.referrers_left_behind.len() as u64,
             ..Totals::default()
         };
         let mut doc = result_json(
@@ -207,6 +211,8 @@ fn print_import(done: &ImportOutcome, json: bool) -> Result<()> {
         doc["manifests_pushed"] = done.manifests_pushed.into();
         doc["manifests_skipped"] = done.manifests_skipped.into();
         doc["passes"] = done.passes.into();
+        doc["referrers"] = serde_json::json!(done.referrers);
+        doc["referrers_left_behind"] = serde_json::json!(done.referrers_left_behind);
         writeln!(out, "{doc}")?;
     } else {
         writeln!(
@@ -219,6 +225,20 @@ fn print_import(done: &ImportOutcome, json: bool) -> Result<()> {
             done.manifests_pushed,
             done.manifests_skipped
         )?;
+        if !done.referrers.is_empty() {
+            let present = done.referrers.iter().filter(|r| r.present).count();
+            writeln!(
+                out,
+                "{} referrer(s) (signatures, attestations, SBOMs) put back, {present} already there",
+                done.referrers.len() - present
+            )?;
+        }
+        for l in &done.referrers_left_behind {
+            eprintln!(
+                "warning: referrer {} of {} is left behind: {}",
+                l.found.descriptor.digest, l.found.subject, l.reason
+            );
+        }
         writeln!(
             out,
             "Pushed successfully, with digest \"{}\"",

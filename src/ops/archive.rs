@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::registry::{source_error, RegistryError, RegistryStats};
 use crate::relocate::events::{Action, Event, NodeKind};
-use crate::relocate::{Candidate, ImageJob, Plan};
+use crate::relocate::{
+    Candidate, FoundReferrer, ImageJob, LeftBehind, NotSearched, Plan, ReferrerPlan, Referrers,
+};
 use crate::store::{LayoutStore, Store};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use writer::{write_thread, Msg};
 
 mod progress;
+mod referrers;
 mod writer;
 
 /// Blobs up to this size are fetched whole, ahead of the writer; larger ones
@@ -87,6 +90,13 @@ pub struct ArchiveOutcome {
     pub size: u64,
     /// The archive file's sha256 digest.
     pub digest: Digest,
+    /// The referrers archived with the images (signatures, attestations,
+    /// SBOMs), subjects before their referrers, as `index.json` lists them.
+    pub referrers: Vec<FoundReferrer>,
+    /// The referrers found and not archived, with why (a platform filter).
+    pub referrers_left_behind: Vec<LeftBehind>,
+    /// The sources whose referrers could not be looked for.
+    pub referrers_not_searched: Vec<NotSearched>,
     /// Requests and bytes per registry, for the relocator's client so far.
     pub stats: BTreeMap<String, RegistryStats>,
 }
@@ -115,7 +125,8 @@ impl Relocator {
         out: &Path,
         opts: &ArchiveOptions,
     ) -> Result<ArchiveOutcome> {
-        let (mut bundle, jobs, pushed) = self.archive_jobs(source, opts).await?;
+        let (mut bundle, jobs, pushed_index) = self.archive_jobs(source, opts).await?;
+        let pushed = pushed_index.is_some();
         let scratch = tempfile::Builder::new()
             .prefix(".cnab-oci-plan-")
             .tempdir()
@@ -127,6 +138,25 @@ impl Relocator {
         let nothing = Store::Layout(LayoutStore::create(scratch.path().join("layout"))?);
         let plan = self.engine.prepare(&jobs, &nothing).await?;
         super::fixup::reconcile(&mut bundle, &plan, pushed || opts.fixup.auto_update_bundle)?;
+        // The bundle index's own referrers go too: an import that pushes
+        // the same index gives them back their subject.
+        let index_referrers = match (&pushed_index, opts.fixup.referrers) {
+            (Some((store, index)), Referrers::Carry) => Some(
+                Box::pin(self.engine.plan_referrers_of(
+                    store.reference_for(index),
+                    store,
+                    &nothing,
+                    vec![index.clone()],
+                    None,
+                ))
+                .await?,
+            ),
+            _ => None,
+        };
+        let referrer_plans: Vec<&ReferrerPlan> = std::iter::once(&plan.referrers)
+            .chain(&index_referrers)
+            .collect();
+        let archived = referrers::archived(&referrer_plans)?;
         let images: Vec<ArchivedImage> = plan
             .images
             .iter()
@@ -136,14 +166,28 @@ impl Relocator {
             })
             .collect();
         let mapping = format::relocation_mapping(&images)?;
-        let index = format::layout_index(&images)?;
+        let index = format::layout_index(&images, &archived)?;
         let metadata = Msg::Metadata {
             bundle: bundle.canonical_bytes(),
             mapping: mapping.canonical_bytes(),
             index,
         };
-        let written = self.write_archive(&plan, out, opts, metadata).await?;
+        let holdings = referrers::holdings(&plan, &referrer_plans);
+        let written = self
+            .write_archive(&plan, &holdings, out, opts, metadata)
+            .await?;
+        let carried = referrers::finished(&referrer_plans);
+        self.engine.report_all(carried.1).await;
         Ok(ArchiveOutcome {
+            referrers: carried.0,
+            referrers_left_behind: referrer_plans
+                .iter()
+                .flat_map(|p| p.left_behind.iter().cloned())
+                .collect(),
+            referrers_not_searched: referrer_plans
+                .iter()
+                .flat_map(|p| p.not_searched.iter().cloned())
+                .collect(),
             bundle,
             images,
             blobs: written.blobs,
@@ -155,16 +199,17 @@ impl Relocator {
         })
     }
 
-    /// The bundle, its jobs, and whether it came from a pushed index.
+    /// The bundle, its jobs, and, when it came from a pushed index, where
+    /// that index is.
     async fn archive_jobs(
         &self,
         source: &ArchiveSource,
         opts: &ArchiveOptions,
-    ) -> Result<(Bundle, Vec<ImageJob>, bool)> {
+    ) -> Result<(Bundle, Vec<ImageJob>, Option<(Store, Digest)>)> {
         match source {
             ArchiveSource::Bundle(bundle) => {
                 let jobs = self.jobs_for(bundle, &opts.fixup).await?;
-                Ok(((**bundle).clone(), jobs, false))
+                Ok(((**bundle).clone(), jobs, None))
             }
             ArchiveSource::Pushed(location) => {
                 let (store, name) = self.open(location, false)?;
@@ -176,9 +221,7 @@ impl Relocator {
                     jobs.push(ImageJob {
                         platforms: opts.fixup.platforms.for_image(&key),
                         foreign_layers: opts.fixup.foreign_layers,
-                        // The thick bundle format has no place for
-                        // referrers yet: they are not looked for.
-                        referrers: crate::relocate::Referrers::Skip,
+                        referrers: opts.fixup.referrers,
                         key,
                         image: img.image.clone(),
                         candidates: vec![Candidate {
@@ -188,14 +231,18 @@ impl Relocator {
                         }],
                     });
                 }
-                Ok((f.bundle, jobs, true))
+                let index = f.index.digest.clone();
+                Ok((f.bundle, jobs, Some((store, index))))
             }
         }
     }
 
+    /// Writes the archive of `plan`'s images, whose blobs, and their
+    /// referrers', are read as `holdings` says.
     async fn write_archive(
         &self,
         plan: &Plan,
+        holdings: &Plan,
         out: &Path,
         opts: &ArchiveOptions,
         metadata: Msg,
@@ -210,7 +257,7 @@ impl Relocator {
         let compression = opts.compression;
         let handle = file.file()?;
         let writer = tokio::task::spawn_blocking(move || write_thread(handle, compression, rx));
-        let fed = self.feed(plan, opts, metadata, &tx).await;
+        let fed = self.feed(plan, holdings, opts, metadata, &tx).await;
         drop(tx);
         let wrote = writer
             .await
@@ -225,10 +272,12 @@ impl Relocator {
         Ok(written)
     }
 
-    /// Sends the metadata and every blob, in order, to the writer.
+    /// Sends the metadata and every blob of `holdings`, in order, to the
+    /// writer, with progress per image of `plan`.
     async fn feed(
         &self,
         plan: &Plan,
+        holdings: &Plan,
         opts: &ArchiveOptions,
         metadata: Msg,
         tx: &tokio::sync::mpsc::Sender<Msg>,
@@ -243,7 +292,7 @@ impl Relocator {
         let mut written = Written::default();
         let mut progress = self.engine.reporting().then(|| Progress::new(&plan.trees));
         let mut order = Vec::new();
-        for (kind, desc) in format::blob_order(&plan.trees) {
+        for (kind, desc) in format::blob_order(&holdings.trees) {
             if since.is_some_and(|s| s.get(&desc.digest) == Some(&desc.size)) {
                 written.left_out += 1;
                 self.report(Event::NodeFinished {
@@ -266,7 +315,7 @@ impl Relocator {
         let mut fetched = futures::stream::iter(
             order
                 .iter()
-                .map(|(kind, desc)| self.fetch_ahead(plan, *kind, desc)),
+                .map(|(kind, desc)| self.fetch_ahead(holdings, *kind, desc)),
         )
         .buffered(ahead);
         let mut i = 0;
@@ -279,7 +328,7 @@ impl Relocator {
             })
             .await
             .map_err(|_| closed())?;
-            self.forward(plan, desc, first?, tx).await?;
+            self.forward(holdings, desc, first?, tx).await?;
             written.blobs += 1;
             written.bytes += desc.size;
             self.report(Event::NodeFinished {

@@ -162,6 +162,7 @@ impl Relocator {
                         allow_fallbacks: opts.allow_fallbacks,
                         index_hook: None,
                     },
+                    None,
                 )
                 .await?;
             let mut totals = totals;

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::reference::Reference;
 use crate::relocate::events::{Action, Event, NodeKind};
+use crate::relocate::{LeftBehind, PlannedReferrer, Referrers};
 use crate::relocation::RelocationMap;
 use crate::store::Store;
 use bytes::Bytes;
@@ -27,11 +28,16 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod referrers;
+
 /// Options of [`Relocator::import`].
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// How the bundle itself is pushed (fallbacks, index hook).
     pub push: PushOptions,
+    /// Whether the referrers the archive holds are put back beside their
+    /// subjects (default: yes; see [`crate::archive::referrers`]).
+    pub referrers: Referrers,
 }
 
 /// What [`Relocator::import`] did.
@@ -56,6 +62,12 @@ pub struct ImportOutcome {
     pub manifests_pushed: u64,
     /// Manifests the target already had.
     pub manifests_skipped: u64,
+    /// The referrers put back (or found in the target already: `present`),
+    /// subjects first.
+    pub referrers: Vec<PlannedReferrer>,
+    /// The referrers held and not put back, with why: a referrer of the
+    /// bundle index when the import pushed another index.
+    pub referrers_left_behind: Vec<LeftBehind>,
     /// Passes over the archive: 1 for a metadata-first archive, 2 otherwise.
     pub passes: u8,
 }
@@ -121,6 +133,13 @@ fn plan(archive: &Path, m: &Metadata) -> std::result::Result<(Bundle, Vec<Planne
         }
     }
     Ok((bundle, planned))
+}
+
+/// Manifests an import pushed, and found in the target.
+#[derive(Debug, Default, Clone, Copy)]
+struct ManifestCounts {
+    pushed: u64,
+    skipped: u64,
 }
 
 /// Counts of one pass.
@@ -433,29 +452,21 @@ impl Relocator {
         }
         let (bundle, planned) = plan(archive, &contents.metadata)?;
         self.check_missing(store, archive, &contents).await?;
-        let (mut pushed_n, mut skipped_n) = (0, 0);
+        let mut counted = ManifestCounts::default();
         let mut done = BTreeSet::new();
         let mut relocation = RelocationMap::new();
+        let roots: Vec<Digest> = planned.iter().map(|p| p.root.digest.clone()).collect();
+        let held = match opts.referrers {
+            Referrers::Carry => crate::archive::referrers::held_referrers(&contents, &roots),
+            Referrers::Skip => Vec::new(),
+        };
+        let mut keeper = referrers::Keeper::new(held);
         for p in &planned {
             for m in contents.manifests_under(&p.root.digest) {
-                if !done.insert(m.digest.clone()) {
-                    continue;
-                }
-                let (_, bytes) = &contents.manifests[&m.digest];
-                let action = if self.request(store.has_manifest(&m.digest)).await? {
-                    skipped_n += 1;
-                    Action::SkipPresent
-                } else {
-                    self.request(store.put_manifest(m, bytes.clone())).await?;
-                    pushed_n += 1;
-                    Action::Push
-                };
-                self.engine().send(Event::NodeFinished {
-                    digest: m.digest.to_string(),
-                    action,
-                    error: None,
-                });
+                keeper.subject_present(&m.digest, Some(p.key.clone()), &p.image);
             }
+            self.push_manifests(store, &contents, &p.root.digest, &mut done, &mut counted)
+                .await?;
             let relocated = store.reference_for(&p.root.digest);
             relocation.insert(p.image.clone(), relocated.clone());
             self.engine().send(Event::ImageFinished {
@@ -466,9 +477,38 @@ impl Relocator {
                 stopped: None,
             });
         }
-        let pushed = self
-            .push_into(store, &bundle, &relocation, target, &opts.push)
+        // The images' referrers, once every image is in: then those of the
+        // bundle index, if it is the one they refer to, before its tag.
+        self.keep_referrers(store, &contents, &mut keeper, &mut done, &mut counted)
             .await?;
+        let pushed = if keeper.waiting() {
+            let state = tokio::sync::Mutex::new((&mut keeper, &mut done, &mut counted));
+            let reference = target.to_string();
+            let before_tag = |index: Descriptor| -> futures::future::BoxFuture<'_, Result<()>> {
+                let (state, contents, reference) = (&state, &contents, &reference);
+                Box::pin(async move {
+                    let mut guard = state.lock().await;
+                    let (keeper, done, counted) = &mut *guard;
+                    keeper.subject_present(&index.digest, None, reference);
+                    self.keep_referrers(store, contents, keeper, done, counted)
+                        .await
+                })
+            };
+            self.push_into(
+                store,
+                &bundle,
+                &relocation,
+                target,
+                &opts.push,
+                Some(&before_tag),
+            )
+            .await?
+        } else {
+            self.push_into(store, &bundle, &relocation, target, &opts.push, None)
+                .await?
+        };
+        let carried = std::mem::take(&mut keeper.carried);
+        let left_behind = keeper.left_behind(Some(&pushed.descriptor.digest));
         Ok(ImportOutcome {
             images: planned.len(),
             bundle,
@@ -477,10 +517,47 @@ impl Relocator {
             blobs_uploaded: counts.uploaded,
             blobs_skipped: counts.skipped,
             bytes_uploaded: counts.bytes,
-            manifests_pushed: pushed_n,
-            manifests_skipped: skipped_n,
+            manifests_pushed: counted.pushed,
+            manifests_skipped: counted.skipped,
+            referrers: carried,
+            referrers_left_behind: left_behind,
             passes,
         })
+    }
+
+    /// Pushes every manifest under `root` that this import has not, children
+    /// first, unless the target has it. Returns whether `root` itself was
+    /// pushed now.
+    async fn push_manifests(
+        &self,
+        store: &Store,
+        contents: &Contents,
+        root: &Digest,
+        done: &mut BTreeSet<Digest>,
+        counted: &mut ManifestCounts,
+    ) -> Result<bool> {
+        let mut root_pushed = false;
+        for m in contents.manifests_under(root) {
+            if !done.insert(m.digest.clone()) {
+                continue;
+            }
+            let (_, bytes) = &contents.manifests[&m.digest];
+            let action = if self.request(store.has_manifest(&m.digest)).await? {
+                counted.skipped += 1;
+                Action::SkipPresent
+            } else {
+                self.request(store.put_manifest(m, bytes.clone())).await?;
+                counted.pushed += 1;
+                root_pushed |= m.digest == *root;
+                Action::Push
+            };
+            self.engine().send(Event::NodeFinished {
+                digest: m.digest.to_string(),
+                action,
+                error: None,
+            });
+        }
+        Ok(root_pushed)
     }
 
     /// One pass over the archive on a blocking thread. Returns what was

@@ -24,6 +24,12 @@ use std::sync::Arc;
 pub type IndexHook =
     Arc<dyn Fn(&mut json::Object) -> std::result::Result<(), String> + Send + Sync>;
 
+/// Work done once the bundle index is in the target by digest and before
+/// its tag is written: an import's referrers of the bundle index, which must
+/// follow their subject and precede the tag. It gets the index pushed.
+pub(super) type BeforeTag<'a> =
+    &'a (dyn Fn(Descriptor) -> futures::future::BoxFuture<'a, Result<()>> + Send + Sync);
+
 /// Options of [`Relocator::push`].
 #[derive(Clone)]
 pub struct PushOptions {
@@ -102,11 +108,13 @@ impl Relocator {
             relocation,
             target,
             opts,
+            None,
         )
         .await
     }
 
-    /// [`Relocator::push`] into `store`, the repository of `target`. The
+    /// [`Relocator::push`] into `store`, the repository of `target`, with
+    /// `before_tag` run between the index by digest and its tag. The
     /// store is scoped to this call: on any failure or cancellation, the
     /// upload session it opened (the config blob's) is cancelled, and no
     /// other user's.
@@ -117,10 +125,11 @@ impl Relocator {
         relocation: &RelocationMap,
         target: &Reference,
         opts: &PushOptions,
+        before_tag: Option<BeforeTag<'_>>,
     ) -> Result<PushOutcome> {
         let store = store.scoped();
         let r = self
-            .push_scoped(&store, bundle, relocation, target, opts)
+            .push_scoped(&store, bundle, relocation, target, opts, before_tag)
             .await;
         super::close_on_error(&store, r).await
     }
@@ -132,6 +141,7 @@ impl Relocator {
         relocation: &RelocationMap,
         target: &Reference,
         opts: &PushOptions,
+        before_tag: Option<BeforeTag<'_>>,
     ) -> Result<PushOutcome> {
         if target.digest().is_some() {
             return Err(Error::DigestTarget {
@@ -166,6 +176,9 @@ impl Relocator {
         if let Some(tag) = tag {
             match self.request(store.resolve(tag)).await {
                 Ok(found) if found.digest == preferred.digest => {
+                    if let Some(before_tag) = before_tag {
+                        before_tag(preferred.clone()).await?;
+                    }
                     return Ok(self.pushed(store, Some(tag), preferred, Vec::new()).await);
                 }
                 Err(e) if e.is_cancelled() => return Err(e),
@@ -199,8 +212,10 @@ impl Relocator {
             &[IndexForm::Oci, IndexForm::DockerManifestList],
             opts.allow_fallbacks,
         );
-        let (index, _) = self
-            .first_accepted(store, index_forms, tag, &mut fallbacks, |form| {
+        // With work before the tag, the index goes by digest first.
+        let first_tag = if before_tag.is_some() { None } else { tag };
+        let (index, i) = self
+            .first_accepted(store, index_forms, first_tag, &mut fallbacks, |form| {
                 let bytes = index_bytes(form, &config_manifest)?;
                 let what = match form {
                     IndexForm::Oci => "an OCI image index",
@@ -213,6 +228,11 @@ impl Relocator {
                 ))
             })
             .await?;
+        if let (Some(before_tag), Some(tag)) = (before_tag, tag) {
+            before_tag(index.clone()).await?;
+            let bytes = index_bytes(index_forms[i], &config_manifest)?;
+            self.request(store.tag(tag, &index, bytes.into())).await?;
+        }
         Ok(self.pushed(store, tag, index, fallbacks).await)
     }
 

@@ -69,6 +69,9 @@ pub enum FoundBy {
         /// `sha256-<hex>`.
         tag: String,
     },
+    /// Listed in an OCI layout's `index.json` without a name, with its
+    /// `subject` (a thick bundle's referrers by subject).
+    Layout,
     /// cosign's tag for the subject.
     Tag {
         /// `sha256-<hex>.sig`, `.att` or `.sbom`.
@@ -150,6 +153,13 @@ pub enum LeftBehindReason {
         /// Its media type.
         media_type: String,
     },
+    /// Its subject is not in the target: a referrer of the bundle index an
+    /// archive holds, when the import pushes another index (a platform
+    /// filter, or another repository's references, changed it).
+    SubjectNotPushed {
+        /// The index the import pushed.
+        pushed: Option<Digest>,
+    },
 }
 
 impl std::fmt::Display for LeftBehindReason {
@@ -164,6 +174,15 @@ impl std::fmt::Display for LeftBehindReason {
             }
             LeftBehindReason::NotAManifest { media_type } => {
                 write!(f, "it is a `{media_type}`, not an image manifest or index")
+            }
+            LeftBehindReason::SubjectNotPushed {
+                pushed: Some(pushed),
+            } => write!(
+                f,
+                "its subject is not in the target: the bundle index pushed is {pushed}"
+            ),
+            LeftBehindReason::SubjectNotPushed { pushed: None } => {
+                write!(f, "its subject is not in the archive nor in the target")
             }
         }
     }

@@ -82,7 +82,7 @@ pub fn ours_with(
     let mapping = format::relocation_mapping(&archived)
         .unwrap()
         .canonical_bytes();
-    let index = format::layout_index(&archived).unwrap();
+    let index = format::layout_index(&archived, &[]).unwrap();
     let mut w = ArchiveWriter::new(Vec::new(), Compression::Fast);
     w.metadata(&c.bundle.canonical_bytes(), &mapping, &index)
         .unwrap();
@@ -171,7 +171,7 @@ pub fn ours_entries(c: &Content) -> Vec<Raw> {
         Raw::file("./artifacts/layout/oci-layout", format::OCI_LAYOUT_BYTES),
         Raw::file(
             "./artifacts/layout/index.json",
-            &format::layout_index(&archived).unwrap(),
+            &format::layout_index(&archived, &[]).unwrap(),
         ),
         Raw::dir("./artifacts/layout/blobs/"),
         Raw::dir("./artifacts/layout/blobs/sha256/"),

@@ -132,7 +132,7 @@ fn images_are_named_by_original_repository_and_digest() {
         map.get(&imgs[1].original),
         Some(format!("registry.example.com:5000/team/app@{}", digest('2')).as_str())
     );
-    let index = layout_index(&imgs).unwrap();
+    let index = layout_index(&imgs, &[]).unwrap();
     let text = String::from_utf8(index.clone()).unwrap();
     assert_eq!(
         text,
@@ -146,7 +146,64 @@ fn images_are_named_by_original_repository_and_digest() {
             b = digest('2')
         )
     );
-    assert_eq!(layout_index(&imgs).unwrap(), index, "deterministic");
+    assert_eq!(layout_index(&imgs, &[]).unwrap(), index, "deterministic");
+}
+
+#[test]
+fn referrers_follow_the_images_in_index_json() {
+    let image = ArchivedImage {
+        original: "nginx:1.25".into(),
+        descriptor: Descriptor {
+            media_type: mt::OCI_INDEX.into(),
+            digest: digest('1'),
+            size: 10,
+            annotations: std::collections::BTreeMap::default(),
+        },
+    };
+    let tag = format!("sha256-{}.sig", digest('1').encoded());
+    let name = referrer_name(&image.original, &tag).unwrap();
+    assert_eq!(name, format!("docker.io/library/nginx:{tag}"));
+    let sig = ArchivedReferrer {
+        descriptor: Descriptor {
+            media_type: mt::OCI_MANIFEST.into(),
+            digest: digest('2'),
+            size: 20,
+            annotations: std::collections::BTreeMap::default(),
+        },
+        artifact_type: None,
+        name: Some(name.clone()),
+    };
+    let notation = ArchivedReferrer {
+        descriptor: Descriptor {
+            media_type: mt::OCI_MANIFEST.into(),
+            digest: digest('3'),
+            size: 30,
+            annotations: [("k".to_owned(), "v".to_owned())].into(),
+        },
+        artifact_type: Some("application/vnd.cncf.notary.signature".into()),
+        name: None,
+    };
+    let index = layout_index(
+        std::slice::from_ref(&image),
+        &[sig.clone(), notation.clone(), sig],
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(index).unwrap(),
+        format!(
+            concat!(
+                r#"{{"manifests":[{{"annotations":{{"org.opencontainers.image.ref.name":"docker.io/library/nginx@{a}"}},"digest":"{a}","mediaType":"application/vnd.oci.image.index.v1+json","size":10}},"#,
+                r#"{{"annotations":{{"org.opencontainers.image.ref.name":"{name}"}},"digest":"{b}","mediaType":"application/vnd.oci.image.manifest.v1+json","size":20}},"#,
+                r#"{{"annotations":{{"k":"v"}},"artifactType":"application/vnd.cncf.notary.signature","digest":"{c}","mediaType":"application/vnd.oci.image.manifest.v1+json","size":30}}],"#,
+                r#""mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}}"#
+            ),
+            a = digest('1'),
+            b = digest('2'),
+            c = digest('3'),
+            name = name,
+        ),
+        "a referrer listed twice is listed once"
+    );
 }
 
 fn node(kind: NodeKind, c: char, action: Action, children: Vec<Node>) -> Node {

@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::referrers::{self as spec, Referrer};
 use crate::oci::{media_type as mt, Descriptor};
-use crate::relocate::copy::{self, try_all, Copier};
+use crate::relocate::copy::{self, try_all, Budget, Copier};
 use crate::relocate::events::{Action, Event, Sink};
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -71,60 +71,36 @@ pub(crate) async fn carry(
                         .manifests
                         .get(&f.descriptor.digest)
                         .map(|m| &m.bytes);
-                    ensure_tag(c, source, tag, &f.descriptor, bytes.cloned())
-                        .await
-                        .map_err(|e| Error::Referrers {
-                            action: "tag the referrer",
-                            store: c.target.to_string(),
-                            subject: Some(f.subject.clone()),
-                            referrer: Some(f.descriptor.digest.clone()),
-                            error: Box::new(e),
-                        })
+                    tag_referrer(
+                        &c.budgets.requests,
+                        c.target,
+                        source,
+                        tag,
+                        &f.subject,
+                        &f.descriptor,
+                        bytes.cloned(),
+                    )
+                    .await
                 }),
                 _ => None,
             }
         });
         try_all(tags).await?;
         // The tag schema, per subject, for a target without the API.
-        let mut by_subject: BTreeMap<&Digest, Vec<Referrer>> = BTreeMap::new();
+        let mut by_subject: BTreeMap<Digest, Vec<Referrer>> = BTreeMap::new();
         for (i, _) in &level.items {
             let f = &plan.carried[*i].found;
             if f.found_by.by_subject() {
-                by_subject.entry(&f.subject).or_default().push(Referrer {
-                    descriptor: f.descriptor.clone(),
-                    artifact_type: f.artifact_type.clone(),
-                });
+                by_subject
+                    .entry(f.subject.clone())
+                    .or_default()
+                    .push(Referrer {
+                        descriptor: f.descriptor.clone(),
+                        artifact_type: f.artifact_type.clone(),
+                    });
             }
         }
-        if let Some((first, _)) = by_subject.iter().next() {
-            let api = if let Some(api) = target_api {
-                api
-            } else {
-                let api = c
-                    .budgets
-                    .requests
-                    .run(c.target.referrers(first))
-                    .await
-                    .map_err(|e| Error::Referrers {
-                        action: "ask the referrers API",
-                        store: c.target.to_string(),
-                        subject: Some((*first).clone()),
-                        referrer: None,
-                        error: Box::new(e.into()),
-                    })?
-                    .is_some();
-                target_api = Some(api);
-                api
-            };
-            if !api {
-                try_all(
-                    by_subject
-                        .iter()
-                        .map(|(subject, add)| update_fallback(c, subject, add)),
-                )
-                .await?;
-            }
-        }
+        keep_by_subject(&c.budgets.requests, c.target, &mut target_api, &by_subject).await?;
         for (i, _) in &level.items {
             let r = &plan.carried[*i];
             c.sink.send(Event::ReferrerFinished {
@@ -141,23 +117,127 @@ pub(crate) async fn carry(
     Ok(())
 }
 
+/// A cosign tag to write in the target: the tag, the subject, the referrer
+/// manifest, and its bytes when they were just pushed (the tag is then
+/// written without asking the target for it first).
+pub(crate) type TagJob = (String, Digest, Descriptor, Option<bytes::Bytes>);
+
+impl crate::relocate::Engine {
+    /// Makes the target keep referrers whose manifests it holds already
+    /// (an import's, pushed from an archive): each of `tags` written unless
+    /// it names its referrer already, then each of `by_subject` listed
+    /// under its subject ([`keep_by_subject`]), under the small-requests
+    /// budget, cancellable.
+    ///
+    /// # Errors
+    /// [`Error::Referrers`]; [`Error::Cancelled`].
+    pub(crate) async fn keep_referrers(
+        &self,
+        target: &Store,
+        tags: &[TagJob],
+        by_subject: &BTreeMap<Digest, Vec<Referrer>>,
+        target_api: &mut Option<bool>,
+    ) -> Result<()> {
+        let requests = &self.budgets.requests;
+        // Boxed: the tag requests' state is large, and made only here.
+        let work = Box::pin(async {
+            try_all(tags.iter().map(|(tag, subject, desc, bytes)| {
+                tag_referrer(requests, target, target, tag, subject, desc, bytes.clone())
+            }))
+            .await?;
+            keep_by_subject(requests, target, target_api, by_subject).await
+        });
+        copy::cancellable(&self.cancel, work).await
+    }
+}
+
+/// Makes the target list each referrer of `by_subject` under its subject:
+/// nothing to do on a target with the referrers API (asked once, the answer
+/// kept in `target_api`), else the referrers tag schema's index of each
+/// subject is updated ([`update_fallback`]). Every referrer must be in the
+/// target already.
+///
+/// # Errors
+/// [`Error::Referrers`]: the API could not be asked, or a tag not updated.
+pub(crate) async fn keep_by_subject(
+    requests: &Budget,
+    target: &Store,
+    target_api: &mut Option<bool>,
+    by_subject: &BTreeMap<Digest, Vec<Referrer>>,
+) -> Result<()> {
+    let Some((first, _)) = by_subject.iter().next() else {
+        return Ok(());
+    };
+    let api = if let Some(api) = *target_api {
+        api
+    } else {
+        let api = requests
+            .run(target.referrers(first))
+            .await
+            .map_err(|e| Error::Referrers {
+                action: "ask the referrers API",
+                store: target.to_string(),
+                subject: Some(first.clone()),
+                referrer: None,
+                error: Box::new(e.into()),
+            })?
+            .is_some();
+        *target_api = Some(api);
+        api
+    };
+    if !api {
+        try_all(
+            by_subject
+                .iter()
+                .map(|(subject, add)| update_fallback(requests, target, subject, add)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`ensure_tag`], with the error saying which referrer of `subject` it was.
+///
+/// # Errors
+/// [`Error::Referrers`] around the store's error.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn tag_referrer(
+    requests: &Budget,
+    target: &Store,
+    source: &Store,
+    tag: &str,
+    subject: &Digest,
+    desc: &Descriptor,
+    bytes: Option<bytes::Bytes>,
+) -> Result<()> {
+    ensure_tag(requests, target, source, tag, desc, bytes)
+        .await
+        .map_err(|e| Error::Referrers {
+            action: "tag the referrer",
+            store: target.to_string(),
+            subject: Some(subject.clone()),
+            referrer: Some(desc.digest.clone()),
+            error: Box::new(e),
+        })
+}
+
 /// Makes `tag` name `desc` in the target, unless it does already. `bytes`
 /// are the manifest's when the copy pushed it: the target cannot have had
 /// the tag on it then, so the tag is written without asking. Otherwise (the
 /// target had the manifest) the tag is asked for first, and the bytes read
 /// from `source` only when it must be written.
 async fn ensure_tag(
-    c: &Copier<'_>,
+    requests: &Budget,
+    target: &Store,
     source: &Store,
     tag: &str,
     desc: &Descriptor,
     bytes: Option<bytes::Bytes>,
 ) -> Result<()> {
-    let requests = &c.budgets.requests;
     let bytes = if let Some(b) = bytes {
         b
     } else {
-        match requests.run(c.target.resolve(tag)).await {
+        match requests.run(target.resolve(tag)).await {
             Ok(d) if d.digest == desc.digest => return Ok(()),
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
@@ -168,7 +248,7 @@ async fn ensure_tag(
             .await?
             .bytes
     };
-    requests.run(c.target.tag(tag, desc, bytes)).await?;
+    requests.run(target.tag(tag, desc, bytes)).await?;
     Ok(())
 }
 
@@ -181,17 +261,21 @@ async fn ensure_tag(
 /// # Errors
 /// [`Error::Referrers`]: the tag holds something other than an index of
 /// referrers (left as it is: it may be another tool's), or a request failed.
-async fn update_fallback(c: &Copier<'_>, subject: &Digest, add: &[Referrer]) -> Result<()> {
+async fn update_fallback(
+    requests: &Budget,
+    target: &Store,
+    subject: &Digest,
+    add: &[Referrer],
+) -> Result<()> {
     let tag = spec::fallback_tag(subject);
     let fail = |e: Error| Error::Referrers {
         action: "update the referrers tag",
-        store: c.target.to_string(),
+        store: target.to_string(),
         subject: Some(subject.clone()),
         referrer: None,
         error: Box::new(e),
     };
-    let requests = &c.budgets.requests;
-    let existing = match requests.run(c.target.manifest(&tag)).await {
+    let existing = match requests.run(target.manifest(&tag)).await {
         Ok(m) if m.digest == *subject => None,
         Ok(m) => Some(m),
         Err(e) if e.is_not_found() => None,
@@ -203,14 +287,14 @@ async fn update_fallback(c: &Copier<'_>, subject: &Digest, add: &[Referrer]) -> 
                 digest: existing
                     .as_ref()
                     .map_or_else(|| subject.clone(), |m| m.digest.clone()),
-                store: c.target.to_string(),
+                store: target.to_string(),
                 reason: format!("the tag `{tag}` cannot be kept as a referrers list: {reason}"),
             })
         })?;
     if let Some(bytes) = merged {
         let desc = Descriptor::of(mt::OCI_INDEX, &bytes);
         requests
-            .run(c.target.tag(&tag, &desc, bytes.into()))
+            .run(target.tag(&tag, &desc, bytes.into()))
             .await
             .map_err(|e| fail(e.into()))?;
     }
