@@ -188,6 +188,39 @@ async fn an_archive_round_trip_carries_every_referrer() {
         before
     );
 
+    // A delta against the same archive leaves every referrer out; it
+    // imports where the first went, and the tags stay as they are.
+    let delta = dir.path().join("delta.tgz");
+    let d = relocator(&config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(
+                Reference::parse(&format!("{}/app/bundle:1", src.host())).unwrap(),
+            )),
+            &delta,
+            &ArchiveOptions {
+                since: Some(archive::blob_sizes(&out).unwrap()),
+                ..ArchiveOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        d.blobs, 0,
+        "every blob, referrers' too, is in the earlier archive"
+    );
+    let again = relocator(&config)
+        .import(&delta, &target_ref, &ImportOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        again.referrers.is_empty(),
+        "a delta holds no referrer bytes"
+    );
+    assert_eq!(
+        listed(&dst_client, &target, &signed.web_index).await,
+        before
+    );
+
     // Imported without referrers: the images only.
     let bare_ref = Reference::parse(&format!("{}/prod/bare:1", dst.host())).unwrap();
     let bare = relocator(&config)

@@ -12,7 +12,11 @@
 //! Referrers (signatures, attestations, SBOMs) come after the images:
 //! `ReferrersPlanned` right after `Planned`, and each `ReferrerFinished`
 //! after the `ImageFinished` of every image (a referrer is pushed only once
-//! its subject is in the target), before the call returns.
+//! its subject is in the target), before the call returns. An archive sends
+//! them once the file is written (action `Copy`); an import, which plans
+//! nothing ahead, sends no `ReferrersPlanned`, and its result lists what was
+//! left behind. A bundle index's referrers come after `ImageFinished` of
+//! every image and before `Pushed`.
 //!
 //! `Fallback` and `Pushed`, the two events outside a plan or a copy, go the
 //! same way, after every event before them; the call waits until each is
@@ -210,7 +214,8 @@ pub enum Event {
         subject: String,
         /// The referrer's digest.
         digest: String,
-        /// `Push`, or `SkipPresent` when the target had it.
+        /// `Push`, `SkipPresent` when the target had it, or `Copy` when
+        /// written into an archive.
         action: Action,
     },
     /// Push took a fallback because the registry refused the preferred form.
