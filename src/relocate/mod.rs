@@ -429,14 +429,18 @@ impl Engine {
                 left_behind: Arc::new(plan.left_behind.clone()),
                 not_searched: Arc::new(plan.not_searched.clone()),
             });
+            // A caller may return with nothing left to carry: the reporter
+            // has seen this by then.
+            self.sink.flush().await;
         }
         Ok(plan)
     }
 
     /// Finds, without copying anything, the referrers of manifests `images`
     /// of `source` (each `(bundle image key or None for the bundle index,
-    /// its reference, its descriptor)`), recursively; an index's children
-    /// are looked at too when the source may have referrers. Every one found
+    /// its reference, its descriptor)`), recursively; an image index's
+    /// children are looked at too when the source may have referrers (the
+    /// bundle index's are the images themselves). Every one found
     /// is in the plan's `carried`, not present.
     ///
     /// # Errors
@@ -452,11 +456,15 @@ impl Engine {
     ) -> Result<ReferrerPlan> {
         let subjects = images
             .into_iter()
-            .map(|(key, image, d)| referrers::Subjects {
+            .map(|(key, image, d)| (key.is_some(), key, image, d))
+            .map(|(owned, key, image, d)| referrers::Subjects {
                 owner: referrers::Owner { key, image },
                 source: source.clone(),
                 manifests: vec![d.digest.clone()],
-                unopened: if crate::oci::media_type::is_index(&d.media_type) {
+                // The bundle index's children are the images, each looked
+                // at as its own: opening it would file their referrers
+                // under the bundle.
+                unopened: if owned && crate::oci::media_type::is_index(&d.media_type) {
                     vec![d]
                 } else {
                     Vec::new()
