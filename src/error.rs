@@ -84,6 +84,21 @@ pub enum Error {
         /// What it is.
         media_type: String,
     },
+    /// A registry refused, or would refuse, what its family documents that
+    /// it refuses ([`crate::registry::family`]): the rule and the fix, after
+    /// the refusal when there was one (`error`), or before anything was
+    /// written when the request alone breaks the rule (`error` is `None`).
+    #[error("{}{rule}", registry_rule_prefix(registry, repository, error.as_deref()))]
+    RegistryRule {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// The family's rule, its fix and its source.
+        rule: crate::registry::family::Rule,
+        /// The failure the rule explains.
+        error: Option<Box<Error>>,
+    },
     /// A manifest or index that cannot be parsed as its media type says.
     #[error("manifest {digest} from `{store}`: {reason}")]
     BadManifest {
@@ -374,7 +389,31 @@ fn lines<T: fmt::Display>(items: &[T]) -> String {
     })
 }
 
+fn registry_rule_prefix(registry: &str, repository: &str, error: Option<&Error>) -> String {
+    match error {
+        Some(e) => format!("{e}. "),
+        None => format!("`{registry}/{repository}`: nothing was written. "),
+    }
+}
+
 impl Error {
+    /// The first registry failure inside this error (itself, a cause of an
+    /// image, a candidate's, a referrer's).
+    pub fn registry_error(&self) -> Option<&RegistryError> {
+        match self {
+            Error::Registry(e) => Some(e),
+            Error::Shared(error) => error.registry_error(),
+            Error::Candidate { error, .. }
+            | Error::Referrers { error, .. }
+            | Error::FallbacksDisabled { error } => error.registry_error(),
+            Error::Unresolved(failures) | Error::Images(failures) => failures
+                .iter()
+                .flat_map(|f| &f.causes)
+                .find_map(Error::registry_error),
+            _ => None,
+        }
+    }
+
     /// What the user can do about this failure, most useful first, without
     /// repeats. Empty when nothing specific helps.
     pub fn hints(&self) -> Vec<Hint> {
@@ -394,6 +433,9 @@ impl Error {
                 error.collect_hints(out);
             }
             Error::Shared(error) => error.collect_hints(out),
+            Error::RegistryRule {
+                error: Some(error), ..
+            } => error.collect_hints(out),
             Error::Referrers { error, .. } => {
                 error.collect_hints(out);
                 out.push(Hint::SkipReferrers);

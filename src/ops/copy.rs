@@ -113,8 +113,13 @@ impl Relocator {
         // A registry target without a tag means `latest`, as for push.
         let tag = tag.or_else(|| Some("latest".to_owned()));
         let dst = dst.scoped();
-        let r = self.copy_into(&src, &dst, tag, target_ref, f, opts).await;
-        super::close_on_error(&dst, r).await
+        let r = async {
+            self.check_target(&dst).await?;
+            self.copy_into(&src, &dst, tag, target_ref, f, opts).await
+        }
+        .await;
+        let r = super::close_on_error(&dst, r).await;
+        self.explained(target_ref.map(crate::registry::Repository::of).as_ref(), r)
     }
 
     /// The rest of [`Relocator::copy`], into `dst`, scoped to the call.
@@ -128,8 +133,14 @@ impl Relocator {
         f: super::pull::Fetched,
         opts: &CopyOptions,
     ) -> Result<CopyOutcome> {
+        let entries = convert::index_entries(&f.bundle, &f.parsed)?;
+        let types: Vec<(String, String)> = entries
+            .iter()
+            .map(|(_, img, d)| (img.image.clone(), d.media_type.clone()))
+            .collect();
+        self.check_index(dst, &types)?;
         let mut jobs = Vec::new();
-        for (key, img, d) in convert::index_entries(&f.bundle, &f.parsed)? {
+        for (key, img, d) in entries {
             jobs.push(ImageJob {
                 platforms: opts.platforms.for_image(&key),
                 foreign_layers: opts.foreign_layers,

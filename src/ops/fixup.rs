@@ -77,7 +77,9 @@ impl Relocator {
         target: &Reference,
         opts: &FixupOptions,
     ) -> Result<FixupOutcome> {
-        let plan = self.plan_for(bundle, target, opts, true).await?;
+        let repo = crate::registry::Repository::of(target);
+        let r = self.plan_for(bundle, target, opts, true).await;
+        let plan = self.explained(Some(&repo), r)?;
         let totals = plan.totals();
         Ok(self.outcome(plan, totals))
     }
@@ -103,8 +105,14 @@ impl Relocator {
         target: &Reference,
         opts: &FixupOptions,
     ) -> Result<FixupOutcome> {
-        let plan = self.plan_for(bundle, target, opts, false).await?;
-        let totals = self.engine.execute(&plan).await?;
+        let repo = crate::registry::Repository::of(target);
+        let r = async {
+            let plan = self.plan_for(bundle, target, opts, false).await?;
+            let totals = self.engine.execute(&plan).await?;
+            Ok((plan, totals))
+        }
+        .await;
+        let (plan, totals) = self.explained(Some(&repo), r)?;
         Ok(self.outcome(plan, totals))
     }
 
@@ -117,11 +125,27 @@ impl Relocator {
     ) -> Result<Plan> {
         let jobs = self.jobs_for(bundle, opts).await?;
         let target = self.registry_store(target);
+        self.check_target(&target).await?;
         let plan = if exact {
             self.engine.plan(&jobs, &target).await?
         } else {
             self.engine.prepare(&jobs, &target).await?
         };
+        if let Err(e) = self.check_index(&target, &super::rules::index_entries(&plan)) {
+            // Each image ends, stopped: the index that would list them is refused.
+            self.engine
+                .report_all(plan.images.iter().map(|img| Event::ImageFinished {
+                    key: img.key.clone(),
+                    image: img.image.clone(),
+                    relocated: None,
+                    stopped: Some(
+                        "the target registry refuses the bundle index; nothing was written".into(),
+                    ),
+                    error: None,
+                }))
+                .await;
+            return Err(e);
+        }
         if let Err(e) = reconcile(bundle, &plan, opts.auto_update_bundle) {
             // A plan refused by the check ends each image too: with its own
             // differences, or stopped because of the others'.

@@ -30,6 +30,7 @@ mod import;
 mod location;
 mod pull;
 mod push;
+mod rules;
 
 pub use archive::{ArchiveOptions, ArchiveOutcome, ArchiveSource};
 pub use copy::{CopyOptions, CopyOutcome};

@@ -56,6 +56,11 @@ impl Relocator {
     /// - [`Error::Bundle`]: the config blob is not a valid bundle;
     /// - [`Error::Referrers`]: a referrers list or tag could not be read.
     pub async fn pull(&self, reference: &Reference) -> Result<Pulled> {
+        let r = self.pull_from(reference).await;
+        self.explained(None, r)
+    }
+
+    async fn pull_from(&self, reference: &Reference) -> Result<Pulled> {
         let (store, name) = self.open(&Location::Registry(reference.clone()), false)?;
         let f = self
             .fetch_bundle(&store, name.as_deref().unwrap_or("latest"))

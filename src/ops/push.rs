@@ -102,15 +102,21 @@ impl Relocator {
         target: &Reference,
         opts: &PushOptions,
     ) -> Result<PushOutcome> {
-        self.push_into(
-            &self.registry_store(target),
-            bundle,
-            relocation,
-            target,
-            opts,
-            None,
-        )
-        .await
+        let store = self.registry_store(target);
+        let r = async {
+            self.check_target(&store).await?;
+            let entries: Vec<(String, String)> = bundle
+                .all_images()
+                .into_iter()
+                .filter(|(_, i)| !i.media_type.is_empty())
+                .map(|(_, i)| (i.image.clone(), i.media_type.clone()))
+                .collect();
+            self.check_index(&store, &entries)?;
+            self.push_into(&store, bundle, relocation, target, opts, None)
+                .await
+        }
+        .await;
+        self.explained(Some(&crate::registry::Repository::of(target)), r)
     }
 
     /// [`Relocator::push`] into `store`, the repository of `target`, with

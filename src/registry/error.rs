@@ -511,6 +511,32 @@ impl RegistryError {
         }
     }
 
+    /// The registry host the failure concerns, and the repository path when
+    /// the error names one.
+    pub fn location(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Self::Api {
+                registry,
+                repository,
+                ..
+            }
+            | Self::Unauthorized {
+                registry,
+                repository,
+                ..
+            }
+            | Self::ContentMismatch {
+                registry,
+                repository,
+                ..
+            } => Some((registry, Some(repository))),
+            Self::Transport { registry, .. } | Self::Protocol { registry, .. } => {
+                Some((registry, None))
+            }
+            _ => None,
+        }
+    }
+
     /// The HTTP status, when the registry answered.
     pub fn status(&self) -> Option<u16> {
         match self {

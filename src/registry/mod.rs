@@ -40,7 +40,9 @@ mod auth;
 mod blob;
 mod credentials;
 mod error;
+pub mod family;
 mod manifest;
+mod probe;
 mod referrers;
 mod request;
 mod retry;
@@ -139,6 +141,10 @@ pub struct ClientConfig {
     pub upload_mode: UploadMode,
     /// Chunk size in chunked mode.
     pub chunk_size: usize,
+    /// The family of registries a host belongs to, where its name does not
+    /// tell ([`family::Family::detect`]): a self-hosted Harbor, GitLab or
+    /// Artifactory (`host[:port]` → family).
+    pub registry_families: HashMap<String, family::Family>,
 }
 
 impl Default for ClientConfig {
@@ -154,6 +160,7 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             upload_mode: UploadMode::Auto,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            registry_families: HashMap::new(),
         }
     }
 }
@@ -183,6 +190,17 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// The family `registry` belongs to: as
+    /// [`ClientConfig::registry_families`] says, else as its name tells.
+    pub fn family(&self, registry: &str) -> family::Family {
+        self.t
+            .config
+            .registry_families
+            .get(registry)
+            .copied()
+            .unwrap_or_else(|| family::Family::detect(registry))
+    }
+
     /// A client with `config`.
     ///
     /// # Errors
