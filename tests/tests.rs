@@ -32,6 +32,7 @@ mod push;
 mod referrers;
 mod referrers_api;
 mod referrers_client;
+mod referrers_copy;
 mod referrers_order;
 mod registry_modes;
 mod registry_scopes;
