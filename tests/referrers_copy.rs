@@ -8,47 +8,19 @@
 //! nothing of them.
 
 use crate::harness::client::{client_for, repo};
-use crate::harness::fixtures::{opts, platforms, recorder, registry_config, relocator, seed};
-use crate::harness::signed::fixture::{sign, sign_index, IndexSigned, Signed};
+use crate::harness::fixtures::{platforms, recorder, registry_config, relocator, Events};
+use crate::harness::signed::fixture::signed_bundle;
 use crate::harness::signed::{pull_artifact, referrers_tag, verify_cosign, NOTATION_SIGNATURE};
 use crate::harness::Registry;
 use cnab_oci::oci::referrers::DigestTagKind;
-use cnab_oci::ops::{CopyOptions, Location, Platforms, PushOptions};
-use cnab_oci::relocate::events::Event;
+use cnab_oci::ops::{CopyOptions, Location, Platforms};
+use cnab_oci::relocate::events::{Event, Reporter};
 use cnab_oci::relocate::{FoundBy, LeftBehind, LeftBehindReason};
 use cnab_oci::Reference;
 use serde_json::Value;
 use std::collections::BTreeSet;
-
-/// The signed fixture pushed to `a`'s `staging/demo:1`, and its bundle index
-/// signed there.
-async fn signed_staging(a: &Registry) -> (Reference, Signed, IndexSigned) {
-    let config = registry_config(&[a]);
-    let fx = seed(a, &config).await;
-    let client = client_for(a);
-    let signed = sign(&client, a, &fx).await;
-    let staging = Reference::parse(&format!("{}/staging/demo:1", a.host())).unwrap();
-    let r = relocator(&config);
-    let mut bundle = fx.bundle.clone();
-    let fixed = r.fixup(&mut bundle, &staging, &opts()).await.unwrap();
-    let pushed = r
-        .push(
-            &bundle,
-            &fixed.relocation_map,
-            &staging,
-            &PushOptions::default(),
-        )
-        .await
-        .unwrap();
-    let index = sign_index(
-        &client,
-        &repo(a, "staging/demo"),
-        &pushed.descriptor,
-        &signed.key,
-    )
-    .await;
-    (staging, signed, index)
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A copy with the same digest carries the bundle index's cosign signature
 /// (same tag, same bytes, verifying against the index) and its Notation
@@ -56,7 +28,7 @@ async fn signed_staging(a: &Registry) -> (Reference, Signed, IndexSigned) {
 #[tokio::test]
 async fn copy_carries_the_bundle_index_signatures() {
     let (a, b) = (Registry::plain(), Registry::plain());
-    let (staging, signed, index) = signed_staging(&a).await;
+    let (staging, signed, index) = signed_bundle(&a, "staging/demo").await;
     let config = registry_config(&[&a, &b]);
     let prod = Reference::parse(&format!("{}/prod/demo:1", b.host())).unwrap();
     let (events, reporter) = recorder();
@@ -139,17 +111,33 @@ async fn copy_carries_the_bundle_index_signatures() {
     assert_eq!(finished, 2);
 }
 
+/// A reporter that keeps every event, taking 200 ms over each
+/// `ReferrersPlanned`: a call that returned before its reporter has seen
+/// its last event (which `relocate::events` rules out) would be caught
+/// without them.
+fn slow_recorder() -> (Events, Arc<dyn Reporter>) {
+    let events = Events::default();
+    let seen = events.clone();
+    let reporter = move |e: &Event| {
+        if matches!(e, Event::ReferrersPlanned { .. }) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        seen.lock().unwrap().push(e.clone());
+    };
+    (events, Arc::new(reporter))
+}
+
 /// A copy that filters platforms pushes a new index: the old index's
 /// signatures are left behind (counted, and in the `ReferrersPlanned`
-/// event with the reason naming both digests), and neither they nor a tag
-/// of theirs is written.
+/// event with the reason naming both digests, seen before the call
+/// returns), and neither they nor a tag of theirs is written.
 #[tokio::test]
 async fn a_filtered_copy_leaves_the_bundle_index_signatures_behind() {
     let (a, b) = (Registry::plain(), Registry::plain());
-    let (staging, signed, index) = signed_staging(&a).await;
+    let (staging, signed, index) = signed_bundle(&a, "staging/demo").await;
     let config = registry_config(&[&a, &b]);
     let prod = Reference::parse(&format!("{}/prod/amd64:1", b.host())).unwrap();
-    let (events, reporter) = recorder();
+    let (events, reporter) = slow_recorder();
     let out = relocator(&config)
         .with_reporter(Some(reporter))
         .copy(
@@ -179,48 +167,6 @@ async fn a_filtered_copy_leaves_the_bundle_index_signatures_behind() {
         out.totals
     );
 
-    let events = events.lock().unwrap().clone();
-    let left: Vec<LeftBehind> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ReferrersPlanned { left_behind, .. } => Some(left_behind.clone()),
-            _ => None,
-        })
-        .flat_map(|l| l.iter().cloned().collect::<Vec<_>>())
-        .collect();
-    let mut of_index: Vec<_> = left
-        .iter()
-        .filter(|l| l.found.subject == index.index)
-        .map(|l| (l.found.descriptor.digest.clone(), l.found.key.clone()))
-        .collect();
-    of_index.sort();
-    let mut want = vec![
-        (index.cosign.0.clone(), None),
-        (index.notation.0.clone(), None),
-    ];
-    want.sort();
-    assert_eq!(of_index, want, "{left:?}");
-    for l in left.iter().filter(|l| l.found.subject == index.index) {
-        assert_eq!(
-            l.reason,
-            LeftBehindReason::PlatformFilter {
-                index: index.index.clone(),
-                filtered: filtered.clone(),
-            }
-        );
-    }
-    let web = left
-        .iter()
-        .find(|l| l.found.subject == signed.web_index)
-        .expect("web's index signature is left behind too");
-    assert_eq!(web.found.descriptor.digest, *signed.digest(3));
-    assert_eq!(left.len(), 3, "{left:?}");
-    assert!(
-        !events.iter().any(|e| matches!(e,
-            Event::ReferrerFinished { subject, .. } if *subject == index.index.as_str())),
-        "no referrer of the old index finishes"
-    );
-
     // The target: the bundle tag, cosign's tags of the installer and the
     // amd64 manifest's fallback tag; nothing of either index signature.
     let client = client_for(&b);
@@ -241,4 +187,50 @@ async fn a_filtered_copy_leaves_the_bundle_index_signatures_behind() {
             "{d} is not in the target"
         );
     }
+
+    let events = events.lock().unwrap().clone();
+    let left: Vec<LeftBehind> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReferrersPlanned { left_behind, .. } => Some(left_behind.clone()),
+            _ => None,
+        })
+        .flat_map(|l| l.iter().cloned().collect::<Vec<_>>())
+        .collect();
+    let mut of_index: Vec<_> = left
+        .iter()
+        .filter(|l| l.found.subject == index.index)
+        .map(|l| (l.found.descriptor.digest.clone(), l.found.key.clone()))
+        .collect();
+    of_index.sort();
+    let mut want = vec![
+        (index.cosign.0.clone(), None),
+        (index.notation.0.clone(), None),
+    ];
+    want.sort();
+    assert_eq!(
+        of_index, want,
+        "the bundle index's two, in a `ReferrersPlanned` the reporter saw \
+         before the copy returned: {left:?}"
+    );
+    for l in left.iter().filter(|l| l.found.subject == index.index) {
+        assert_eq!(
+            l.reason,
+            LeftBehindReason::PlatformFilter {
+                index: index.index.clone(),
+                filtered: filtered.clone(),
+            }
+        );
+    }
+    let web = left
+        .iter()
+        .find(|l| l.found.subject == signed.web_index)
+        .expect("web's index signature is left behind too");
+    assert_eq!(web.found.descriptor.digest, *signed.digest(3));
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e,
+            Event::ReferrerFinished { subject, .. } if *subject == index.index.as_str())),
+        "no referrer of the old index finishes"
+    );
 }

@@ -2,7 +2,7 @@
 //! [`crate::harness::fixtures::seed`] with cosign's three tags on the
 //! installer and four OCI 1.1 referrers on `web` ([`sign`]), a cosign
 //! signature and a Notation signature of a pushed bundle index
-//! ([`sign_index`]), and what a target repository holds of referrers, read
+//! ([`sign_index`]), both in one go ([`signed_bundle`]), and what a target repository holds of referrers, read
 //! through its tags as a client of a registry without the referrers API
 //! reads them ([`referrers_in`]).
 
@@ -10,13 +10,14 @@ use super::{
     cosign_attestation, cosign_sbom, cosign_signature, cosign_v3_bundle, notation_signature,
     push_referrer, push_tagged, sbom_referrer, signature_of, Key,
 };
-use crate::harness::client::repo;
-use crate::harness::fixtures::Fixture;
+use crate::harness::client::{client_for, repo};
+use crate::harness::fixtures::{opts, registry_config, relocator, seed, Fixture};
 use crate::harness::Registry;
 use cnab_oci::oci::Descriptor;
+use cnab_oci::ops::PushOptions;
 use cnab_oci::registry::{Client, Repository};
 use cnab_oci::synth::Image;
-use cnab_oci::Digest;
+use cnab_oci::{Digest, Reference};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -140,6 +141,30 @@ pub async fn sign_index(
         cosign: root(&sig.image),
         notation: root(&notation),
     }
+}
+
+/// The fixture seeded into `reg`, signed there ([`sign`]), pushed to
+/// `reg`'s `<path>:1`, and its bundle index signed there ([`sign_index`]).
+pub async fn signed_bundle(reg: &Registry, path: &str) -> (Reference, Signed, IndexSigned) {
+    let config = registry_config(&[reg]);
+    let fx = seed(reg, &config).await;
+    let client = client_for(reg);
+    let signed = sign(&client, reg, &fx).await;
+    let target = Reference::parse(&format!("{}/{path}:1", reg.host())).unwrap();
+    let r = relocator(&config);
+    let mut bundle = fx.bundle.clone();
+    let fixed = r.fixup(&mut bundle, &target, &opts()).await.unwrap();
+    let pushed = r
+        .push(
+            &bundle,
+            &fixed.relocation_map,
+            &target,
+            &PushOptions::default(),
+        )
+        .await
+        .unwrap();
+    let index = sign_index(&client, &repo(reg, path), &pushed.descriptor, &signed.key).await;
+    (target, signed, index)
 }
 
 /// The referrers `target` holds, read as a client of a registry without
