@@ -11,6 +11,7 @@ mod cli;
 mod cli_credentials;
 mod cli_outputs;
 mod cli_references;
+mod cli_referrers;
 mod cli_registry;
 mod client_auth;
 mod client_blobs;

@@ -198,3 +198,10 @@ pub async fn referrers_in(
     }
     out
 }
+/// Every referrer digest [`referrers_in`] found, sorted, each once.
+pub fn digests(found: &BTreeMap<String, Vec<(Digest, bool)>>) -> Vec<Digest> {
+    let mut all: Vec<Digest> = found.values().flatten().map(|(d, _)| d.clone()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
