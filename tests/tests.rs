@@ -34,6 +34,7 @@ mod referrers;
 mod referrers_api;
 mod referrers_client;
 mod referrers_copy;
+mod referrers_faults;
 mod referrers_order;
 mod referrers_pull;
 mod registry_modes;
