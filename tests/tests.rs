@@ -36,6 +36,7 @@ mod referrers_client;
 mod referrers_copy;
 mod referrers_faults;
 mod referrers_order;
+mod referrers_present;
 mod referrers_pull;
 mod registry_modes;
 mod registry_scopes;
