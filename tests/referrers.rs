@@ -9,91 +9,19 @@
 //! so; `Referrers::Skip` carries nothing.
 
 use crate::harness::client::{client_for, repo};
-use crate::harness::fixtures::{opts, platforms, registry_config, relocator, seed, Fixture};
-use crate::harness::signed::{
-    cosign_attestation, cosign_sbom, cosign_signature, cosign_v3_bundle, notation_signature,
-    pull_artifact, push_referrer, push_tagged, referrers_tag, sbom_referrer, signature_of,
-    verify_cosign, Key,
-};
+use crate::harness::fixtures::{opts, platforms, registry_config, relocator, seed};
+use crate::harness::signed::fixture::sign;
+use crate::harness::signed::{pull_artifact, referrers_tag, verify_cosign};
 use crate::harness::Registry;
 use cnab_oci::ops::{FixupOptions, PushOptions};
 use cnab_oci::registry::{Client, Repository};
 use cnab_oci::relocate::{LeftBehindReason, Referrers};
-use cnab_oci::synth::Image;
 use cnab_oci::{Digest, Reference};
 use serde_json::Value;
 
-/// What the source holds besides the images: every artifact's root
-/// manifest digest and bytes, and the cosign tags.
-pub(crate) struct Signed {
-    pub(crate) key: Key,
-    pub(crate) artifacts: Vec<(Digest, bytes::Bytes)>,
-    pub(crate) cosign_tags: Vec<String>,
-    pub(crate) installer: Digest,
-    pub(crate) web_index: Digest,
-    pub(crate) web_amd64: Digest,
-    pub(crate) sbom: Digest,
-}
-
-/// Signs the fixture in `src`: cosign's three tags on the installer; on
-/// `web`, a Notation signature of its index, a cosign v3 bundle of its
-/// amd64 manifest, an SBOM of its arm64 manifest and a signature of that
-/// SBOM (each a referrer, pushed with the tag schema as oras would).
-pub(crate) async fn sign(client: &Client, src: &Registry, fx: &Fixture) -> Signed {
-    let key = Key::generate();
-    let installer_repo = repo(src, "app/installer");
-    let installer = fx.images["installer"].root().clone();
-    let mut artifacts = Vec::new();
-    let mut cosign_tags = Vec::new();
-    for tagged in [
-        cosign_signature(&installer_repo.path, &installer.digest, &key),
-        cosign_attestation(&installer_repo.path, &installer.digest, &key),
-        cosign_sbom(&installer_repo.path, &installer.digest),
-    ] {
-        push_tagged(client, &installer_repo, &tagged).await.unwrap();
-        artifacts.push(root(&tagged.image));
-        cosign_tags.push(tagged.tag.clone());
-    }
-    let web_repo = repo(src, "app/web");
-    let web = &fx.images["web"];
-    let (amd64, arm64) = (web.manifests[0].0.clone(), web.manifests[1].0.clone());
-    let index = web.root().clone();
-    let sbom = sbom_referrer(&arm64);
-    let sbom_desc = sbom.root().clone();
-    for (image, subject) in [
-        (notation_signature(&index), index.clone()),
-        (cosign_v3_bundle(&amd64), amd64.clone()),
-        (sbom, arm64.clone()),
-        (signature_of(&sbom_desc), sbom_desc.clone()),
-    ] {
-        push_referrer(client, &web_repo, &image, &subject, true)
-            .await
-            .unwrap();
-        artifacts.push(root(&image));
-    }
-    Signed {
-        key,
-        artifacts,
-        cosign_tags,
-        installer: installer.digest,
-        web_index: index.digest,
-        web_amd64: amd64.digest,
-        sbom: sbom_desc.digest,
-    }
-}
-
-fn root(image: &Image) -> (Digest, bytes::Bytes) {
-    let (d, b) = image.manifests.last().unwrap();
-    (d.digest.clone(), b.clone())
-}
-
 /// The entries of the referrers tag of `subject` in `target`: `(digest,
 /// artifactType, annotations)`.
-pub(crate) async fn listed(
-    client: &Client,
-    target: &Repository,
-    subject: &Digest,
-) -> Vec<(String, Value)> {
+pub(crate) async fn listed(client: &Client, target: &Repository, subject: &Digest) -> Vec<(String, Value)> {
     let m = client
         .get_manifest_in(target, &referrers_tag(subject))
         .await

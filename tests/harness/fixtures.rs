@@ -165,3 +165,22 @@ pub async fn assert_in_target(client: &Client, target: &Repository, img: &synth:
         );
     }
 }
+
+/// The events a reporter was given, in order.
+pub type Events = std::sync::Arc<std::sync::Mutex<Vec<cnab_oci::relocate::events::Event>>>;
+
+/// A reporter that keeps every event it is given, and where it keeps them
+/// (for [`Relocator::with_reporter`]).
+pub fn recorder() -> (
+    Events,
+    std::sync::Arc<dyn cnab_oci::relocate::events::Reporter>,
+) {
+    let events = Events::default();
+    let seen = events.clone();
+    (
+        events,
+        std::sync::Arc::new(move |e: &cnab_oci::relocate::events::Event| {
+            seen.lock().unwrap().push(e.clone());
+        }),
+    )
+}

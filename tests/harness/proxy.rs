@@ -1,5 +1,7 @@
 //! A reverse proxy in front of a real registry that can refuse chosen requests
-//! (a registry with narrower rules than distribution), forwarding the rest.
+//! (a registry with narrower rules than distribution), or hold chosen ones
+//! back for a while (a slow answer, to fix the order in which concurrent
+//! work ends), forwarding the rest.
 
 use super::fake::Recorded;
 use axum::body::{Body, Bytes};
@@ -8,6 +10,7 @@ use axum::response::Response;
 use std::sync::{Arc, Mutex};
 
 type Policy = dyn Fn(&Recorded, &HeaderMap) -> Option<Response> + Send + Sync;
+type Delay = dyn Fn(&Recorded) -> Option<std::time::Duration> + Send + Sync;
 
 /// A running proxy. Stops when dropped.
 pub struct Proxy {
@@ -22,7 +25,25 @@ impl Proxy {
         upstream: String,
         policy: impl Fn(&Recorded, &HeaderMap) -> Option<Response> + Send + Sync + 'static,
     ) -> Proxy {
+        Proxy::start_with(upstream, policy, |_| None)
+    }
+
+    /// Forwards every request to `upstream`, each one `delay` names only
+    /// after that long (other requests go on meanwhile).
+    pub fn delaying(
+        upstream: String,
+        delay: impl Fn(&Recorded) -> Option<std::time::Duration> + Send + Sync + 'static,
+    ) -> Proxy {
+        Proxy::start_with(upstream, |_, _| None, delay)
+    }
+
+    fn start_with(
+        upstream: String,
+        policy: impl Fn(&Recorded, &HeaderMap) -> Option<Response> + Send + Sync + 'static,
+        delay: impl Fn(&Recorded) -> Option<std::time::Duration> + Send + Sync + 'static,
+    ) -> Proxy {
         let policy: Arc<Policy> = Arc::new(policy);
+        let delay: Arc<Delay> = Arc::new(delay);
         let requests = Arc::new(Mutex::new(Vec::new()));
         // The proxy's own address is known once it listens; Location headers
         // are rewritten to it.
@@ -32,8 +53,9 @@ impl Proxy {
         let http = reqwest::Client::new();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (policy, recorded, http, upstream) = (
+                let (policy, delay, recorded, http, upstream) = (
                     policy.clone(),
+                    delay.clone(),
                     recorded.clone(),
                     http.clone(),
                     upstream.clone(),
@@ -42,6 +64,9 @@ impl Proxy {
                 async move {
                     let r = Recorded::new(&method, &uri, &headers, body.clone());
                     recorded.lock().expect("proxy").push(r.clone());
+                    if let Some(d) = delay(&r) {
+                        tokio::time::sleep(d).await;
+                    }
                     if let Some(resp) = policy(&r, &headers) {
                         return resp;
                     }

@@ -14,11 +14,15 @@
 //!   Notation signature, a cosign v3 Sigstore bundle, an SBOM, a signature
 //!   of any of them; pushed by [`push_referrer`], which also keeps the
 //!   fallback tag `sha256-<hex>` as the distribution spec tells a client to.
+//! - The signed bundle the referrer tests share, in `fixture`: the test
+//!   bundle signed in its source, a pushed bundle index signed, and what a
+//!   target holds of referrers.
 //!
 //! Keys are ECDSA P-256 with SHA-256 ([`Key`]), signatures ASN.1 DER, as
 //! cosign's own keys. cosign's artifacts carry a fresh signature each time
 //! (ECDSA is randomised); the referrers are deterministic.
 
+pub mod fixture;
 mod referrers;
 
 pub use referrers::{
