@@ -205,17 +205,21 @@ impl Family {
     ///
     /// `entries` are `(image, media type)`, the images only.
     pub fn mixed_index_rule(self, entries: &[(String, String)]) -> Option<Rule> {
-        let (docker, oci): (Vec<&(String, String)>, Vec<&(String, String)>) = entries
-            .iter()
-            .partition(|(_, t)| t.starts_with("application/vnd.docker."));
-        let docker: Vec<&str> = docker.iter().map(|(i, _)| i.as_str()).collect();
+        let typed = |docker: bool| -> Vec<&str> {
+            entries
+                .iter()
+                .filter(|(_, t)| t.starts_with("application/vnd.docker.") == docker)
+                .map(|(i, _)| i.as_str())
+                .collect()
+        };
+        let (docker, oci) = (typed(true), typed(false));
         match self {
             Family::Quay if !docker.is_empty() && !oci.is_empty() => Some(Rule {
                 family: self,
                 rule: format!(
                     "an OCI index may not list Docker-typed manifests, and the bundle mixes                      Docker images ({}) with OCI ones ({}), so its index cannot be stored                      unchanged in either form",
                     list(&docker),
-                    list(&oci.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>())
+                    list(&oci)
                 ),
                 fix: "push the Docker-typed images as OCI, or the OCI ones as Docker (their \
                       digests change, so re-sign them), or use another registry"
