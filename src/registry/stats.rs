@@ -34,6 +34,8 @@ pub enum RequestKind {
     TagList,
     /// `GET` a referrers page (`/v2/<name>/referrers/<digest>`).
     Referrers,
+    /// `DELETE` a manifest or a blob (`check-registry`'s clean-up).
+    Delete,
 }
 
 /// What the client did with one registry.
