@@ -16,21 +16,25 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use cnab_oci::oci::manifest::Platform;
-use cnab_oci::oci::media_type as mt;
 use cnab_oci::registry::{Client, ClientConfig, Repository};
 use cnab_oci::synth::{self, Format, ImageSpec};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use limit::{limit, Mode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use verify::verify;
+use workload::{is_index, WBlob, WImage, WManifest, Workload};
 
+mod http;
+mod limit;
 mod shape;
+mod verify;
+mod workload;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -104,7 +108,7 @@ enum Cmd {
 
 #[derive(Clone, Copy, ValueEnum, Serialize, Deserialize, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-enum Preset {
+pub(crate) enum Preset {
     Small,
     Medium,
     Large,
@@ -131,58 +135,6 @@ impl Preset {
             _ => 2,
         }
     }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Mode {
-    /// Stream each unique blob GET (source) → POST + PUT (target), then PUT the manifests.
-    Copy,
-    /// Mount each unique blob from its source repository, then PUT the manifests.
-    Mount,
-    /// HEAD each image's root manifest in the target (the rerun).
-    Check,
-}
-
-/// Everything a relocation of the bundle must move, written by `generate`.
-#[derive(Serialize, Deserialize)]
-struct Workload {
-    preset: Preset,
-    seed: u64,
-    /// The source registry, host:port.
-    source: String,
-    images: Vec<WImage>,
-    /// Unique blobs, each with one source repository holding it.
-    blobs: Vec<WBlob>,
-    /// Every manifest, children before the indexes that list them.
-    manifests: Vec<WManifest>,
-    unique_blob_bytes: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WImage {
-    name: String,
-    repo: String,
-    tag: String,
-    digest: String,
-    media_type: String,
-    size: u64,
-    platforms: usize,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WBlob {
-    digest: String,
-    size: u64,
-    repo: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WManifest {
-    digest: String,
-    media_type: String,
-    size: u64,
-    repo: String,
-    index: bool,
 }
 
 /// One image of a preset: its name in the bundle and what to build.
@@ -241,10 +193,6 @@ fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
             }
         })
         .collect()
-}
-
-fn is_index(media_type: &str) -> bool {
-    media_type == mt::OCI_INDEX || media_type == mt::DOCKER_MANIFEST_LIST
 }
 
 async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> Result<()> {
@@ -373,213 +321,6 @@ fn bundle_json(w: &Workload) -> String {
         "images": images,
     });
     serde_json::to_string_pretty(&bundle).expect("json") + "\n"
-}
-
-fn read_workload(path: &PathBuf) -> Result<Workload> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn split_target(target: &str) -> Result<(String, String)> {
-    match target.split_once('/') {
-        Some((host, path)) if !path.is_empty() => Ok((host.to_owned(), path.to_owned())),
-        _ => bail!("target `{target}` must be host:port/repository"),
-    }
-}
-
-fn http(jobs: usize) -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .pool_max_idle_per_host(jobs * 2)
-        .tcp_nodelay(true)
-        .build()?)
-}
-
-/// The upload URL with `digest` added to its query.
-fn finish_url(base: &reqwest::Url, location: &str, digest: &str) -> Result<reqwest::Url> {
-    let mut url = base.join(location)?;
-    url.query_pairs_mut().append_pair("digest", digest);
-    Ok(url)
-}
-
-async fn expect(resp: reqwest::Response, want: u16, what: &str) -> Result<reqwest::Response> {
-    if resp.status().as_u16() == want {
-        return Ok(resp);
-    }
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    bail!("{what}: {status} (wanted {want}): {body}")
-}
-
-async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: usize) -> Result<()> {
-    let w = read_workload(workload)?;
-    let (host, path) = split_target(target)?;
-    let jobs = jobs.max(1);
-    let client = http(jobs)?;
-    let src = reqwest::Url::parse(&format!("http://{}/", w.source))?;
-    let dst = reqwest::Url::parse(&format!("http://{host}/"))?;
-    let started = Instant::now();
-    match mode {
-        Mode::Copy | Mode::Mount => {
-            futures::stream::iter(&w.blobs)
-                .map(|b| {
-                    let (client, src, dst, path) = (&client, &src, &dst, &path);
-                    async move {
-                        let uploads = dst.join(&format!("v2/{path}/blobs/uploads/"))?;
-                        if matches!(mode, Mode::Mount) {
-                            let mut url = uploads;
-                            url.query_pairs_mut()
-                                .append_pair("mount", &b.digest)
-                                .append_pair("from", &b.repo);
-                            expect(client.post(url).send().await?, 201, "mount").await?;
-                            return Ok::<_, anyhow::Error>(());
-                        }
-                        let get = client
-                            .get(src.join(&format!("v2/{}/blobs/{}", b.repo, b.digest))?)
-                            .send();
-                        let post = client.post(uploads).send();
-                        let (get, post) = tokio::join!(get, post);
-                        let get = expect(get?, 200, "blob GET").await?;
-                        let post = expect(post?, 202, "upload POST").await?;
-                        let location = post
-                            .headers()
-                            .get(reqwest::header::LOCATION)
-                            .context("upload POST without Location")?
-                            .to_str()?
-                            .to_owned();
-                        let put = client
-                            .put(finish_url(dst, &location, &b.digest)?)
-                            .header(reqwest::header::CONTENT_LENGTH, b.size)
-                            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                            .body(reqwest::Body::wrap_stream(get.bytes_stream()))
-                            .send()
-                            .await?;
-                        expect(put, 201, "upload PUT").await?;
-                        Ok(())
-                    }
-                })
-                .buffer_unordered(jobs)
-                .try_collect::<()>()
-                .await?;
-            // Image manifests, then the indexes that list them.
-            for wave in [false, true] {
-                futures::stream::iter(w.manifests.iter().filter(|m| m.index == wave))
-                    .map(|m| {
-                        let (client, src, dst, path) = (&client, &src, &dst, &path);
-                        async move {
-                            let got = client
-                                .get(src.join(&format!("v2/{}/manifests/{}", m.repo, m.digest))?)
-                                .header(reqwest::header::ACCEPT, &m.media_type)
-                                .send()
-                                .await?;
-                            let bytes: Bytes =
-                                expect(got, 200, "manifest GET").await?.bytes().await?;
-                            let put = client
-                                .put(dst.join(&format!("v2/{path}/manifests/{}", m.digest))?)
-                                .header(reqwest::header::CONTENT_TYPE, &m.media_type)
-                                .body(bytes)
-                                .send()
-                                .await?;
-                            expect(put, 201, "manifest PUT").await?;
-                            Ok::<_, anyhow::Error>(())
-                        }
-                    })
-                    .buffer_unordered(jobs)
-                    .try_collect::<()>()
-                    .await?;
-            }
-        }
-        Mode::Check => {
-            futures::stream::iter(&w.images)
-                .map(|i| {
-                    let (client, dst, path) = (&client, &dst, &path);
-                    async move {
-                        let head = client
-                            .head(dst.join(&format!("v2/{path}/manifests/{}", i.digest))?)
-                            .header(reqwest::header::ACCEPT, &i.media_type)
-                            .send()
-                            .await?;
-                        expect(head, 200, "manifest HEAD").await?;
-                        Ok::<_, anyhow::Error>(())
-                    }
-                })
-                .buffer_unordered(jobs)
-                .try_collect::<()>()
-                .await?;
-        }
-    }
-    eprintln!("limit: done in {:.3} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-async fn verify(workload: &PathBuf, target: &str) -> Result<()> {
-    let w = read_workload(workload)?;
-    let (host, path) = split_target(target)?;
-    let client = http(8)?;
-    let dst = reqwest::Url::parse(&format!("http://{host}/"))?;
-    let manifests = futures::stream::iter(&w.manifests)
-        .map(|m| {
-            let (client, dst, path) = (&client, &dst, &path);
-            async move {
-                let got = client
-                    .get(dst.join(&format!("v2/{path}/manifests/{}", m.digest))?)
-                    .header(reqwest::header::ACCEPT, &m.media_type)
-                    .send()
-                    .await?;
-                let bytes = expect(got, 200, &format!("manifest {}", m.digest))
-                    .await?
-                    .bytes()
-                    .await?;
-                let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
-                if digest != m.digest {
-                    bail!("manifest {} came back as {digest}", m.digest);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<Result<()>>>()
-        .await;
-    let blobs = futures::stream::iter(&w.blobs)
-        .map(|b| {
-            let (client, dst, path) = (&client, &dst, &path);
-            async move {
-                let head = client
-                    .head(dst.join(&format!("v2/{path}/blobs/{}", b.digest))?)
-                    .send()
-                    .await?;
-                let head = expect(head, 200, &format!("blob {}", b.digest)).await?;
-                let size = head
-                    .headers()
-                    .get(reqwest::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-                if size != Some(b.size) {
-                    bail!("blob {} has size {size:?}, wanted {}", b.digest, b.size);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<Result<()>>>()
-        .await;
-    let problems: Vec<String> = manifests
-        .into_iter()
-        .chain(blobs)
-        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-        .collect();
-    if !problems.is_empty() {
-        for p in problems.iter().take(10) {
-            eprintln!("verify: {p}");
-        }
-        bail!(
-            "{target} is missing or has wrong content: {} problems",
-            problems.len()
-        );
-    }
-    println!(
-        "{}",
-        serde_json::json!({"target": target, "manifests": w.manifests.len(), "blobs": w.blobs.len(), "ok": true})
-    );
-    Ok(())
 }
 
 fn main() -> Result<()> {
