@@ -2,10 +2,11 @@
 //! as many at a time as it is told.
 
 use crate::http::{expect, finish_url, http, split_target};
-use crate::workload::read_workload;
+use crate::workload::{read_workload, WManifest, Workload};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::ValueEnum;
+use cnab_oci::oci::media_type as mt;
 use futures::{StreamExt, TryStreamExt};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +21,50 @@ pub(crate) enum Mode {
     Check,
 }
 
+/// One manifest to copy: read from `repo` by `from`, written by `to`.
+struct ManifestCopy<'a> {
+    repo: &'a str,
+    from: &'a str,
+    to: &'a str,
+    media_type: &'a str,
+}
+
+/// The manifests to copy that are indexes (`wave`), or that are not: the
+/// images', then the attached ones, each under its tag when it has one.
+fn manifest_copies(w: &Workload, wave: bool) -> Vec<ManifestCopy<'_>> {
+    fn by_digest(m: &WManifest) -> ManifestCopy<'_> {
+        ManifestCopy {
+            repo: &m.repo,
+            from: &m.digest,
+            to: &m.digest,
+            media_type: &m.media_type,
+        }
+    }
+    let mut out: Vec<ManifestCopy<'_>> = w
+        .manifests
+        .iter()
+        .filter(|m| m.index == wave)
+        .map(by_digest)
+        .collect();
+    if wave {
+        out.extend(w.attached.fallback.iter().map(|f| ManifestCopy {
+            repo: &f.repo,
+            from: &f.tag,
+            to: &f.tag,
+            media_type: mt::OCI_INDEX,
+        }));
+    } else {
+        out.extend(w.attached.manifests.iter().map(|a| {
+            let to = a.tag.as_deref().unwrap_or(&a.manifest.digest);
+            ManifestCopy {
+                to,
+                ..by_digest(&a.manifest)
+            }
+        }));
+    }
+    out
+}
+
 pub(crate) async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: usize) -> Result<()> {
     let w = read_workload(workload)?;
     let (host, path) = split_target(target)?;
@@ -30,7 +75,7 @@ pub(crate) async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: us
     let started = Instant::now();
     match mode {
         Mode::Copy | Mode::Mount => {
-            futures::stream::iter(&w.blobs)
+            futures::stream::iter(w.blobs.iter().chain(&w.attached.blobs))
                 .map(|b| {
                     let (client, src, dst, path) = (&client, &src, &dst, &path);
                     async move {
@@ -70,22 +115,24 @@ pub(crate) async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: us
                 .buffer_unordered(jobs)
                 .try_collect::<()>()
                 .await?;
-            // Image manifests, then the indexes that list them.
+            // Image manifests and what is attached to them (none needs its
+            // subject there first), then the indexes that list manifests:
+            // the images', and the referrers tag schema's.
             for wave in [false, true] {
-                futures::stream::iter(w.manifests.iter().filter(|m| m.index == wave))
+                futures::stream::iter(manifest_copies(&w, wave))
                     .map(|m| {
                         let (client, src, dst, path) = (&client, &src, &dst, &path);
                         async move {
                             let got = client
-                                .get(src.join(&format!("v2/{}/manifests/{}", m.repo, m.digest))?)
-                                .header(reqwest::header::ACCEPT, &m.media_type)
+                                .get(src.join(&format!("v2/{}/manifests/{}", m.repo, m.from))?)
+                                .header(reqwest::header::ACCEPT, m.media_type)
                                 .send()
                                 .await?;
                             let bytes: Bytes =
                                 expect(got, 200, "manifest GET").await?.bytes().await?;
                             let put = client
-                                .put(dst.join(&format!("v2/{path}/manifests/{}", m.digest))?)
-                                .header(reqwest::header::CONTENT_TYPE, &m.media_type)
+                                .put(dst.join(&format!("v2/{path}/manifests/{}", m.to))?)
+                                .header(reqwest::header::CONTENT_TYPE, m.media_type)
                                 .body(bytes)
                                 .send()
                                 .await?;

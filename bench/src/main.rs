@@ -2,12 +2,14 @@
 //!
 //! - `generate` builds a preset's synthetic images (deterministic per seed),
 //!   pushes them into a source registry and writes `bundle.json` plus
-//!   `workload.json`, the list of every blob and manifest the bundle needs;
+//!   `workload.json`, the list of every blob and manifest the bundle needs
+//!   (the `signed` preset signs each manifest: `sign.rs`);
 //! - `limit` is the reference client with no engine in it: it reads
 //!   `workload.json` and makes only the requests a relocation cannot avoid,
 //!   as many at a time as it is told;
 //! - `verify` checks that a target repository holds every manifest (byte for
-//!   byte) and every blob of the workload;
+//!   byte) and every blob of the workload, and what the signed preset
+//!   attached to them (its signatures' tags, its referrers' lists), or none;
 //! - `shape` puts a network (delay, a connection's handshake, a shared rate
 //!   cap) between a tool and a registry (`shape.rs`).
 //!
@@ -33,6 +35,7 @@ use workload::{is_index, WBlob, WImage, WManifest, Workload};
 mod http;
 mod limit;
 mod shape;
+mod sign;
 mod verify;
 mod workload;
 
@@ -80,6 +83,9 @@ enum Cmd {
         /// Target repository, host:port/path.
         #[arg(long)]
         target: String,
+        /// What the target must hold of the signed preset's attachments.
+        #[arg(long, value_enum, default_value = "ignore")]
+        attached: verify::AttachedCheck,
     },
     /// A TCP proxy LISTEN -> UPSTREAM with a one-way delay each way, an optional
     /// round trip per new connection and an optional rate cap; prints the bound
@@ -125,6 +131,8 @@ pub(crate) enum Preset {
     #[value(name = "scale-5000")]
     #[serde(rename = "scale-5000")]
     Scale5000,
+    /// Medium's images with every manifest signed (`sign.rs`).
+    Signed,
 }
 
 impl Preset {
@@ -147,7 +155,7 @@ struct Planned {
 fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
     let (components, layers, size, multi_every, shared_base) = match preset {
         Preset::Small => (3, 2, MIB, 0, false),
-        Preset::Medium => (20, 4, 4 * MIB, 4, true),
+        Preset::Medium | Preset::Signed => (20, 4, 4 * MIB, 4, true),
         Preset::Large => (50, 5, 8 * MIB, 0, false),
         Preset::HugeLayer => (0, 1, 1024 * MIB, 0, false),
         Preset::Scale100 => (99, 2, 4 * KIB, 0, false),
@@ -206,6 +214,7 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
         blobs: Vec::new(),
         manifests: Vec::new(),
         unique_blob_bytes: 0,
+        attached: workload::Attached::default(),
     };
     let mut unique = BTreeSet::new();
     // Building is CPU work and an image holds its layers in memory: build on
@@ -263,6 +272,9 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
             platforms: p.spec.platforms.len().max(1),
         });
     }
+    if preset == Preset::Signed {
+        sign::attach(&client, registry, &mut w, &mut unique).await?;
+    }
     std::fs::create_dir_all(out)?;
     cnab_oci::fs::write_atomic(&out.join("bundle.json"), bundle_json(&w).as_bytes())?;
     cnab_oci::fs::write_atomic(
@@ -270,12 +282,13 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
         &serde_json::to_vec_pretty(&w).expect("json"),
     )?;
     eprintln!(
-        "generated {:?}: {} images, {} unique blobs ({} MB), {} manifests in {:.1} s",
+        "generated {:?}: {} images, {} unique blobs ({} MB), {} manifests, {} attached manifests in {:.1} s",
         preset,
         w.images.len(),
         w.blobs.len(),
         w.unique_blob_bytes / 1_000_000,
         w.manifests.len(),
+        w.attached.manifests.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -373,7 +386,11 @@ async fn run(cmd: Cmd) -> Result<()> {
             target,
             jobs,
         } => limit(&workload, mode, &target, jobs).await,
-        Cmd::Verify { workload, target } => verify(&workload, &target).await,
+        Cmd::Verify {
+            workload,
+            target,
+            attached,
+        } => verify(&workload, &target, attached).await,
         Cmd::Shape { .. } => unreachable!("served on its own runtime"),
     }
 }

@@ -20,6 +20,56 @@ pub(crate) struct Workload {
     /// Every manifest, children before the indexes that list them.
     pub(crate) manifests: Vec<WManifest>,
     pub(crate) unique_blob_bytes: u64,
+    /// What the signed preset attached to the manifests (`sign.rs`); the
+    /// images' part above is the same without it.
+    #[serde(default, skip_serializing_if = "Attached::is_empty")]
+    pub(crate) attached: Attached,
+}
+
+/// Signatures, attestations and referrers of a workload's manifests, in the
+/// repository of the manifest each is about.
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct Attached {
+    /// Their blobs, each once (none an image's), with a repository holding it.
+    pub(crate) blobs: Vec<WBlob>,
+    /// Their manifests, subjects before their own referrers.
+    pub(crate) manifests: Vec<WAttached>,
+    /// The referrers tag schema's indexes (`sha256-<hex>`), one per subject
+    /// with OCI 1.1 referrers. A copy writes its own, so only what they list
+    /// is checked, not their digests.
+    pub(crate) fallback: Vec<WFallback>,
+}
+
+impl Attached {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.manifests.is_empty()
+    }
+}
+
+/// One attached manifest: a cosign artifact under its tag, or an OCI 1.1
+/// referrer (no tag; listed in its subject's fallback index).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WAttached {
+    #[serde(flatten)]
+    pub(crate) manifest: WManifest,
+    /// `sig`, `att`, `notation` or `sbom`.
+    pub(crate) kind: String,
+    /// The manifest it is about.
+    pub(crate) subject: String,
+    /// cosign's `sha256-<hex>.sig` or `.att`; `None` for a referrer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tag: Option<String>,
+}
+
+/// A referrers tag schema index in the source.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WFallback {
+    pub(crate) repo: String,
+    /// `sha256-<hex>` of the subject.
+    pub(crate) tag: String,
+    pub(crate) subject: String,
+    /// The referrers it lists.
+    pub(crate) referrers: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
