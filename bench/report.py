@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import net
+import signed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -294,6 +295,7 @@ def goals(report, baseline):
         "airgap": airgap_goals(report),
         "classic": classic_goals(report),
         "issue15": scale_goals(report) + network_goals(report) + regression_goals(report, baseline),
+        "signed": signed.goals(report),
     }
 
 
@@ -432,7 +434,9 @@ def before_after(report, baseline):
     return lines if len(lines) > 2 else []
 
 
-def markdown(report, baseline=None):
+def markdown(report, baseline=None, others=()):
+    """REPORT.md; `others` names the directories beside it holding reports
+    of other runs (bench/results/airgap, …), linked at its top."""
     m = report["machine"]
     lines = [
         "# cnab-oci benchmark report",
@@ -453,6 +457,9 @@ def markdown(report, baseline=None):
         "and the shapers').",
         "",
     ]
+    if others:
+        lines += ["Reports of other runs, kept beside this one: "
+                  + ", ".join(f"[{d}]({d}/REPORT.md)" for d in others) + ".", ""]
     lines += main_table(report)
     lines += ["", "Workloads:", ""]
     for preset, p in report["presets"].items():
@@ -494,6 +501,7 @@ def markdown(report, baseline=None):
                   "at the end: an export's archive is written there (skopeo's layout too); an import reads its "
                   "archive from elsewhere, so all of an import's figure is temporary. *Beyond the archive* takes "
                   "the export's archive off.", ""] + at
+    lines += signed.markdown(report, goal_table)
     g = report["goals"]
     if g.get("airgap"):
         lines += ["", "## Goals of issue 12 (the air gap)", ""] + goal_table(g["airgap"])

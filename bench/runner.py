@@ -15,6 +15,11 @@ A scenario whose key names a network (`b@rtt20`, net.py) puts a shaper in
 front of each registry for that run: every tool is given the shaper's port,
 never the registry's, and the run fails unless the shaper carried at least
 every byte the registry's access log says it sent and received.
+
+The signed preset (issue 13) attaches signatures, attestations and referrers
+to every manifest; a run of it fails unless the target holds all of them
+(cnab-oci, the limit client) or none (skopeo, `--no-referrers`). signed.py
+reports it, with what looking for referrers costs when nothing is signed.
 """
 
 import argparse
@@ -22,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,7 @@ import report
 from accesslog import parse_access_log
 from report import split_key
 from airgap import Airgap
+from registry import Registry
 from common import SKOPEO_PARALLEL, TICK, cpu_busy_seconds, free_port, log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,10 +48,20 @@ SKOPEO_CACHES = [
 ]
 # What `bench/run NAME` runs: [(workload preset, [scenario keys])]; a key is
 # a scenario letter (report.SCENARIOS), and `@network` (net.NETS) if shaped.
+# An entry may name its own contenders, (preset, [keys], [contenders]).
 SWEEP = [f"{x}@{n}" for x in "ba" for n in report.RTT_SWEEP]
+# Issue 13: the signed bundle (medium's images with every manifest signed,
+# bench/src/sign.rs), and what looking for referrers costs when nothing is
+# signed: medium with them (the default) and with --no-referrers.
+# At 20 ms RTT too, where a request made after another costs a round trip.
+SIGNED = ("signed", ["a", "b"])
+NO_REFERRERS = "cnab-oci-no-referrers"
+SIGNED_RTT = ("signed", ["a@rtt20"], ["cnab-oci", NO_REFERRERS, "limit"])
+OVERHEAD = ("medium", ["a", "b", "c", "a@rtt20"], ["cnab-oci", NO_REFERRERS])
 SUITES = {
     "small": [("small", ["a", "b", "c", "x", "i"])],
-    "medium": [("medium", ["a", "b", "c", "x", "i"])],
+    "medium": [("medium", ["a", "b", "c", "x", "i"]), SIGNED],
+    "signed": [SIGNED, SIGNED_RTT, OVERHEAD],
     "large": [("large", ["a", "b", "c", "x", "i"])],
     "huge-layer": [("huge-layer", ["d"])],
     # Issue 12: the air gap with a 1 GiB layer (memory and temporary disk).
@@ -59,15 +74,20 @@ SUITES = {
     # A shaped smoke test: small at 5 ms RTT.
     "small-5ms": [("small", ["a@rtt5", "b@rtt5", "c@rtt5"])],
 }
-CONTENDERS = ["cnab-oci", "skopeo", "limit", "limit-32"]
+CONTENDERS = ["cnab-oci", NO_REFERRERS, "skopeo", "limit", "limit-32"]
 # Who runs in each suite unless --contenders says: skopeo copies 5,000 images
 # one process at a time, which measures nothing the series is for.
 SUITE_CONTENDERS = {
-    "rtt": CONTENDERS,
+    "medium": ["cnab-oci", NO_REFERRERS, "skopeo", "limit"],
+    "signed": ["cnab-oci", NO_REFERRERS, "skopeo", "limit"],
+    "rtt": ["cnab-oci", "skopeo", "limit", "limit-32"],
     "scale": ["cnab-oci", "limit"],
     **{p: ["cnab-oci", "limit"] for p in report.SCALE_PRESETS},
 }
 DEFAULT_CONTENDERS = ["cnab-oci", "skopeo", "limit"]
+# Who carries what the signed preset attached (the limit client copies it
+# from the workload's list); the others must leave none of it.
+CARRIERS = {"cnab-oci", "limit", "limit-32"}
 # The limit client has no dry run, nor has skopeo.
 ONLY_CNAB = {"e"}
 # Issue 12, the air gap: (x) export to an archive, (i) import from it. The
@@ -75,88 +95,6 @@ ONLY_CNAB = {"e"}
 # registry-to-registry push of the same bundle, what the import is held to.
 AIRGAP = report.AIRGAP
 AIRGAP_CONTENDERS = {"x": ["cnab-oci", "skopeo"], "i": ["cnab-oci", "skopeo", "cnab-oci-push"]}
-
-
-
-
-class Registry:
-    """One docker-registry process with its own storage, restarted per run."""
-
-    def __init__(self, name, workdir, binary):
-        self.name = name
-        self.dir = workdir / name
-        self.dir.mkdir(parents=True)
-        self.storage = self.dir / "storage"
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.binary = binary
-        self.proc = None
-        self.log_path = None
-        self.cpu_at_start = 0.0
-        (self.dir / "config.yml").write_text(
-            f"""version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: {self.storage}
-  delete:
-    enabled: true
-http:
-  addr: {self.host}
-"""
-        )
-
-    def start(self, log_path):
-        self.log_path = log_path
-        out = open(log_path, "w")
-        err = open(self.dir / "stderr.log", "a")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", str(self.dir / "config.yml")], stdout=out, stderr=err
-        )
-        out.close()
-        err.close()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(
-                    f"bench: registry {self.name} exited: {(self.dir / 'stderr.log').read_text()[-2000:]}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise SystemExit(f"bench: registry {self.name} did not start on {self.host}")
-        self.cpu_at_start = self.cpu()
-
-    def cpu(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def wipe(self, repository=None):
-        """Removes everything, or one repository's links (its blobs stay)."""
-        if repository is None:
-            shutil.rmtree(self.storage, ignore_errors=True)
-        else:
-            shutil.rmtree(
-                self.storage / "docker/registry/v2/repositories" / repository,
-                ignore_errors=True,
-            )
 
 
 class Bench(Airgap):
@@ -183,8 +121,10 @@ class Bench(Airgap):
         workload and source host the tool is given: the registry's own, or
         its shaper's."""
         target = f"{target_host}/{target_repo}"
-        if contender == "cnab-oci":
+        if contender in ("cnab-oci", NO_REFERRERS):
             cmd = [self.cnab, "push", str(view["bundle"]), "--target", f"{target}:bench", "-q"]
+            if contender == NO_REFERRERS:
+                cmd.append("--no-referrers")
             if letter == "e":
                 cmd.append("--dry-run")
             if self.args.jobs:
@@ -262,6 +202,7 @@ class Bench(Airgap):
 
     def one_run(self, preset, key, contender, w, run):
         """Prepares the target, restarts the registries (and shapers), times one contender."""
+        checked = {}
         letter, network = split_key(key)
         if letter in AIRGAP:
             return self.airgap_run(preset, key, contender, w, run)
@@ -319,7 +260,7 @@ class Bench(Airgap):
             if writes:
                 raise SystemExit(f"bench: the dry run wrote to the target ({tag}): {writes}")
         else:
-            self.verify(w, tag, contender, registries, target_registry, target_repo)
+            checked = self.verify(w, tag, contender, registries, target_registry, target_repo)
         for r in registries:
             r.stop()
         shaper_cpu = sum(st["cpu_s"] for st in shaped.values())
@@ -333,6 +274,7 @@ class Bench(Airgap):
             "shapers": shaped,
             "other_cpu_s": round(other, 3),
             "traffic": traffic,
+            **checked,
         }
         log(
             f"{preset}/{key} {contender:8} run {run}: {wall:7.3f} s, "
@@ -346,25 +288,45 @@ class Bench(Airgap):
 
 
     def verify(self, w, tag, contender, registries, target_registry, target_repo):
-        """The target holds the workload (untimed, direct, registries up again)."""
+        """The target holds the workload (untimed, direct, registries up
+        again) and, of a signed workload, all that is attached if the
+        contender carries it, or none of it. Returns what was checked."""
         self.restart(registries, tag + "-verify")
+        attached = w.get("attached")
+        carried = bool(attached) and contender in CARRIERS
+        mode = "present" if carried else ("absent" if attached else "ignore")
         subprocess.run(
             [self.tool, "verify", "--workload", str(w["dir"] / "workload.json"),
-             "--target", f"{target_registry.host}/{target_repo}"],
+             "--target", f"{target_registry.host}/{target_repo}", "--attached", mode],
             check=True, stdout=subprocess.DEVNULL,
         )
-        if contender == "cnab-oci":
+        checked = {}
+        if carried:
+            # And as another client reads it: one cosign tag, by skopeo.
+            sig = next(m for m in attached["manifests"] if m.get("tag", "").endswith(".sig"))
+            got = self.index_digest(target_registry.host, target_repo, sig["tag"])
+            if got != sig["digest"]:
+                raise SystemExit(f"bench: {sig['tag']} in the target is {got}, not {sig['digest']} ({tag})")
+            checked["attached_manifests"] = len(attached["manifests"])
+        if contender in ("cnab-oci", NO_REFERRERS):
             pulled = self.workdir / "pulled"
             pulled.mkdir(exist_ok=True)
-            subprocess.run(
-                [self.cnab, "pull", f"{target_registry.host}/{target_repo}:bench", "-q",
+            out = subprocess.run(
+                [self.cnab, "--output", "json", "pull", f"{target_registry.host}/{target_repo}:bench", "-q",
                  "--bundle", str(pulled / "bundle.json"),
                  "--relocation-map", str(pulled / "relocation-map.json")],
-                check=True,
-            )
+                check=True, capture_output=True, text=True,
+            ).stdout
             relocated = json.loads((pulled / "relocation-map.json").read_text())
             if len(relocated) != len(w["images"]):
                 raise SystemExit(f"bench: the pulled relocation map has {len(relocated)} images")
+            # pull's own report: the referrers it finds in the target.
+            found = len(json.loads(out).get("referrers", []))
+            want = len(attached["manifests"]) if carried else 0
+            if found != want:
+                raise SystemExit(f"bench: cnab-oci pull finds {found} referrers in the target, not {want} ({tag})")
+            checked["referrers_pulled"] = found
+        return checked
 
     def generate(self, preset):
         d = self.workdir / preset
@@ -381,7 +343,7 @@ class Bench(Airgap):
         self.src.stop()
         w = json.loads((d / "workload.json").read_text())
         w["dir"] = d
-        w["sizes"] = {b["digest"]: b["size"] for b in w["blobs"]}
+        w["sizes"] = {b["digest"]: b["size"] for b in w["blobs"] + w.get("attached", {}).get("blobs", [])}
         w["generate_s"] = gen_s
         w["direct"] = {"bundle": d / "bundle.json", "workload": d / "workload.json", "source": self.src.host}
         # The same bundle and workload naming the source's shaper.
@@ -415,6 +377,19 @@ class Bench(Airgap):
             "generate_s": round(w["generate_s"], 1),
             "runs": self.args.runs_5000 if preset == "scale-5000" and self.args.runs_5000 else self.args.runs,
         })
+        if w.get("attached"):
+            a = w["attached"]
+            kinds = {}
+            for m in a["manifests"]:
+                kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+            out["attached"] = {
+                "manifests": len(a["manifests"]),
+                "by_kind": kinds,
+                "tags": sum(1 for m in a["manifests"] if m.get("tag")),
+                "referrers_tags": len(a["fallback"]),
+                "blobs": len(a["blobs"]),
+                "blob_bytes": sum(b["size"] for b in a["blobs"]),
+            }
         out.setdefault("scenarios", {})
         for key, contenders in keyed.items():
             letter, network = split_key(key)
@@ -524,8 +499,8 @@ def main():
     # One workload per preset, generated once, with every suite's scenarios.
     plan = {}
     for suite in args.suites:
-        contenders = args.contenders or SUITE_CONTENDERS.get(suite, DEFAULT_CONTENDERS)
-        for preset, keys in SUITES[suite]:
+        for preset, keys, *own in SUITES[suite]:
+            contenders = args.contenders or (own[0] if own else SUITE_CONTENDERS.get(suite, DEFAULT_CONTENDERS))
             for key in keys:
                 plan.setdefault(preset, {}).setdefault(key, [])
                 for c in contenders:
@@ -546,7 +521,8 @@ def main():
     rep["baseline"] = baseline.get("date") if baseline else None
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / "report.json", json.dumps(rep, indent=2) + "\n")
-    write_atomic(args.out / "REPORT.md", report.markdown(rep, baseline))
+    others = sorted(d.name for d in args.out.iterdir() if (d / "REPORT.md").is_file())
+    write_atomic(args.out / "REPORT.md", report.markdown(rep, baseline, others))
     report.chart(rep, args.out, args.chart_python)
     log(f"wrote {args.out}/report.json, REPORT.md and the charts")
     for group in rep["goals"].values():

@@ -2,12 +2,14 @@
 //!
 //! - `generate` builds a preset's synthetic images (deterministic per seed),
 //!   pushes them into a source registry and writes `bundle.json` plus
-//!   `workload.json`, the list of every blob and manifest the bundle needs;
+//!   `workload.json`, the list of every blob and manifest the bundle needs
+//!   (the `signed` preset signs each manifest: `sign.rs`);
 //! - `limit` is the reference client with no engine in it: it reads
 //!   `workload.json` and makes only the requests a relocation cannot avoid,
 //!   as many at a time as it is told;
 //! - `verify` checks that a target repository holds every manifest (byte for
-//!   byte) and every blob of the workload;
+//!   byte) and every blob of the workload, and what the signed preset
+//!   attached to them (its signatures' tags, its referrers' lists), or none;
 //! - `shape` puts a network (delay, a connection's handshake, a shared rate
 //!   cap) between a tool and a registry (`shape.rs`).
 //!
@@ -16,21 +18,26 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use cnab_oci::oci::manifest::Platform;
-use cnab_oci::oci::media_type as mt;
 use cnab_oci::registry::{Client, ClientConfig, Repository};
 use cnab_oci::synth::{self, Format, ImageSpec};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use limit::{limit, Mode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use verify::verify;
+use workload::{is_index, WBlob, WImage, WManifest, Workload};
 
+mod http;
+mod limit;
 mod shape;
+mod sign;
+mod verify;
+mod workload;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -76,6 +83,9 @@ enum Cmd {
         /// Target repository, host:port/path.
         #[arg(long)]
         target: String,
+        /// What the target must hold of the signed preset's attachments.
+        #[arg(long, value_enum, default_value = "ignore")]
+        attached: verify::AttachedCheck,
     },
     /// A TCP proxy LISTEN -> UPSTREAM with a one-way delay each way, an optional
     /// round trip per new connection and an optional rate cap; prints the bound
@@ -104,7 +114,7 @@ enum Cmd {
 
 #[derive(Clone, Copy, ValueEnum, Serialize, Deserialize, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-enum Preset {
+pub(crate) enum Preset {
     Small,
     Medium,
     Large,
@@ -121,6 +131,8 @@ enum Preset {
     #[value(name = "scale-5000")]
     #[serde(rename = "scale-5000")]
     Scale5000,
+    /// Medium's images with every manifest signed (`sign.rs`).
+    Signed,
 }
 
 impl Preset {
@@ -133,58 +145,6 @@ impl Preset {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Mode {
-    /// Stream each unique blob GET (source) → POST + PUT (target), then PUT the manifests.
-    Copy,
-    /// Mount each unique blob from its source repository, then PUT the manifests.
-    Mount,
-    /// HEAD each image's root manifest in the target (the rerun).
-    Check,
-}
-
-/// Everything a relocation of the bundle must move, written by `generate`.
-#[derive(Serialize, Deserialize)]
-struct Workload {
-    preset: Preset,
-    seed: u64,
-    /// The source registry, host:port.
-    source: String,
-    images: Vec<WImage>,
-    /// Unique blobs, each with one source repository holding it.
-    blobs: Vec<WBlob>,
-    /// Every manifest, children before the indexes that list them.
-    manifests: Vec<WManifest>,
-    unique_blob_bytes: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WImage {
-    name: String,
-    repo: String,
-    tag: String,
-    digest: String,
-    media_type: String,
-    size: u64,
-    platforms: usize,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WBlob {
-    digest: String,
-    size: u64,
-    repo: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WManifest {
-    digest: String,
-    media_type: String,
-    size: u64,
-    repo: String,
-    index: bool,
-}
-
 /// One image of a preset: its name in the bundle and what to build.
 struct Planned {
     name: String,
@@ -195,7 +155,7 @@ struct Planned {
 fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
     let (components, layers, size, multi_every, shared_base) = match preset {
         Preset::Small => (3, 2, MIB, 0, false),
-        Preset::Medium => (20, 4, 4 * MIB, 4, true),
+        Preset::Medium | Preset::Signed => (20, 4, 4 * MIB, 4, true),
         Preset::Large => (50, 5, 8 * MIB, 0, false),
         Preset::HugeLayer => (0, 1, 1024 * MIB, 0, false),
         Preset::Scale100 => (99, 2, 4 * KIB, 0, false),
@@ -243,10 +203,6 @@ fn preset_images(preset: Preset, seed: u64) -> Vec<Planned> {
         .collect()
 }
 
-fn is_index(media_type: &str) -> bool {
-    media_type == mt::OCI_INDEX || media_type == mt::DOCKER_MANIFEST_LIST
-}
-
 async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> Result<()> {
     let started = Instant::now();
     let client = Client::new(ClientConfig::default())?;
@@ -258,6 +214,7 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
         blobs: Vec::new(),
         manifests: Vec::new(),
         unique_blob_bytes: 0,
+        attached: workload::Attached::default(),
     };
     let mut unique = BTreeSet::new();
     // Building is CPU work and an image holds its layers in memory: build on
@@ -315,6 +272,9 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
             platforms: p.spec.platforms.len().max(1),
         });
     }
+    if preset == Preset::Signed {
+        sign::attach(&client, registry, &mut w, &mut unique).await?;
+    }
     std::fs::create_dir_all(out)?;
     cnab_oci::fs::write_atomic(&out.join("bundle.json"), bundle_json(&w).as_bytes())?;
     cnab_oci::fs::write_atomic(
@@ -322,12 +282,13 @@ async fn generate(preset: Preset, registry: &str, out: &PathBuf, seed: u64) -> R
         &serde_json::to_vec_pretty(&w).expect("json"),
     )?;
     eprintln!(
-        "generated {:?}: {} images, {} unique blobs ({} MB), {} manifests in {:.1} s",
+        "generated {:?}: {} images, {} unique blobs ({} MB), {} manifests, {} attached manifests in {:.1} s",
         preset,
         w.images.len(),
         w.blobs.len(),
         w.unique_blob_bytes / 1_000_000,
         w.manifests.len(),
+        w.attached.manifests.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -373,213 +334,6 @@ fn bundle_json(w: &Workload) -> String {
         "images": images,
     });
     serde_json::to_string_pretty(&bundle).expect("json") + "\n"
-}
-
-fn read_workload(path: &PathBuf) -> Result<Workload> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn split_target(target: &str) -> Result<(String, String)> {
-    match target.split_once('/') {
-        Some((host, path)) if !path.is_empty() => Ok((host.to_owned(), path.to_owned())),
-        _ => bail!("target `{target}` must be host:port/repository"),
-    }
-}
-
-fn http(jobs: usize) -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .pool_max_idle_per_host(jobs * 2)
-        .tcp_nodelay(true)
-        .build()?)
-}
-
-/// The upload URL with `digest` added to its query.
-fn finish_url(base: &reqwest::Url, location: &str, digest: &str) -> Result<reqwest::Url> {
-    let mut url = base.join(location)?;
-    url.query_pairs_mut().append_pair("digest", digest);
-    Ok(url)
-}
-
-async fn expect(resp: reqwest::Response, want: u16, what: &str) -> Result<reqwest::Response> {
-    if resp.status().as_u16() == want {
-        return Ok(resp);
-    }
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    bail!("{what}: {status} (wanted {want}): {body}")
-}
-
-async fn limit(workload: &PathBuf, mode: Mode, target: &str, jobs: usize) -> Result<()> {
-    let w = read_workload(workload)?;
-    let (host, path) = split_target(target)?;
-    let jobs = jobs.max(1);
-    let client = http(jobs)?;
-    let src = reqwest::Url::parse(&format!("http://{}/", w.source))?;
-    let dst = reqwest::Url::parse(&format!("http://{host}/"))?;
-    let started = Instant::now();
-    match mode {
-        Mode::Copy | Mode::Mount => {
-            futures::stream::iter(&w.blobs)
-                .map(|b| {
-                    let (client, src, dst, path) = (&client, &src, &dst, &path);
-                    async move {
-                        let uploads = dst.join(&format!("v2/{path}/blobs/uploads/"))?;
-                        if matches!(mode, Mode::Mount) {
-                            let mut url = uploads;
-                            url.query_pairs_mut()
-                                .append_pair("mount", &b.digest)
-                                .append_pair("from", &b.repo);
-                            expect(client.post(url).send().await?, 201, "mount").await?;
-                            return Ok::<_, anyhow::Error>(());
-                        }
-                        let get = client
-                            .get(src.join(&format!("v2/{}/blobs/{}", b.repo, b.digest))?)
-                            .send();
-                        let post = client.post(uploads).send();
-                        let (get, post) = tokio::join!(get, post);
-                        let get = expect(get?, 200, "blob GET").await?;
-                        let post = expect(post?, 202, "upload POST").await?;
-                        let location = post
-                            .headers()
-                            .get(reqwest::header::LOCATION)
-                            .context("upload POST without Location")?
-                            .to_str()?
-                            .to_owned();
-                        let put = client
-                            .put(finish_url(dst, &location, &b.digest)?)
-                            .header(reqwest::header::CONTENT_LENGTH, b.size)
-                            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                            .body(reqwest::Body::wrap_stream(get.bytes_stream()))
-                            .send()
-                            .await?;
-                        expect(put, 201, "upload PUT").await?;
-                        Ok(())
-                    }
-                })
-                .buffer_unordered(jobs)
-                .try_collect::<()>()
-                .await?;
-            // Image manifests, then the indexes that list them.
-            for wave in [false, true] {
-                futures::stream::iter(w.manifests.iter().filter(|m| m.index == wave))
-                    .map(|m| {
-                        let (client, src, dst, path) = (&client, &src, &dst, &path);
-                        async move {
-                            let got = client
-                                .get(src.join(&format!("v2/{}/manifests/{}", m.repo, m.digest))?)
-                                .header(reqwest::header::ACCEPT, &m.media_type)
-                                .send()
-                                .await?;
-                            let bytes: Bytes =
-                                expect(got, 200, "manifest GET").await?.bytes().await?;
-                            let put = client
-                                .put(dst.join(&format!("v2/{path}/manifests/{}", m.digest))?)
-                                .header(reqwest::header::CONTENT_TYPE, &m.media_type)
-                                .body(bytes)
-                                .send()
-                                .await?;
-                            expect(put, 201, "manifest PUT").await?;
-                            Ok::<_, anyhow::Error>(())
-                        }
-                    })
-                    .buffer_unordered(jobs)
-                    .try_collect::<()>()
-                    .await?;
-            }
-        }
-        Mode::Check => {
-            futures::stream::iter(&w.images)
-                .map(|i| {
-                    let (client, dst, path) = (&client, &dst, &path);
-                    async move {
-                        let head = client
-                            .head(dst.join(&format!("v2/{path}/manifests/{}", i.digest))?)
-                            .header(reqwest::header::ACCEPT, &i.media_type)
-                            .send()
-                            .await?;
-                        expect(head, 200, "manifest HEAD").await?;
-                        Ok::<_, anyhow::Error>(())
-                    }
-                })
-                .buffer_unordered(jobs)
-                .try_collect::<()>()
-                .await?;
-        }
-    }
-    eprintln!("limit: done in {:.3} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-async fn verify(workload: &PathBuf, target: &str) -> Result<()> {
-    let w = read_workload(workload)?;
-    let (host, path) = split_target(target)?;
-    let client = http(8)?;
-    let dst = reqwest::Url::parse(&format!("http://{host}/"))?;
-    let manifests = futures::stream::iter(&w.manifests)
-        .map(|m| {
-            let (client, dst, path) = (&client, &dst, &path);
-            async move {
-                let got = client
-                    .get(dst.join(&format!("v2/{path}/manifests/{}", m.digest))?)
-                    .header(reqwest::header::ACCEPT, &m.media_type)
-                    .send()
-                    .await?;
-                let bytes = expect(got, 200, &format!("manifest {}", m.digest))
-                    .await?
-                    .bytes()
-                    .await?;
-                let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
-                if digest != m.digest {
-                    bail!("manifest {} came back as {digest}", m.digest);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<Result<()>>>()
-        .await;
-    let blobs = futures::stream::iter(&w.blobs)
-        .map(|b| {
-            let (client, dst, path) = (&client, &dst, &path);
-            async move {
-                let head = client
-                    .head(dst.join(&format!("v2/{path}/blobs/{}", b.digest))?)
-                    .send()
-                    .await?;
-                let head = expect(head, 200, &format!("blob {}", b.digest)).await?;
-                let size = head
-                    .headers()
-                    .get(reqwest::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-                if size != Some(b.size) {
-                    bail!("blob {} has size {size:?}, wanted {}", b.digest, b.size);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<Result<()>>>()
-        .await;
-    let problems: Vec<String> = manifests
-        .into_iter()
-        .chain(blobs)
-        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-        .collect();
-    if !problems.is_empty() {
-        for p in problems.iter().take(10) {
-            eprintln!("verify: {p}");
-        }
-        bail!(
-            "{target} is missing or has wrong content: {} problems",
-            problems.len()
-        );
-    }
-    println!(
-        "{}",
-        serde_json::json!({"target": target, "manifests": w.manifests.len(), "blobs": w.blobs.len(), "ok": true})
-    );
-    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -632,7 +386,11 @@ async fn run(cmd: Cmd) -> Result<()> {
             target,
             jobs,
         } => limit(&workload, mode, &target, jobs).await,
-        Cmd::Verify { workload, target } => verify(&workload, &target).await,
+        Cmd::Verify {
+            workload,
+            target,
+            attached,
+        } => verify(&workload, &target, attached).await,
         Cmd::Shape { .. } => unreachable!("served on its own runtime"),
     }
 }
