@@ -7,6 +7,7 @@ mod archive_verify;
 mod harness;
 
 mod budgets;
+mod check_registry;
 mod cli;
 mod cli_credentials;
 mod cli_outputs;
@@ -40,6 +41,7 @@ mod referrers_order;
 mod referrers_present;
 mod referrers_pull;
 mod registry_modes;
+mod registry_rules;
 mod registry_scopes;
 mod registry_streams;
 mod secrets;

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod archive;
+mod check;
 mod copy;
 mod generate;
 mod hints;
@@ -72,6 +73,7 @@ enum Command {
     Pull(registry::PullCmd),
     Copy(copy::CopyCmd),
     Archive(archive::ArchiveCmd),
+    CheckRegistry(check::CheckCmd),
     Validate(offline::ValidateArgs),
     Verify(import::VerifyArgs),
     Canonical(offline::CanonicalArgs),
@@ -175,7 +177,8 @@ pub fn main() -> ExitCode {
         | Command::Push(_)
         | Command::Pull(_)
         | Command::Copy(_)
-        | Command::Archive(_) => {
+        | Command::Archive(_)
+        | Command::CheckRegistry(_) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -214,6 +217,7 @@ pub fn main() -> ExitCode {
                         Command::Pull(c) => registry::pull(c, &g, &cancel).await,
                         Command::Copy(c) => copy::copy(c, &g, &cancel).await,
                         Command::Archive(c) => archive::archive(c, &g, &cancel).await,
+                        Command::CheckRegistry(c) => check::check_registry(c, &g, &cancel).await,
                         _ => unreachable!("offline commands run above"),
                     }
                 };

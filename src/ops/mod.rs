@@ -24,6 +24,7 @@
 //! ```
 
 mod archive;
+mod check;
 mod copy;
 mod fixup;
 mod import;
@@ -33,6 +34,7 @@ mod push;
 mod rules;
 
 pub use archive::{ArchiveOptions, ArchiveOutcome, ArchiveSource};
+pub use check::{Answer, Check, RegistryReport};
 pub use copy::{CopyOptions, CopyOutcome};
 pub use fixup::{FixupOptions, FixupOutcome, Platforms};
 pub use import::{ImportOptions, ImportOutcome};

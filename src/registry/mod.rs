@@ -42,7 +42,7 @@ mod credentials;
 mod error;
 pub mod family;
 mod manifest;
-mod probe;
+pub mod probe;
 mod referrers;
 mod request;
 mod retry;
