@@ -78,6 +78,32 @@ async fn distribution_answers_every_question_and_keeps_no_tag() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["family"], "distribution");
+    // A family named on the command line; a bad one is a usage error.
+    let quay = format!("{}=quay", reg.host());
+    let out = run(
+        dir.path(),
+        &[
+            "check-registry",
+            &target.to_string(),
+            "--insecure-registries",
+            &reg.host(),
+            "--registry-family",
+            &quay,
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(family: Quay)"));
+    let bad = format!("{}=nexus", reg.host());
+    let out = run(
+        dir.path(),
+        &[
+            "check-registry",
+            &target.to_string(),
+            "--registry-family",
+            &bad,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown registry family `nexus`"));
     assert_eq!(doc["checks"][1]["key"], "mixed_index");
     assert_eq!(doc["checks"][1]["answer"], "yes");
     assert_eq!(doc["checks"][4]["answer"], "no");

@@ -27,6 +27,21 @@ pub struct RegistryArgs {
     /// certificate itself; may be repeated.
     #[arg(long = "ca-cert", value_name = "FILE")]
     ca_certs: Vec<PathBuf>,
+    /// The family of a registry whose host name does not tell it (a
+    /// self-hosted Harbor, GitLab or Artifactory), so that its documented
+    /// rules apply: `HOST[:PORT]=FAMILY`, FAMILY one of distribution,
+    /// docker-hub, ghcr, gitlab, ecr, acr, gcr, artifact-registry, quay,
+    /// harbor, artifactory; may be repeated.
+    #[arg(long = "registry-family", value_name = "HOST=FAMILY", value_parser = parse_family)]
+    registry_families: Vec<(String, cnab_oci::registry::family::Family)>,
+}
+
+/// `HOST[:PORT]=FAMILY`.
+fn parse_family(s: &str) -> Result<(String, cnab_oci::registry::family::Family), String> {
+    let (host, family) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not HOST[:PORT]=FAMILY"))?;
+    Ok((parse_registry_host(host)?, family.parse()?))
 }
 
 impl RegistryArgs {
@@ -34,6 +49,7 @@ impl RegistryArgs {
         ClientConfig {
             insecure_registries: self.insecure_registries.clone(),
             ca_certs: self.ca_certs.clone(),
+            registry_families: self.registry_families.iter().cloned().collect(),
             ..ClientConfig::default()
         }
     }
