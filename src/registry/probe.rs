@@ -98,6 +98,7 @@ impl Client {
             .get("oci-chunk-min-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
+        self.t.learn_chunk_min(&repository.registry, resp.headers());
         let session = super::UploadSession {
             repository: repository.clone(),
             location: super::blob::location(&resp, repository, &post.operation)?,

@@ -28,7 +28,14 @@ pub(crate) struct Transport {
     stats: Accounting,
     /// Registries that refused a single-PUT upload: chunks from then on.
     chunked: Mutex<HashSet<String>>,
+    /// The largest `OCI-Chunk-Min-Length` each registry sent, in bytes.
+    chunk_min: Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// The largest chunk minimum honoured (bytes): a chunk is held in memory
+/// whole, once per transfer in flight. regclient caps it at 1 GiB; this
+/// keeps `--jobs` buffers bounded.
+pub(crate) const MAX_CHUNK_MIN: u64 = 64 * 1024 * 1024;
 
 /// Why one send failed: the HTTP stack (the scheme may still be wrong), or a
 /// registry error to report as it is.
@@ -51,6 +58,7 @@ impl Transport {
             auth: Auth::new(&config),
             stats: Accounting::default(),
             chunked: Mutex::new(HashSet::new()),
+            chunk_min: Mutex::default(),
             config,
         })
     }
@@ -68,6 +76,32 @@ impl Transport {
             .lock()
             .expect("chunked")
             .insert(registry.to_owned())
+    }
+
+    /// Learns `registry`'s `OCI-Chunk-Min-Length` from an upload session's
+    /// answer (distribution-spec v1.1.0, "Pushing a blob in chunks": a
+    /// client SHOULD send chunks at least that large but the last).
+    pub(crate) fn learn_chunk_min(&self, registry: &str, headers: &reqwest::header::HeaderMap) {
+        let Some(n) = headers
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let mut m = self.chunk_min.lock().expect("chunk_min");
+        let e = m.entry(registry.to_owned()).or_default();
+        *e = (*e).max(n.min(MAX_CHUNK_MIN));
+    }
+
+    /// The chunk minimum `registry` asked for, 0 when none.
+    pub(crate) fn chunk_min(&self, registry: &str) -> u64 {
+        self.chunk_min
+            .lock()
+            .expect("chunk_min")
+            .get(registry)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Whether `registry` refused a single-`PUT` upload before.

@@ -144,6 +144,7 @@ impl Client {
                 match resp.status() {
                     StatusCode::CREATED => Ok(MountOutcome::Mounted),
                     StatusCode::ACCEPTED => {
+                        self.t.learn_chunk_min(&to.registry, resp.headers());
                         let session = UploadSession {
                             repository: to.clone(),
                             location: location(&resp, to, &req.operation)?,
@@ -191,6 +192,7 @@ impl Client {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.t.error_for(&req, resp).await);
         }
+        self.t.learn_chunk_min(&repository.registry, resp.headers());
         let session = UploadSession {
             repository: repository.clone(),
             location: location(&resp, repository, &req.operation)?,

@@ -364,7 +364,9 @@ impl Client {
         progress: Option<Progress>,
     ) -> Result<(), RegistryError> {
         let repo = &session.repository;
-        let chunk_size = self.t.config.chunk_size.max(64 * 1024);
+        // At least what the registry asked for (OCI-Chunk-Min-Length).
+        let asked = usize::try_from(self.t.chunk_min(&repo.registry)).unwrap_or(usize::MAX);
+        let chunk_size = self.t.config.chunk_size.max(64 * 1024).max(asked);
         let mut location = session.location.clone();
         let mut offset: u64 = 0;
         let mut buf = bytes::BytesMut::with_capacity(chunk_size);
