@@ -33,6 +33,7 @@ mod referrers;
 mod referrers_api;
 mod referrers_archive;
 mod referrers_client;
+mod registry_families;
 mod registry_modes;
 mod registry_scopes;
 mod registry_streams;
