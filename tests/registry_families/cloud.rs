@@ -1,12 +1,17 @@
 //! The cloud registries' fakes: ECR (repositories made beforehand, mounts
-//! only of referenced blobs), ACR (the referrers API), GCR (`null` layers
-//! and mixed indexes refused).
+//! only of referenced blobs), ACR (the referrers API; its token service's
+//! refused `POST` and scope-list limit), GCR (`null` layers and mixed
+//! indexes refused).
 
-use super::{image_manifest, index_of, put_manifest, raw, run_on, try_raw, OCI_LAYER};
+use super::{image_manifest, index_of, put_manifest, raw, run_bundle, run_on, try_raw, OCI_LAYER};
+use crate::harness::fixtures::registry_config;
 use crate::harness::memreg::{MemRegistry, Mode};
+use crate::harness::{
+    Auth, Options, Registry, TokenPolicy, IDENTITY_TOKEN, PASSWORD, SERVICE, USER,
+};
 use bytes::Bytes;
 use cnab_oci::oci::media_type as mt;
-use cnab_oci::registry::RequestKind;
+use cnab_oci::registry::{Credentials, RequestKind};
 use cnab_oci::Digest;
 use reqwest::Method;
 
@@ -102,6 +107,83 @@ async fn acr_fake_lists_referrers() {
     run_on(&reg, "team/demo", "team/copy")
         .await
         .assert_all_succeeded();
+}
+
+/// ACR's token service (the harness issuer with [`TokenPolicy::acr`]): the
+/// OAuth2 `POST` is `400`, a `GET` with a scope list over the limit is
+/// refused with the status given, a shorter one is granted.
+#[tokio::test]
+async fn acr_token_service_refuses_post_and_long_scope_lists() {
+    let reg = Registry::start(Options {
+        auth: Auth::Token(TokenPolicy::acr(100, 431)),
+        ..Options::default()
+    });
+    let realm = reg.token.as_ref().unwrap().realm().to_owned();
+    let http = reqwest::Client::new();
+    let post = http
+        .post(&realm)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", IDENTITY_TOKEN),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 400);
+    let get = |n: usize| {
+        let mut q = vec![("service", SERVICE.to_owned())];
+        q.extend((0..n).map(|i| ("scope", format!("repository:team/repo{i}:pull"))));
+        http.get(&realm)
+            .basic_auth(USER, Some(PASSWORD))
+            .query(&q)
+            .send()
+    };
+    assert_eq!(get(3).await.unwrap().status(), 200, "3 scopes, 75 bytes");
+    assert_eq!(get(5).await.unwrap().status(), 431, "5 scopes, 125 bytes");
+}
+
+/// The bundle through a registry behind ACR's token service, signed in with
+/// an identity token: the `POST` refused, tokens come by `GET`; with room
+/// for two scopes a request, the copy within the registry mounts; with room
+/// for one, a mount's token (target and source) is refused and the copy
+/// uploads every blob instead.
+#[tokio::test]
+async fn acr_token_service_bundle() {
+    for (max_len, mounts) in [(80, true), (40, false)] {
+        let reg = Registry::start(Options {
+            auth: Auth::Token(TokenPolicy::acr(max_len, 431)),
+            ..Options::default()
+        });
+        let mut config = registry_config(&[&reg]);
+        config.credentials.insert(
+            reg.host(),
+            Credentials::IdentityToken {
+                token: IDENTITY_TOKEN.to_owned(),
+            },
+        );
+        let run = run_bundle(&reg.host(), config, "team/demo", "team/copy").await;
+        let copied = run.assert_all_succeeded();
+        let asked = reg.token.as_ref().unwrap().requests();
+        let refused: Vec<_> = asked.iter().filter(|r| r.status == 431).collect();
+        eprintln!(
+            "ACR tokens, {max_len} bytes of scopes: {} asked, refused {refused:?}",
+            asked.len()
+        );
+        assert!(asked.iter().any(|r| r.method == "POST" && r.status == 400));
+        assert_eq!(refused.is_empty(), mounts);
+        assert_eq!(
+            copied.totals.blobs_mounted > 0,
+            mounts,
+            "{:?}",
+            copied.totals
+        );
+        assert_eq!(
+            copied.totals.blobs_copied > 0,
+            !mounts,
+            "{:?}",
+            copied.totals
+        );
+    }
 }
 
 /// GCR's fake: `"layers": null` is refused and the Docker form with the

@@ -3,11 +3,13 @@
 //! Harbor (projects must exist), Artifactory (no mounts, blobs shared once
 //! referenced).
 
-use super::{image_manifest, index_of, put_manifest, raw, run_on, OCI_LAYER};
+use super::{image_manifest, index_of, put_manifest, raw, run_bundle, run_on, OCI_LAYER};
+use crate::harness::fixtures::registry_config;
 use crate::harness::memreg::{MemRegistry, Mode};
+use crate::harness::{Auth, Options, Registry, TokenPolicy, IDENTITY_TOKEN};
 use bytes::Bytes;
 use cnab_oci::oci::media_type as mt;
-use cnab_oci::registry::RequestKind;
+use cnab_oci::registry::{Credentials, RequestKind};
 use cnab_oci::Digest;
 use reqwest::Method;
 
@@ -209,4 +211,34 @@ async fn artifactory_bundle() {
         stats.count(RequestKind::BlobMount),
         stats.count(RequestKind::UploadStart)
     );
+}
+
+/// Behind Artifactory's token service (the OAuth2 `POST` answered `401`),
+/// signed in with an identity token, the bundle goes through: each client
+/// tries the `POST` once, then tokens come by `GET`.
+#[tokio::test]
+async fn artifactory_token_service_bundle() {
+    let reg = Registry::start(Options {
+        auth: Auth::Token(TokenPolicy::artifactory()),
+        ..Options::default()
+    });
+    let mut config = registry_config(&[&reg]);
+    let token = Credentials::IdentityToken {
+        token: IDENTITY_TOKEN.to_owned(),
+    };
+    config.credentials.insert(reg.host(), token);
+    run_bundle(&reg.host(), config, "team/demo", "team/copy")
+        .await
+        .assert_all_succeeded();
+    let asked = reg.token.as_ref().unwrap().requests();
+    let posts: Vec<u16> = asked
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert!(
+        !posts.is_empty() && posts.iter().all(|s| *s == 401),
+        "{posts:?}"
+    );
+    assert!(asked.iter().any(|r| r.method == "GET" && r.status == 200));
 }
