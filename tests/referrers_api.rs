@@ -142,7 +142,9 @@ async fn a_target_with_the_api_gets_no_referrers_tag() {
 #[tokio::test]
 async fn a_target_that_resolves_the_tag_as_the_digest() {
     let src = MemRegistry::start(Mode::referrers());
-    let dst = MemRegistry::start(Mode::gitlab());
+    // Notation's artifact type is not on GitLab's media-type list: a
+    // self-managed registry that adds types on push.
+    let dst = MemRegistry::start(Mode::gitlab().with_dynamic_media_types());
     let (bundle, index, _, referrers) = signed_source(&src).await;
     let target = Reference::parse(&format!("{}/prod/signed:1", dst.host())).unwrap();
     let config = config(&[&src, &dst], &[]);

@@ -40,6 +40,7 @@ mod referrers_faults;
 mod referrers_order;
 mod referrers_present;
 mod referrers_pull;
+mod registry_families;
 mod registry_modes;
 mod registry_rules;
 mod registry_scopes;

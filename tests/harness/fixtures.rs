@@ -48,6 +48,11 @@ pub struct Fixture {
 /// Builds the images of the test bundle, pushes them into `src`, and returns
 /// the bundle that names them.
 pub async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
+    seed_at(&src.host(), config).await
+}
+
+/// [`seed`] into the registry at `host` (an in-memory one, say).
+pub async fn seed_at(host: &str, config: &ClientConfig) -> Fixture {
     let client = Client::new(config.clone()).unwrap();
     let base = synth::layer(1, 2000);
     let specs: [(&str, &str, ImageSpec); 4] = [
@@ -103,7 +108,7 @@ pub async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
         synth::push(
             &client,
             &Repository {
-                registry: src.host(),
+                registry: host.to_owned(),
                 path: path.to_owned(),
             },
             &image,
@@ -113,7 +118,7 @@ pub async fn seed(src: &Registry, config: &ClientConfig) -> Fixture {
         .unwrap();
         images.insert(name, image);
     }
-    let s = src.host();
+    let s = host.to_owned();
     let json = format!(
         r#"{{"schemaVersion":"v1.0.0","name":"demo","version":"1.0.0","description":"a test bundle",
         "invocationImages":[{{"imageType":"docker","image":"{s}/app/installer:1.0"}}],

@@ -45,6 +45,43 @@ pub struct TokenPolicy {
     /// only part of what is asked (each token scoped to the repository being
     /// written): a cross-repository mount's token then lacks the source.
     pub pull_across_repositories: bool,
+    /// A limit on the scope list of one token request: when the scopes'
+    /// lengths add up to more than `max_len` bytes, the request is answered
+    /// `status` with no token. Very many repository scopes in one request
+    /// exceed the header limits of ACR's (and GCR's) token service (the
+    /// regclient author in project-zot/zot#2903); the limit and the answer
+    /// are not documented: `431` (RFC 6585) and `400` are what HTTP front
+    /// ends answer.
+    pub scope_list_limit: Option<ScopeLimit>,
+}
+
+/// See [`TokenPolicy::scope_list_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeLimit {
+    /// The most bytes the scopes of one request may add up to.
+    pub max_len: usize,
+    /// The status a longer list is answered with.
+    pub status: u16,
+}
+
+impl TokenPolicy {
+    /// Azure ACR's token service: an OAuth2 `POST` answered `400`, and
+    /// scope lists over `max_len` bytes refused with `status`.
+    pub fn acr(max_len: usize, status: u16) -> TokenPolicy {
+        TokenPolicy {
+            post_refused_with: Some(400),
+            scope_list_limit: Some(ScopeLimit { max_len, status }),
+            ..TokenPolicy::default()
+        }
+    }
+
+    /// JFrog Artifactory's: an OAuth2 `POST` answered `401`.
+    pub fn artifactory() -> TokenPolicy {
+        TokenPolicy {
+            post_refused_with: Some(401),
+            ..TokenPolicy::default()
+        }
+    }
 }
 
 impl Default for TokenPolicy {
@@ -55,6 +92,7 @@ impl Default for TokenPolicy {
             jwt_ttl_secs: None,
             post_refused_with: None,
             pull_across_repositories: true,
+            scope_list_limit: None,
         }
     }
 }
@@ -229,6 +267,13 @@ fn grant(
             status: status.as_u16(),
         });
     };
+    if let Some(limit) = s.policy.scope_list_limit {
+        if scopes.iter().map(String::len).sum::<usize>() > limit.max_len {
+            let status = StatusCode::from_u16(limit.status).expect("an HTTP status");
+            record(None, status);
+            return (status, "scope list too long").into_response();
+        }
+    }
     let user = match user {
         Err(()) => {
             record(None, StatusCode::UNAUTHORIZED);

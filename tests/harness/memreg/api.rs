@@ -3,7 +3,7 @@
 //! [`super::blobs`], manifests in [`super::manifests`].
 
 use super::store::State;
-use super::{blobs, manifests, referrers};
+use super::{blobs, manifests, quirks, referrers};
 use axum::body::{Body, Bytes};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -11,15 +11,23 @@ use axum::response::Response;
 use std::sync::{Arc, Mutex};
 
 /// The app that answers every request from `state`. Bodies are not limited
-/// (layers may be large; axum's default limit is 2 MiB).
+/// (layers may be large; axum's default limit is 2 MiB). An answer marked
+/// [`quirks::Abort`] is not sent: the connection's task ends (the lock
+/// released first), so the client sees the connection close with no answer.
 pub(super) fn router(state: Arc<Mutex<State>>) -> axum::Router {
     axum::Router::new()
         .fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
                 async move {
-                    let mut s = state.lock().expect("memreg state");
-                    handle(&mut s, &method, &uri, &headers, body)
+                    let answer = {
+                        let mut s = state.lock().expect("memreg state");
+                        handle(&mut s, &method, &uri, &headers, body)
+                    };
+                    if answer.extensions().get::<quirks::Abort>().is_some() {
+                        std::panic::resume_unwind(Box::new("memreg: connection closed"));
+                    }
+                    answer
                 }
             },
         )
@@ -167,6 +175,12 @@ fn handle(s: &mut State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     if let Some(name) = route.name().filter(|n| !valid_name(n)) {
         return error(400, "NAME_INVALID", "invalid repository name", name);
     }
+    if let Some(name) = route.name() {
+        let upload = matches!(route, Route::UploadStart(_) | Route::Upload(..));
+        if let Some(r) = quirks::name_refused(s, method, name, upload) {
+            return r;
+        }
+    }
     let q = Query::parse(uri.query());
     match (method.as_str(), route) {
         ("GET" | "HEAD", Route::Base) => respond(
@@ -184,7 +198,9 @@ fn handle(s: &mut State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         ("PUT", Route::Upload(name, id)) => blobs::finish(s, &name, &id, &q, &body),
         ("GET", Route::Upload(name, id)) => blobs::status(s, &name, &id),
         ("DELETE", Route::Upload(name, id)) => blobs::cancel(s, &name, &id),
-        ("GET" | "HEAD", Route::Manifest(name, reference)) => manifests::get(s, &name, &reference),
+        ("GET" | "HEAD", Route::Manifest(name, reference)) => {
+            quirks::pull(s, method, |s| manifests::get(s, &name, &reference))
+        }
         ("PUT", Route::Manifest(name, reference)) => {
             manifests::put(s, &name, &reference, headers, body)
         }

@@ -2,6 +2,8 @@
 //! Blobs", "Mounting a blob from another repository", "Deleting Blobs").
 
 use super::api::{error, respond, Query};
+use super::mode::MountPolicy;
+use super::quirks::body_too_large;
 use super::store::{State, Upload};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -32,13 +34,14 @@ fn range(len: usize) -> String {
     format!("0-{}", len.saturating_sub(1))
 }
 
-/// `GET`/`HEAD /v2/<name>/blobs/<digest>` (end-2). For a `HEAD`, hyper
-/// sends the headers of the same answer without its body.
+/// `GET`/`HEAD /v2/<name>/blobs/<digest>` (end-2), the blob as
+/// [`State::blob`] finds it. For a `HEAD`, hyper sends the headers of the
+/// same answer without its body.
 pub(super) fn get(s: &State, name: &str, digest: &str) -> Response {
     let Ok(d) = Digest::parse(digest) else {
         return digest_invalid(digest);
     };
-    let Some(bytes) = s.repos.get(name).and_then(|r| r.blobs.get(&d)) else {
+    let Some(bytes) = s.blob(name, &d) else {
         return error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest);
     };
     let len = bytes.len().to_string();
@@ -93,23 +96,35 @@ fn verified(q: &Query, bytes: &[u8]) -> Result<Digest, Response> {
     }
 }
 
-/// `POST /v2/<name>/blobs/uploads/`: a mount (end-11), a whole upload
-/// (end-4b), or a new session (end-4a).
+/// `POST /v2/<name>/blobs/uploads/`: a mount (end-11) as
+/// [`super::Mode::mount`] says (without `from`, refused under
+/// [`super::Mode::bare_mount_refused`]), a whole upload (end-4b; the
+/// proxy's `413` over [`super::Mode::max_monolithic_body`]), or a new
+/// session (end-4a), with `OCI-Chunk-Min-Length` when the mode sets one.
 pub(super) fn start(s: &mut State, name: &str, q: &Query, body: Bytes) -> Response {
     if let Some(mount) = q.get("mount") {
         let Ok(d) = Digest::parse(mount) else {
             return digest_invalid(mount);
         };
-        let held = q
-            .get("from")
-            .and_then(|from| s.repos.get(from))
-            .and_then(|r| r.blobs.get(&d))
-            .cloned();
-        if let Some(bytes) = held {
+        if s.mode.bare_mount_refused && q.get("from").is_none() {
+            return error(400, "UNSUPPORTED", "a mount must name `from`", mount);
+        }
+        let from = q.get("from").and_then(|from| s.repos.get(from));
+        let held = match s.mode.mount {
+            MountPolicy::FromHoldingBlob => from.and_then(|r| r.blobs.get(&d)),
+            MountPolicy::ReferencedInFrom => from
+                .filter(|r| r.refers_to(&d))
+                .and_then(|r| r.blobs.get(&d)),
+            MountPolicy::Never => None,
+        };
+        if let Some(bytes) = held.cloned() {
             return commit(s, name, &d, bytes);
         }
         // Not mountable: a session instead, as the spec says (SHOULD 202).
     } else if q.get("digest").is_some() {
+        if let Some(r) = body_too_large(&s.mode, body.len()) {
+            return r;
+        }
         return match verified(q, &body) {
             Ok(d) => commit(s, name, &d, body),
             Err(e) => e,
@@ -121,17 +136,31 @@ pub(super) fn start(s: &mut State, name: &str, q: &Query, body: Bytes) -> Respon
         Upload {
             repo: name.to_owned(),
             data: Vec::new(),
+            short: false,
         },
     );
-    respond(
-        202,
-        &[
-            ("location", &format!("/v2/{name}/blobs/uploads/{id}")),
-            ("range", "0-0"),
-            ("docker-upload-uuid", &id),
-            ("content-length", "0"),
-        ],
-        "",
+    let location = format!("/v2/{name}/blobs/uploads/{id}");
+    let min = s.mode.chunk_min_length.map(|n| n.to_string());
+    let mut headers = vec![
+        ("location", location.as_str()),
+        ("range", "0-0"),
+        ("docker-upload-uuid", id.as_str()),
+        ("content-length", "0"),
+    ];
+    if let Some(min) = &min {
+        headers.push(("oci-chunk-min-length", min));
+    }
+    respond(202, &headers, "")
+}
+
+/// The refusal of more bytes after a chunk shorter than
+/// [`super::Mode::chunk_min_length`], which was then not the last.
+fn after_short_chunk(id: &str) -> Response {
+    error(
+        400,
+        "BLOB_UPLOAD_INVALID",
+        "a chunk shorter than OCI-Chunk-Min-Length was not the last",
+        id,
     )
 }
 
@@ -142,7 +171,8 @@ fn session<'a>(s: &'a mut State, name: &str, id: &str) -> Option<&'a mut Upload>
 
 /// `PATCH /v2/<name>/blobs/uploads/<id>` (end-5): appends a chunk, which
 /// must start where the upload is (`416` otherwise) and be as long as its
-/// `Content-Range` says.
+/// `Content-Range` says; after a chunk under
+/// [`super::Mode::chunk_min_length`], refused.
 pub(super) fn append(
     s: &mut State,
     name: &str,
@@ -151,9 +181,13 @@ pub(super) fn append(
     body: &Bytes,
 ) -> Response {
     let location = format!("/v2/{name}/blobs/uploads/{id}");
+    let min = s.mode.chunk_min_length.unwrap_or(0);
     let Some(up) = session(s, name, id) else {
         return upload_unknown(id);
     };
+    if up.short && !body.is_empty() {
+        return after_short_chunk(id);
+    }
     if let Some(cr) = headers.get("content-range").and_then(|v| v.to_str().ok()) {
         let bounds = cr.split_once('-').and_then(|(a, b)| {
             Some((
@@ -187,6 +221,7 @@ pub(super) fn append(
             );
         }
     }
+    up.short = body.len() < min;
     up.data.extend_from_slice(body);
     let held = range(up.data.len());
     respond(
@@ -204,10 +239,16 @@ pub(super) fn append(
 /// `PUT /v2/<name>/blobs/uploads/<id>?digest=` (end-6): the last bytes, if
 /// any; the whole is verified, stored, and the session closed. A mismatch
 /// closes the session too (`400 DIGEST_INVALID`), as distribution cancels
-/// it.
+/// it. The proxy's `413` and bytes after a short chunk leave it open.
 pub(super) fn finish(s: &mut State, name: &str, id: &str, q: &Query, body: &Bytes) -> Response {
-    if session(s, name, id).is_none() {
+    if let Some(r) = body_too_large(&s.mode, body.len()) {
+        return r;
+    }
+    let Some(up) = session(s, name, id) else {
         return upload_unknown(id);
+    };
+    if up.short && !body.is_empty() {
+        return after_short_chunk(id);
     }
     let mut up = s.uploads.remove(id).expect("checked");
     up.data.extend_from_slice(body);

@@ -2,6 +2,7 @@
 //! "Pushing Manifests with Subject", "Deleting Manifests", "Deleting Tags").
 
 use super::api::{error, respond};
+use super::quirks;
 use super::store::{Repo, State};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -75,11 +76,13 @@ pub(super) fn get(s: &State, name: &str, reference: &str) -> Response {
     )
 }
 
-/// The first blob or child manifest `manifest` names that `repo` lacks:
-/// the config and layers of an image manifest (a layer with `urls` is
-/// foreign, as the harness's distribution allows), the children of an
-/// index unless `sparse`. The `subject` may be missing.
-fn missing(repo: Option<&Repo>, manifest: &Value, sparse: bool) -> Option<String> {
+/// The first blob or child manifest `manifest` names that repository
+/// `name` lacks: the config and layers of an image manifest (a layer with
+/// `urls` is foreign, as the harness's distribution allows; a blob is found
+/// as [`State::blob`] finds it), the children of an index unless
+/// [`super::Mode::sparse_indexes`]. The `subject` may be missing.
+fn missing(s: &State, name: &str, manifest: &Value) -> Option<String> {
+    let (repo, sparse) = (s.repos.get(name), s.mode.sparse_indexes);
     let digests = |key: &str| -> Vec<&Value> {
         match manifest.get(key) {
             Some(Value::Array(a)) => a.iter().collect(),
@@ -94,13 +97,11 @@ fn missing(repo: Option<&Repo>, manifest: &Value, sparse: bool) -> Option<String
         let Ok(d) = Digest::parse(d) else {
             return false;
         };
-        repo.is_some_and(|r| {
-            if manifests {
-                r.manifests.contains_key(&d)
-            } else {
-                r.blobs.contains_key(&d)
-            }
-        })
+        if manifests {
+            repo.is_some_and(|r| r.manifests.contains_key(&d))
+        } else {
+            s.blob(name, &d).is_some()
+        }
     };
     let blobs = digests("config").into_iter().chain(
         digests("layers")
@@ -130,6 +131,9 @@ pub(super) fn put(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = quirks::manifest_too_large(&s.mode, body.len()) {
+        return r;
+    }
     let Ok(manifest) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "MANIFEST_INVALID", "manifest invalid", "not JSON");
     };
@@ -171,7 +175,10 @@ pub(super) fn put(
             reference,
         );
     };
-    if let Some(d) = missing(s.repos.get(name), &manifest, s.mode.sparse_indexes) {
+    if let Some(r) = quirks::manifest_refused(&s.mode, &content_type, &manifest) {
+        return r;
+    }
+    if let Some(d) = missing(s, name, &manifest) {
         return error(400, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", &d);
     }
     s.put_manifest(name, &digest, &content_type, body, tag);

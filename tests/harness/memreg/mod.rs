@@ -18,7 +18,7 @@
 //!   (end-4a), with `?digest=` it is the whole upload (end-4b), with
 //!   `?mount=&from=` ("Mounting a blob from another repository", end-11) it
 //!   mounts (`201`) when `from` holds the blob and opens a session (`202`)
-//!   otherwise; `PATCH` appends a chunk (end-5, `Content-Range` checked,
+//!   otherwise (the default [`mode::MountPolicy`]); `PATCH` appends a chunk (end-5, `Content-Range` checked,
 //!   `416` when it does not start where the upload is); `PUT ?digest=`
 //!   (end-6) closes it, verified (`400 DIGEST_INVALID` on a mismatch);
 //!   `GET` gives its progress (end-13); `DELETE` cancels it.
@@ -39,15 +39,29 @@
 //!   `MANIFEST_UNKNOWN`, `NAME_INVALID`, `NAME_UNKNOWN`, `UNSUPPORTED`, and
 //!   distribution's `TAG_INVALID`.
 //!
-//! Not modelled: auth, conditional requests, manifest size limits, the
-//! multi-tag `PUT ?tag=` of the unreleased spec, and a registry that enables
-//! the API listing what its fallback tags already held.
+//! - Registry families ([`Mode`]'s fields, a constructor per family:
+//!   [`Mode::docker_hub`], [`Mode::gitlab`], [`Mode::ecr`], [`Mode::acr`],
+//!   [`Mode::gcr`], [`Mode::quay`], [`Mode::harbor`], [`Mode::artifactory`],
+//!   [`Mode::distribution_v3`]): name depth limits, media-type allowlists,
+//!   repositories that must exist (ECR closes the connection of an upload
+//!   into a missing one), mount policies, blobs shared once referenced,
+//!   GCR's and Quay's index checks, distribution's 4 MiB manifest cap,
+//!   Docker Hub's pull limit, `OCI-Chunk-Min-Length`, and a proxy's `413`
+//!   to a large single-request upload.
+//!
+//! Not modelled: auth (the token quirks are in `super::token`), conditional
+//! requests, the multi-tag `PUT ?tag=` of the unreleased spec, and a
+//! registry that enables the API listing what its fallback tags already
+//! held.
 //!
 //! Repository names may have several segments (`a/b/c`): a path is read from
 //! the right, by its `/blobs/`, `/manifests/`, `/tags/` or `/referrers/`
 //! marker and the fixed shape after it.
 //!
 //! ## Layout
+//! - `mode`: [`Mode`] and its parts; `families`: a constructor per family
+//!   and the builders.
+//! - `quirks`: the family behaviours that refuse or change an answer.
 //! - `store`: the repositories, manifests, tags and upload sessions.
 //! - `api`: routing read from the right, the error envelope, tag listing.
 //! - `blobs`: blobs, upload sessions, mounts.
@@ -56,107 +70,20 @@
 
 mod api;
 mod blobs;
+mod families;
 mod manifests;
+pub mod mode;
+mod quirks;
 mod referrers;
 mod store;
+
+pub use mode::Mode;
 
 use axum::body::Bytes;
 use cnab_oci::registry::{Client, ClientConfig, Repository};
 use cnab_oci::Digest;
 use std::sync::{Arc, Mutex};
 use store::State;
-
-/// How the registry behaves where registries differ. The default is
-/// distribution's: no referrers API.
-#[derive(Clone, Debug)]
-pub struct Mode {
-    /// Whether it implements the referrers API: `GET
-    /// /v2/<name>/referrers/<digest>` answers an index of the manifests
-    /// whose `subject` is that digest, and a manifest `PUT` with a subject
-    /// answers `OCI-Subject`. Off: the route answers `404` and no
-    /// `OCI-Subject` is sent.
-    pub referrers_api: bool,
-    /// How many entries one referrers page holds (`None`: all of them);
-    /// more are behind `Link: <…>; rel="next"`.
-    pub referrers_page_size: Option<usize>,
-    /// Whether `?artifactType=` filters the referrers list (and says so with
-    /// `OCI-Filters-Applied: artifactType`). Off: the full list, no header,
-    /// as a registry that ignores the filter answers (the spec's SHOULD).
-    pub apply_artifact_type_filter: bool,
-    /// GitLab's quirk: a `GET` or `HEAD` of the tag `sha256-<hex>` answers
-    /// the manifest `sha256:<hex>` when there is one, instead of the tag, so
-    /// a client reading the referrers fallback tag gets the image itself. A
-    /// `PUT` of such a tag still stores the tag.
-    pub tag_as_digest: bool,
-    /// Accept an index whose children are not in the repository (sparse),
-    /// as distribution v3 with `validation.manifests.indexes.platforms:
-    /// none` does; distribution 2.8 refuses it.
-    pub sparse_indexes: bool,
-}
-
-impl Default for Mode {
-    fn default() -> Mode {
-        Mode {
-            referrers_api: false,
-            referrers_page_size: None,
-            apply_artifact_type_filter: true,
-            tag_as_digest: false,
-            sparse_indexes: false,
-        }
-    }
-}
-
-impl Mode {
-    /// distribution's behaviour: no referrers API.
-    pub fn distribution() -> Mode {
-        Mode::default()
-    }
-
-    /// A registry with the referrers API (zot, Harbor 2.9+, ACR), every
-    /// referrer on one page, the filter applied.
-    pub fn referrers() -> Mode {
-        Mode {
-            referrers_api: true,
-            ..Mode::default()
-        }
-    }
-
-    /// registry.gitlab.com: no referrers API, and tags `sha256-<hex>` read as
-    /// digests ([`Mode::tag_as_digest`]).
-    pub fn gitlab() -> Mode {
-        Mode {
-            tag_as_digest: true,
-            ..Mode::default()
-        }
-    }
-
-    /// With referrers pages of `n` entries.
-    #[must_use]
-    pub fn with_page_size(self, n: usize) -> Mode {
-        Mode {
-            referrers_page_size: Some(n),
-            ..self
-        }
-    }
-
-    /// Ignoring `?artifactType=` ([`Mode::apply_artifact_type_filter`] off).
-    #[must_use]
-    pub fn ignoring_artifact_type_filter(self) -> Mode {
-        Mode {
-            apply_artifact_type_filter: false,
-            ..self
-        }
-    }
-
-    /// Accepting sparse indexes ([`Mode::sparse_indexes`]).
-    #[must_use]
-    pub fn with_sparse_indexes(self) -> Mode {
-        Mode {
-            sparse_indexes: true,
-            ..self
-        }
-    }
-}
 
 /// A running in-memory registry. Stops when dropped.
 pub struct MemRegistry {
@@ -209,6 +136,13 @@ impl MemRegistry {
         Client::new(self.config()).expect("client")
     }
 
+    /// Creates repository `path`, empty, as ECR's `CreateRepository` does
+    /// (and, for [`mode::Repositories::ProjectMustExist`], its project with
+    /// it).
+    pub fn create_repository(&self, path: &str) {
+        self.lock().repo_mut(path);
+    }
+
     /// Changes how the registry behaves from the next request on (a
     /// registry that turns the referrers API on, say).
     pub fn set_mode(&self, mode: Mode) {
@@ -249,6 +183,11 @@ impl MemRegistry {
     /// The bytes of blob `digest` in `repo`.
     pub fn blob(&self, repo: &str, digest: &Digest) -> Option<Bytes> {
         self.lock().repos.get(repo)?.blobs.get(digest).cloned()
+    }
+
+    /// How many manifest pulls [`Mode::pull_limit`] has counted.
+    pub fn pulls(&self) -> usize {
+        self.lock().pulls
     }
 
     /// How many upload sessions are open (neither finished nor cancelled).

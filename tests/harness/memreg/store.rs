@@ -25,6 +25,20 @@ pub(super) struct Repo {
 }
 
 impl Repo {
+    /// Whether a manifest here names blob `d` as its config or a layer.
+    pub fn refers_to(&self, d: &Digest) -> bool {
+        self.manifests.values().any(|m| {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m.bytes) else {
+                return false;
+            };
+            let layers = v.get("layers").and_then(|l| l.as_array());
+            v.get("config")
+                .into_iter()
+                .chain(layers.into_iter().flatten())
+                .any(|x| x.get("digest").and_then(|n| n.as_str()) == Some(d.as_str()))
+        })
+    }
+
     /// The digest `reference` names: itself when it is a digest, else what
     /// the tag points at.
     pub fn resolve(&self, reference: &str) -> Option<Digest> {
@@ -42,6 +56,9 @@ pub(super) struct Upload {
     pub repo: String,
     /// The bytes received so far.
     pub data: Vec<u8>,
+    /// Whether a chunk shorter than [`Mode::chunk_min_length`] came, which
+    /// must then have been the last.
+    pub short: bool,
 }
 
 /// Everything, behind one lock.
@@ -53,6 +70,8 @@ pub(super) struct State {
     pub uploads: HashMap<String, Upload>,
     /// `METHOD /path?query` of every request.
     pub log: Vec<String>,
+    /// Manifest pulls counted against [`Mode::pull_limit`].
+    pub pulls: usize,
     /// The last sequence number given (sessions, manifests).
     seq: u64,
 }
@@ -64,6 +83,7 @@ impl State {
             repos: BTreeMap::new(),
             uploads: HashMap::new(),
             log: Vec::new(),
+            pulls: 0,
             seq: 0,
         }
     }
@@ -72,6 +92,19 @@ impl State {
     pub fn next(&mut self) -> u64 {
         self.seq += 1;
         self.seq
+    }
+
+    /// Blob `d` as repository `name` sees it: its own, or under
+    /// [`Mode::shares_referenced_blobs`] one that a manifest anywhere
+    /// refers to.
+    pub fn blob(&self, name: &str, d: &Digest) -> Option<&Bytes> {
+        if let Some(b) = self.repos.get(name).and_then(|r| r.blobs.get(d)) {
+            return Some(b);
+        }
+        if !self.mode.shares_referenced_blobs || !self.repos.values().any(|r| r.refers_to(d)) {
+            return None;
+        }
+        self.repos.values().find_map(|r| r.blobs.get(d))
     }
 
     /// Repository `name`, made when it does not exist yet.
