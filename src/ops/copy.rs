@@ -138,7 +138,12 @@ impl Relocator {
             .iter()
             .map(|(_, img, d)| (img.image.clone(), d.media_type.clone()))
             .collect();
-        self.check_index(dst, &types)?;
+        if opts.platforms.invocation.is_empty() && opts.platforms.component.is_empty() {
+            self.check_copied_index(dst, &f.index.media_type, &types)?;
+        } else {
+            // A filter may rebuild the index, which push then writes.
+            self.check_index(dst, &types)?;
+        }
         let mut jobs = Vec::new();
         for (key, img, d) in entries {
             jobs.push(ImageJob {

@@ -154,6 +154,24 @@ impl Relocator {
                 target: target.to_string(),
             });
         }
+        // Quay refuses an OCI index listing Docker manifests: the manifest
+        // list form is taken first there, and without fallbacks nothing
+        // can be stored, which is said before anything is written.
+        let repo = crate::registry::Repository::of(target);
+        let entries: Vec<(String, String)> = bundle
+            .all_images()
+            .into_iter()
+            .map(|(_, i)| (i.image.clone(), i.media_type.clone()))
+            .collect();
+        let docker_list_first = self.client.family(&repo.registry).oci_index_rule(&entries);
+        if let (Some(rule), false) = (&docker_list_first, opts.allow_fallbacks) {
+            return Err(Error::RegistryRule {
+                registry: repo.registry.clone(),
+                repository: repo.path.clone(),
+                rule: rule.clone(),
+                error: None,
+            });
+        }
         let blob = Bytes::from(convert::config_blob(bundle));
         let index_bytes = |form: IndexForm, config_manifest: &Descriptor| -> Result<Vec<u8>> {
             let bytes = convert::bundle_index(bundle, relocation, target, config_manifest, form)?;
@@ -214,10 +232,20 @@ impl Relocator {
                 ))
             })
             .await?;
-        let index_forms = forms(
-            &[IndexForm::Oci, IndexForm::DockerManifestList],
-            opts.allow_fallbacks,
-        );
+        let index_forms = if let Some(rule) = &docker_list_first {
+            let message = format!("{rule}: pushed a Docker manifest list");
+            self.report(Event::Fallback {
+                message: message.clone(),
+            })
+            .await;
+            fallbacks.push(message);
+            &[IndexForm::DockerManifestList][..]
+        } else {
+            forms(
+                &[IndexForm::Oci, IndexForm::DockerManifestList],
+                opts.allow_fallbacks,
+            )
+        };
         // With work before the tag, the index goes by digest first.
         let first_tag = if before_tag.is_some() { None } else { tag };
         let (index, i) = self

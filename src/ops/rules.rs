@@ -63,6 +63,40 @@ impl Relocator {
         }
     }
 
+    /// [`Relocator::check_index`] for a copy, which writes the source's
+    /// bundle index unchanged: an OCI index that lists Docker manifests is
+    /// refused by Quay in its only form.
+    ///
+    /// # Errors
+    /// [`Error::RegistryRule`] naming the images concerned.
+    pub(super) fn check_copied_index(
+        &self,
+        target: &Store,
+        index_media_type: &str,
+        entries: &[(String, String)],
+    ) -> Result<()> {
+        self.check_index(target, entries)?;
+        let Store::Registry(r) = target else {
+            return Ok(());
+        };
+        if index_media_type != crate::oci::media_type::OCI_INDEX {
+            return Ok(());
+        }
+        match self
+            .client
+            .family(&r.repository.registry)
+            .oci_index_rule(entries)
+        {
+            Some(mut rule) => {
+                rule.fix = "push the bundle there instead of copying it (push takes the Docker \
+                            manifest list form, so the index digest changes)"
+                    .into();
+                Err(before_writing(&r.repository, rule))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// `r`, with the documented rule behind its failure when the registry
     /// that failed has one for it. `target` names the repository when the
     /// registry's error does not (a broken connection).

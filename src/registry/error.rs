@@ -149,14 +149,33 @@ pub fn parse_envelope(body: &[u8]) -> Vec<ApiError> {
         code: String,
         #[serde(default)]
         message: String,
+        /// The spec's free-form `detail`: distribution puts what was wrong
+        /// there (`http: request body too large`, GitLab `unknown media
+        /// type`), so it is kept, after the message.
+        #[serde(default)]
+        detail: serde_json::Value,
     }
     serde_json::from_slice::<Envelope>(body)
         .map(|e| {
             e.errors
                 .into_iter()
-                .map(|x| ApiError {
-                    code: ErrorCode::parse(&x.code),
-                    message: x.message,
+                .map(|x| {
+                    // A string only: objects (`{"name": …}`, `{"digest": …}`)
+                    // repeat what the error already names.
+                    let detail = match &x.detail {
+                        serde_json::Value::String(d) => d.trim().to_owned(),
+                        _ => String::new(),
+                    };
+                    let message = match (x.message.is_empty(), detail.is_empty()) {
+                        (_, true) => x.message,
+                        (true, false) => detail,
+                        (false, false) if x.message.contains(&detail) => x.message,
+                        (false, false) => format!("{}: {detail}", x.message),
+                    };
+                    ApiError {
+                        code: ErrorCode::parse(&x.code),
+                        message,
+                    }
                 })
                 .collect()
         })
@@ -433,6 +452,15 @@ impl RegistryError {
             // a refusal) is permanent, whatever status carries it: some
             // registries send such codes with a 5xx.
             Self::Api { errors, .. } if errors.iter().any(|e| e.code.is_permanent()) => None,
+            // Docker Hub's pull limit counts over 6 hours: waiting seconds
+            // cannot help (its per-minute anti-abuse 429 has no such text).
+            Self::Api { errors, .. }
+                if errors
+                    .iter()
+                    .any(|e| e.message.contains("reached your pull rate limit")) =>
+            {
+                None
+            }
             Self::Api {
                 errors,
                 retry_after,

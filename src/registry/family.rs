@@ -194,38 +194,38 @@ impl Family {
         })
     }
 
-    /// The rule a bundle index breaks, known before anything is written,
-    /// given its images' media types:
-    /// - Quay refuses an OCI index whose entries have Docker media types
-    ///   (opencontainers/image-spec#1150). With every image Docker-typed,
-    ///   push's Docker forms (a schema 2 config manifest in a manifest list)
-    ///   store the bundle; with Docker and OCI images mixed, no form does.
-    /// - GCR refuses an index that mixes Docker manifest lists and OCI
-    ///   indexes (getporter/porter#1332, cnabio/cnab-to-oci#69).
-    ///
-    /// `entries` are `(image, media type)`, the images only.
+    /// The rule an OCI bundle index breaks when it lists Docker-typed
+    /// manifests: Quay refuses such an index (opencontainers/image-spec
+    /// #1150), so push starts with the Docker manifest list form there, and
+    /// without fallbacks nothing can be stored. `entries` are `(image, media
+    /// type)`, the images only.
+    pub fn oci_index_rule(self, entries: &[(String, String)]) -> Option<Rule> {
+        let docker: Vec<&str> = entries
+            .iter()
+            .filter(|(_, t)| t.starts_with("application/vnd.docker."))
+            .map(|(i, _)| i.as_str())
+            .collect();
+        (self == Family::Quay && !docker.is_empty()).then(|| Rule {
+            family: self,
+            rule: format!(
+                "an OCI index may not list Docker-typed manifests, and {} {} Docker media types",
+                list(&docker),
+                if docker.len() == 1 { "has" } else { "have" }
+            ),
+            fix: "let push use its Docker manifest list form (fallbacks on), or push those \
+                  images as OCI (their digests change, so re-sign them)"
+                .into(),
+            source: "opencontainers/image-spec#1150",
+        })
+    }
+
+    /// The rule a bundle index breaks in every form, known before anything
+    /// is written: GCR refuses an index that mixes Docker manifest lists and
+    /// OCI indexes (getporter/porter#1332, cnabio/cnab-to-oci#69), and the
+    /// bundle index lists both when its images are both. `entries` are
+    /// `(image, media type)`, the images only.
     pub fn mixed_index_rule(self, entries: &[(String, String)]) -> Option<Rule> {
-        let typed = |docker: bool| -> Vec<&str> {
-            entries
-                .iter()
-                .filter(|(_, t)| t.starts_with("application/vnd.docker.") == docker)
-                .map(|(i, _)| i.as_str())
-                .collect()
-        };
-        let (docker, oci) = (typed(true), typed(false));
         match self {
-            Family::Quay if !docker.is_empty() && !oci.is_empty() => Some(Rule {
-                family: self,
-                rule: format!(
-                    "an OCI index may not list Docker-typed manifests, and the bundle mixes                      Docker images ({}) with OCI ones ({}), so its index cannot be stored                      unchanged in either form",
-                    list(&docker),
-                    list(&oci)
-                ),
-                fix: "push the Docker-typed images as OCI, or the OCI ones as Docker (their \
-                      digests change, so re-sign them), or use another registry"
-                    .into(),
-                source: "opencontainers/image-spec#1150",
-            }),
             Family::Gcr => {
                 let lists: Vec<&str> = entries
                     .iter()
@@ -317,6 +317,7 @@ impl Family {
             )),
             (Family::Harbor, _)
                 if e.codes().contains(&super::ErrorCode::NameUnknown)
+                    || (e.status() == Some(404) && message("project"))
                     || matches!(e, RegistryError::Unauthorized { status: 403, .. }) =>
             {
                 let project = path.split('/').next().unwrap_or_default();

@@ -24,6 +24,7 @@ use super::plan::{after_check, BlobTask, ManifestTask, Plan};
 use crate::digest::Digest;
 use crate::error::{Error, ForeignLayerFate, ImageFailure, Result};
 use crate::oci::Descriptor;
+use crate::registry::family::MountAnswer;
 use crate::registry::{MountOutcome, Progress};
 use crate::store::{Store, StoreError};
 use futures::future::{BoxFuture, FutureExt as _, Shared};
@@ -433,6 +434,16 @@ async fn mount(
     let Store::Registry(t) = c.target else {
         return None;
     };
+    // Where a mount proves nothing (Artifactory answers 202 to every mount,
+    // yet shares a blob once any manifest refers to it; ECR mounts only
+    // blobs a manifest refers to), a `HEAD` asks instead.
+    let answer = t.client.family(&t.repository.registry).mount_answer();
+    let itself = !matches!(from, Store::Registry(s) if s.repository != t.repository);
+    match answer {
+        MountAnswer::Never => return None,
+        MountAnswer::ReferencedOnly if itself => return None,
+        _ => {}
+    }
     let route = match from {
         Store::Registry(s) if s.repository != t.repository => Route::Across {
             from: s.repository.path.clone(),

@@ -8,14 +8,14 @@ pub(crate) use upload::source_error;
 mod verify;
 
 use super::error::describe;
-use super::request::{Body, Req};
+use super::request::Req;
 use super::transport::{read_limited, Transport};
 use super::{Client, RegistryError, Repository, RequestKind, Scope};
 use crate::digest::Digest;
 use crate::oci::Descriptor;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{HeaderValue, CONTENT_LENGTH, LOCATION};
 use reqwest::{Method, Response, StatusCode, Url};
 use std::sync::Arc;
 use verify::{Hashing, Verify};
@@ -251,25 +251,17 @@ impl Client {
         media_type: &str,
     ) -> Result<Descriptor, RegistryError> {
         let desc = Descriptor::of(media_type, &bytes);
-        self.t
-            .retry(&repository.registry, || async {
-                let session = self.start_upload_once(repository).await?;
-                let mut req = Self::finish_req(&session, &desc.digest);
-                req.headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                req.body = Body::Bytes(bytes.clone());
-                let resp = self.t.send(&mut req).await?;
-                if resp.status() != StatusCode::CREATED {
-                    let e = self.t.error_for(&req, resp).await;
-                    let _ = self.cancel_upload(&session).await;
-                    return Err(e);
-                }
-                self.uploads.closed(&session);
-                Ok(desc.clone())
-            })
-            .await
+        // Through the one upload path: retries, and chunks where a registry
+        // or a proxy refuses a single `PUT` (a 413 on the body).
+        self.upload_blob_from(repository, &desc, None, None, || {
+            let bytes = bytes.clone();
+            async move {
+                let stream: BlobStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
+                Ok(stream)
+            }
+        })
+        .await?;
+        Ok(desc)
     }
 
     /// Fetches a blob into memory, verifying size and digest. For small blobs

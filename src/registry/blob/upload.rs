@@ -162,12 +162,17 @@ impl Client {
         self.t
             .retry(&to.registry, || async {
                 let first = session.lock().expect("session").take();
+                let was_chunked = self.t.is_chunked(&to.registry);
                 match attempt(first).await {
+                    // Every upload refused as one `PUT` goes again in chunks,
+                    // not only the first to learn it: uploads in flight at
+                    // once are refused together.
                     Err(e)
                         if self.t.config.upload_mode == UploadMode::Auto
                             && refuses_monolithic(&e)
-                            && self.t.mark_chunked(&to.registry) =>
+                            && !was_chunked =>
                     {
+                        self.t.mark_chunked(&to.registry);
                         attempt(None).await
                     }
                     r => r,
