@@ -124,49 +124,111 @@ async fn an_ecr_repository_that_does_not_exist_is_named_before_writing() {
 }
 
 #[tokio::test]
-async fn quay_and_gcr_refuse_the_fixture_s_mixed_index_before_writing() {
-    for (family, source, names) in [
-        // installer and db are Docker-typed; cache and web OCI.
-        (
-            Family::Quay,
-            "opencontainers/image-spec#1150",
-            vec!["installer", "web"],
-        ),
-        // db is a Docker manifest list; web an OCI index.
-        (
-            Family::Gcr,
-            "getporter/porter#1332",
-            vec!["app/db", "app/web"],
-        ),
-    ] {
-        let (_src, dst, config, fx) = setup(family).await;
-        let target = Reference::parse(&format!("{}/team/app:1", dst.host())).unwrap();
-        let mut bundle = fx.bundle.clone();
-        let e = relocator(&config)
-            .fixup(&mut bundle, &target, &opts())
-            .await
-            .unwrap_err();
-        let Error::RegistryRule {
-            rule, error: None, ..
-        } = &e
-        else {
-            panic!("{family}: a rule before writing, not {e}");
-        };
-        assert_eq!(rule.source, source);
-        for n in names {
-            assert!(rule.rule.contains(n), "{family}: {n} named in {rule}");
-        }
-        assert!(
-            untouched(&dst, "team/app").await,
-            "{family}: nothing written"
-        );
-        // A plain distribution takes it.
-        let mut plain = config.clone();
-        plain.registry_families.clear();
-        let mut b = fx.bundle.clone();
-        relocator(&plain)
-            .fixup(&mut b, &target, &opts())
-            .await
-            .unwrap();
-    }
+async fn gcr_refuses_the_fixture_s_mixed_index_before_writing() {
+    let (_src, dst, config, fx) = setup(Family::Gcr).await;
+    let target = Reference::parse(&format!("{}/team/app:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let e = relocator(&config)
+        .fixup(&mut bundle, &target, &opts())
+        .await
+        .unwrap_err();
+    let Error::RegistryRule {
+        rule, error: None, ..
+    } = &e
+    else {
+        panic!("a rule before writing, not {e}");
+    };
+    assert_eq!(rule.source, "getporter/porter#1332");
+    // db is a Docker manifest list; web an OCI index.
+    assert!(
+        rule.rule.contains("app/db") && rule.rule.contains("app/web"),
+        "{rule}"
+    );
+    assert!(untouched(&dst, "team/app").await, "nothing written");
+    // A plain distribution takes it.
+    let mut plain = config.clone();
+    plain.registry_families.clear();
+    let mut b = fx.bundle.clone();
+    relocator(&plain)
+        .fixup(&mut b, &target, &opts())
+        .await
+        .unwrap();
+}
+
+/// Quay refuses an OCI index listing Docker manifests: push takes the
+/// manifest list form first, and says why; without fallbacks, and for a
+/// copy (which keeps the source's OCI index), nothing is written.
+#[tokio::test]
+async fn quay_gets_a_docker_manifest_list_or_a_rule_before_writing() {
+    let (src, dst, config, fx) = setup(Family::Quay).await;
+    let target = Reference::parse(&format!("{}/team/app:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let r = relocator(&config);
+    let fixed = r.fixup(&mut bundle, &target, &opts()).await.unwrap();
+    let pushed = r
+        .push(
+            &bundle,
+            &fixed.relocation_map,
+            &target,
+            &PushOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pushed.descriptor.media_type,
+        cnab_oci::oci::media_type::DOCKER_MANIFEST_LIST
+    );
+    assert!(
+        pushed
+            .fallbacks
+            .iter()
+            .any(|f| f.contains("opencontainers/image-spec#1150")),
+        "{:?}",
+        pushed.fallbacks
+    );
+    let strict = Reference::parse(&format!("{}/team/strict:1", dst.host())).unwrap();
+    let mut b = fx.bundle.clone();
+    let f = r.fixup(&mut b, &strict, &opts()).await.unwrap();
+    let e = r
+        .push(
+            &b,
+            &f.relocation_map,
+            &strict,
+            &PushOptions {
+                allow_fallbacks: false,
+                index_hook: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::RegistryRule { error: None, .. }), "{e}");
+    assert!(untouched(&dst, "team/strict").await);
+    // A copy keeps the source's OCI index, which Quay refuses.
+    let at_src = Reference::parse(&format!("{}/app/bundle:1", src.host())).unwrap();
+    let mut plain = config.clone();
+    plain.registry_families.clear();
+    let mut b = fx.bundle.clone();
+    let f = relocator(&plain)
+        .fixup(&mut b, &at_src, &opts())
+        .await
+        .unwrap();
+    relocator(&plain)
+        .push(&b, &f.relocation_map, &at_src, &PushOptions::default())
+        .await
+        .unwrap();
+    let copied = Reference::parse(&format!("{}/team/copied:1", dst.host())).unwrap();
+    let e = r
+        .copy(
+            &Location::Registry(at_src),
+            &Location::Registry(copied),
+            &CopyOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::RegistryRule { error: None, .. })
+            && e.to_string().contains("instead of copying"),
+        "{e}"
+    );
+    assert!(untouched(&dst, "team/copied").await);
 }
