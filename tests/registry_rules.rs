@@ -29,6 +29,28 @@ async fn setup(
     (src, dst, config, fx)
 }
 
+/// Fixes up and pushes the fixture's bundle to `target` with `config`.
+async fn pushed_to(
+    config: &cnab_oci::registry::ClientConfig,
+    fx: &crate::harness::fixtures::Fixture,
+    target: &Reference,
+) -> (
+    cnab_oci::Bundle,
+    cnab_oci::ops::FixupOutcome,
+    cnab_oci::ops::PushOutcome,
+) {
+    let mut b = fx.bundle.clone();
+    let fixed = relocator(config)
+        .fixup(&mut b, target, &opts())
+        .await
+        .unwrap();
+    let pushed = relocator(config)
+        .push(&b, &fixed.relocation_map, target, &PushOptions::default())
+        .await
+        .unwrap();
+    (b, fixed, pushed)
+}
+
 /// Whether `dst` holds anything in `path`: its tags, or any blob of the
 /// fixture's installer.
 async fn untouched(dst: &Registry, path: &str) -> bool {
@@ -61,15 +83,7 @@ async fn a_docker_hub_path_of_three_levels_is_refused_before_writing() {
     assert!(untouched(&dst, "team/apps/web").await);
     // Two levels are fine.
     let ok = Reference::parse(&format!("{}/team/web:1", dst.host())).unwrap();
-    let mut b = fx.bundle.clone();
-    let fixed = relocator(&config)
-        .fixup(&mut b, &ok, &opts())
-        .await
-        .unwrap();
-    relocator(&config)
-        .push(&b, &fixed.relocation_map, &ok, &PushOptions::default())
-        .await
-        .unwrap();
+    let (b, fixed, _) = pushed_to(&config, &fx, &ok).await;
     // push and copy say the same before writing.
     let e = relocator(&config)
         .push(&b, &fixed.relocation_map, &target, &PushOptions::default())
@@ -107,15 +121,7 @@ async fn an_ecr_repository_that_does_not_exist_is_named_before_writing() {
     // the push goes through.
     let mut first = config.clone();
     first.registry_families.clear();
-    let mut b = fx.bundle.clone();
-    let fixed = relocator(&first)
-        .fixup(&mut b, &target, &opts())
-        .await
-        .unwrap();
-    relocator(&first)
-        .push(&b, &fixed.relocation_map, &target, &PushOptions::default())
-        .await
-        .unwrap();
+    pushed_to(&first, &fx, &target).await;
     let mut again = fx.bundle.clone();
     relocator(&config)
         .fixup(&mut again, &target, &opts())
@@ -207,15 +213,7 @@ async fn quay_gets_a_docker_manifest_list_or_a_rule_before_writing() {
     let at_src = Reference::parse(&format!("{}/app/bundle:1", src.host())).unwrap();
     let mut plain = config.clone();
     plain.registry_families.clear();
-    let mut b = fx.bundle.clone();
-    let f = relocator(&plain)
-        .fixup(&mut b, &at_src, &opts())
-        .await
-        .unwrap();
-    relocator(&plain)
-        .push(&b, &f.relocation_map, &at_src, &PushOptions::default())
-        .await
-        .unwrap();
+    pushed_to(&plain, &fx, &at_src).await;
     let copied = Reference::parse(&format!("{}/team/copied:1", dst.host())).unwrap();
     let e = r
         .copy(

@@ -13,7 +13,8 @@ use reqwest::{Method, StatusCode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkedUpload {
     /// `OCI-Chunk-Min-Length` of the session's `POST` answer, when sent
-    /// (distribution-spec v1.1.0, "Pushing a blob in chunks"), in bytes.
+    /// (distribution-spec v1.1.0, "Pushing a blob in chunks"), in bytes
+    /// (capped at 64 MiB, the most the client honours).
     pub min_length: Option<u64>,
 }
 
@@ -68,7 +69,8 @@ impl Client {
     /// Uploads `bytes` in one `PATCH` chunk (`POST`, `PATCH` with
     /// `Content-Range: 0-<len-1>`, `PUT ?digest=`), as the distribution
     /// spec's chunked upload goes, and says what the session's answer asked
-    /// of chunks. One attempt: this is a probe.
+    /// of chunks. The session is opened under the retry policy; the chunk
+    /// and the close are one attempt each: this is a probe.
     ///
     /// # Errors
     /// The [`RegistryError`] of the first request refused; the session is
@@ -78,32 +80,9 @@ impl Client {
         repository: &Repository,
         bytes: Bytes,
     ) -> Result<ChunkedUpload, RegistryError> {
-        let scopes = [Scope::push(&repository.path)];
-        let mut post = Req::on(
-            Method::POST,
-            repository,
-            format!("/v2/{}/blobs/uploads/", repository.path),
-            RequestKind::UploadStart,
-            &scopes,
-            "start blob upload".to_owned(),
-        );
-        post.headers
-            .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let resp = self.t.send(&mut post).await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.t.error_for(&post, resp).await);
-        }
-        let min_length = resp
-            .headers()
-            .get("oci-chunk-min-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        self.t.learn_chunk_min(&repository.registry, resp.headers());
-        let session = super::UploadSession {
-            repository: repository.clone(),
-            location: super::blob::location(&resp, repository, &post.operation)?,
-        };
-        self.uploads.opened(&session);
+        let session = self.start_upload(repository).await?;
+        // What the session's answer asked of chunks, as the client learned it.
+        let min_length = Some(self.t.chunk_min(&repository.registry)).filter(|n| *n > 0);
         let r = self.chunk_and_finish(&session, bytes).await;
         if r.is_err() {
             let _ = self.cancel_upload(&session).await;
