@@ -398,6 +398,23 @@ async fn tag_lists_follow_link_pages() {
     assert_eq!(tags, ["a", "b", "c"]);
 }
 
+/// A `Link` that names a page already read (a registry or proxy that
+/// rewrites it wrong) ends the listing with an error, not a loop.
+#[tokio::test]
+async fn a_tag_list_link_back_to_a_read_page_stops() {
+    let fake = Fake::start(|r: &Recorded, _| {
+        let back = if r.target.contains("last=b") {
+            "</v2/a/tags/list?n=1000>; rel=\"next\""
+        } else {
+            "</v2/a/tags/list?n=2&last=b>; rel=\"next\""
+        };
+        respond(200, &[("link", back)], r#"{"name":"a","tags":["a"]}"#)
+    });
+    let e = client().list_tags(&repo(&fake, "a")).await.unwrap_err();
+    assert!(e.to_string().contains("names a page already read"), "{e}");
+    assert_eq!(fake.requests().len(), 2, "each page read once");
+}
+
 /// A 200 answer with an HTML page, a manifest over the size cap, and a HEAD
 /// without a digest (answered by a GET) are each handled.
 #[tokio::test]

@@ -507,7 +507,20 @@ impl Client {
         }
         let mut tags = Vec::new();
         let mut next = Some(format!("/v2/{}/tags/list?n={page_size}", repository.path));
+        // A `Link` that names a page already read would loop for ever.
+        let mut seen = std::collections::HashSet::new();
         while let Some(target) = next.take() {
+            if !seen.insert(target.clone()) {
+                return Err(RegistryError::Protocol {
+                    registry: repository.registry.clone(),
+                    operation: "list tags".into(),
+                    reason: format!(
+                        "the tag list's `Link` names a page already read (`{target}`), after {} \
+                         page(s): the listing would never end",
+                        seen.len() - 1
+                    ),
+                });
+            }
             let page = self
                 .t
                 .retry(&repository.registry, || async {
