@@ -221,6 +221,36 @@ async fn an_archive_round_trip_carries_every_referrer() {
         listed(&dst_client, &target, &signed.web_index).await,
         before
     );
+    // A signature made since: the next delta holds it, and the import puts
+    // it beside its subject, which the delta leaves out and the target has.
+    let late = cosign_signature(&bundle_repo.path, &signed.web_index, &bundle_key);
+    push_tagged(&client, &bundle_repo, &late).await.unwrap();
+    let delta2 = dir.path().join("delta2.tgz");
+    relocator(&config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(
+                Reference::parse(&format!("{}/app/bundle:1", src.host())).unwrap(),
+            )),
+            &delta2,
+            &ArchiveOptions {
+                since: Some(archive::blob_sizes(&out).unwrap()),
+                ..ArchiveOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let third = relocator(&config)
+        .import(&delta2, &target_ref, &ImportOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        third.referrers_left_behind.is_empty(),
+        "{:#?}",
+        third.referrers_left_behind
+    );
+    assert_eq!(third.referrers.len(), 1);
+    assert!(!third.referrers[0].present);
+    dst_client.resolve_in(&target, &late.tag).await.unwrap();
 
     // Imported without referrers: the images only.
     let bare_ref = Reference::parse(&format!("{}/prod/bare:1", dst.host())).unwrap();

@@ -210,6 +210,7 @@ impl Relocator {
         };
         let mut keeper = referrers::Keeper::new(held);
         for p in &planned {
+            keeper.subject_present(&p.root.digest, Some(p.key.clone()), &p.image);
             for m in contents.manifests_under(&p.root.digest) {
                 keeper.subject_present(&m.digest, Some(p.key.clone()), &p.image);
             }
@@ -225,13 +226,20 @@ impl Relocator {
                 stopped: None,
             });
         }
+        // A delta leaves out manifests the target has (check_missing made
+        // sure): their referrers are put back beside them too.
+        let reference = target.to_string();
+        for (d, (kind, _)) in &contents.missing {
+            if matches!(kind, NodeKind::Index | NodeKind::Manifest) {
+                keeper.subject_present(d, None, &reference);
+            }
+        }
         // The images' referrers, once every image is in: then those of the
         // bundle index, if it is the one they refer to, before its tag.
         self.keep_referrers(store, &contents, &mut keeper, &mut done, &mut counted)
             .await?;
         let pushed = if keeper.waiting() {
             let state = tokio::sync::Mutex::new((&mut keeper, &mut done, &mut counted));
-            let reference = target.to_string();
             let before_tag = |index: Descriptor| -> futures::future::BoxFuture<'_, Result<()>> {
                 let (state, contents, reference) = (&state, &contents, &reference);
                 Box::pin(async move {
