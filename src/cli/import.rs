@@ -212,7 +212,8 @@ fn print_import(done: &ImportOutcome, json: bool) -> Result<()> {
         doc["manifests_skipped"] = done.manifests_skipped.into();
         doc["passes"] = done.passes.into();
         doc["referrers"] = serde_json::json!(done.referrers);
-        doc["referrers_left_behind"] = serde_json::json!(done.referrers_left_behind);
+        // The count is push's `referrers_left_behind`; the list has its own name.
+        doc["left_behind_referrers"] = serde_json::json!(done.referrers_left_behind);
         writeln!(out, "{doc}")?;
     } else {
         writeln!(

@@ -239,7 +239,8 @@ pub fn main() -> ExitCode {
                 }
                 let _ = writeln!(
                     std::io::stderr(),
-                    "interrupted: no tag and no output file was written"
+                    "interrupted: the bundle tag and the output files were not written (signature \
+                     tags already written stay, each beside its manifest); run it again to finish"
                 );
                 return ExitCode::from(EXIT_INTERRUPTED);
             }
