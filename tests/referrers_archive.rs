@@ -252,6 +252,32 @@ async fn an_archive_round_trip_carries_every_referrer() {
     assert!(!third.referrers[0].present);
     dst_client.resolve_in(&target, &late.tag).await.unwrap();
 
+    // Archived with a platform filter, the bundle index changes: its
+    // signature is left behind, and said so.
+    let mut fixup = opts();
+    fixup.platforms.component = platforms(&["linux/amd64"]);
+    let filtered = relocator(&config)
+        .archive(
+            &ArchiveSource::Pushed(Location::Registry(
+                Reference::parse(&format!("{}/app/bundle:1", src.host())).unwrap(),
+            )),
+            &dir.path().join("filtered.tgz"),
+            &ArchiveOptions {
+                fixup,
+                ..ArchiveOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let rebuilt: Vec<_> = filtered
+        .referrers_left_behind
+        .iter()
+        .filter(|l| matches!(l.reason, LeftBehindReason::BundleRebuilt { .. }))
+        .map(|l| l.found.subject.clone())
+        .collect();
+    assert_eq!(rebuilt, [index.digest.clone()], "the index signature");
+    assert!(filtered.referrers.iter().all(|r| r.subject != index.digest));
+
     // Imported without referrers: the images only.
     let bare_ref = Reference::parse(&format!("{}/prod/bare:1", dst.host())).unwrap();
     let bare = relocator(&config)

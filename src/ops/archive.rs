@@ -23,7 +23,8 @@ use crate::oci::Descriptor;
 use crate::registry::{source_error, RegistryError, RegistryStats};
 use crate::relocate::events::{Action, Event, NodeKind};
 use crate::relocate::{
-    Candidate, FoundReferrer, ImageJob, LeftBehind, NotSearched, Plan, ReferrerPlan, Referrers,
+    Candidate, FoundReferrer, ImageJob, LeftBehind, LeftBehindReason, NotSearched, Plan,
+    ReferrerPlan, Referrers,
 };
 use crate::store::{LayoutStore, Store};
 use bytes::Bytes;
@@ -140,17 +141,34 @@ impl Relocator {
         super::fixup::reconcile(&mut bundle, &plan, pushed || opts.fixup.auto_update_bundle)?;
         // The bundle index's own referrers go too: an import that pushes
         // the same index gives them back their subject.
+        // A filter that changes an image changes the bundle index too: its
+        // referrers are left behind, and said so.
+        let rebuilt = plan
+            .images
+            .iter()
+            .any(|i| i.descriptor.digest != i.source_descriptor.digest);
         let index_referrers = match (&pushed_index, opts.fixup.referrers) {
-            (Some((store, index)), Referrers::Carry) => Some(
-                Box::pin(self.engine.plan_referrers_of(
+            (Some((store, index)), Referrers::Carry) => {
+                let (digests, filtered) = if rebuilt {
+                    (Vec::new(), Some((index.clone(), index.clone())))
+                } else {
+                    (vec![index.clone()], None)
+                };
+                let mut found = Box::pin(self.engine.plan_referrers_of(
                     store.reference_for(index),
                     store,
                     &nothing,
-                    vec![index.clone()],
-                    None,
+                    digests,
+                    filtered,
                 ))
-                .await?,
-            ),
+                .await?;
+                for l in &mut found.left_behind {
+                    l.reason = LeftBehindReason::BundleRebuilt {
+                        index: index.clone(),
+                    };
+                }
+                Some(found)
+            }
             _ => None,
         };
         let referrer_plans: Vec<&ReferrerPlan> = std::iter::once(&plan.referrers)

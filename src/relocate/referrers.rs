@@ -153,6 +153,13 @@ pub enum LeftBehindReason {
         /// Its media type.
         media_type: String,
     },
+    /// It refers to a bundle index that a platform filter rewrites: the
+    /// filtered images make another bundle index (an archive of a pushed
+    /// bundle with a filter).
+    BundleRebuilt {
+        /// The bundle index it refers to.
+        index: Digest,
+    },
     /// Its subject is not in the target: a referrer of the bundle index an
     /// archive holds, when the import pushes another index (a platform
     /// filter, or another repository's references, changed it).
@@ -175,6 +182,11 @@ impl std::fmt::Display for LeftBehindReason {
             LeftBehindReason::NotAManifest { media_type } => {
                 write!(f, "it is a `{media_type}`, not an image manifest or index")
             }
+            LeftBehindReason::BundleRebuilt { index } => write!(
+                f,
+                "the platform filter changes the bundle's images, so the bundle index is not \
+                 {index}, which it refers to"
+            ),
             LeftBehindReason::SubjectNotPushed {
                 pushed: Some(pushed),
             } => write!(
