@@ -275,7 +275,8 @@ async fn an_archive_round_trip_carries_every_referrer() {
         .filter(|l| matches!(l.reason, LeftBehindReason::BundleRebuilt { .. }))
         .map(|l| l.found.subject.clone())
         .collect();
-    assert_eq!(rebuilt, [index.digest.clone()], "the index signature");
+    assert_eq!(rebuilt.len(), 1, "the index signature");
+    assert_eq!(rebuilt[0], index.digest);
     assert!(filtered.referrers.iter().all(|r| r.subject != index.digest));
 
     // Imported without referrers: the images only.
