@@ -378,7 +378,11 @@ fn new_entry(r: &Referrer) -> Node {
 ///   in that order, with all of the referrer's annotations (the spec's
 ///   MUST; go-containerregistry leaves them out).
 ///
-/// `Ok(None)` when every entry of `add` is already listed (nothing to push).
+/// - An entry already listed that lacks `artifactType` or `annotations` (a
+///   client that dropped them) gets the referrer's; its other members stay.
+///
+/// `Ok(None)` when every entry of `add` is already listed, complete (nothing
+/// to push).
 ///
 /// # Errors
 /// `existing` is not JSON, not an OCI image index (its `mediaType` is
@@ -430,12 +434,38 @@ pub fn merge_fallback(
         .filter_map(|e| e.as_object()?.get("digest")?.as_str().map(str::to_owned))
         .collect();
     let before = entries.len();
+    let mut completed = false;
     for r in add {
         if listed.insert(r.descriptor.digest.to_string()) {
             entries.push(new_entry(r));
+            continue;
+        }
+        // Listed already: an entry without `artifactType` or annotations (a
+        // client that dropped them) gets them, so that a filter finds it;
+        // nothing it has is changed.
+        let digest = r.descriptor.digest.as_str();
+        let fresh = new_entry(r);
+        let Value::Object(fresh) = fresh.value else {
+            continue;
+        };
+        for e in &mut entries {
+            let Value::Object(o) = &mut e.value else {
+                continue;
+            };
+            if o.get("digest").and_then(Node::as_str) != Some(digest) {
+                continue;
+            }
+            for key in ["artifactType", "annotations"] {
+                if o.get(key).is_none() {
+                    if let Some(v) = fresh.get(key) {
+                        o.insert(key, v.clone());
+                        completed = true;
+                    }
+                }
+            }
         }
     }
-    if entries.len() == before {
+    if entries.len() == before && !completed {
         return Ok(None);
     }
     // Replaces `manifests` where it stands (appended when it was absent).

@@ -517,3 +517,34 @@ fn merging_refuses_what_is_not_a_referrers_index() {
     );
     assert!(merge_fallback(Some(dup.as_bytes()), &add).is_err());
 }
+
+#[test]
+fn a_bare_entry_gets_the_referrers_artifact_type_and_annotations() {
+    // Listed by a client that dropped both: completed, its own members kept.
+    let bare = format!(
+        r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{HEX2}","size":7,"x":1}}"#
+    );
+    let existing = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{bare}]}}"#
+    );
+    let add = [referrer(
+        HEX2,
+        Some("application/vnd.cncf.notary.signature"),
+        &[("k", "v")],
+    )];
+    let merged = merge_fallback(Some(existing.as_bytes()), &add)
+        .unwrap()
+        .expect("completed");
+    let v: serde_json::Value = serde_json::from_slice(&merged).unwrap();
+    let e = &v["manifests"][0];
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1, "one entry still");
+    assert_eq!(e["artifactType"], "application/vnd.cncf.notary.signature");
+    assert_eq!(e["annotations"]["k"], "v");
+    assert_eq!(e["size"], 7, "the entry's own size is kept");
+    assert_eq!(e["x"], 1);
+    // Complete now: nothing more to push.
+    assert_eq!(merge_fallback(Some(&merged), &add).unwrap(), None);
+    // An entry that has an artifactType keeps it, even if another is offered.
+    let typed = existing.replace(r#""x":1"#, r#""x":1,"artifactType":"mine","annotations":{}"#);
+    assert_eq!(merge_fallback(Some(typed.as_bytes()), &add).unwrap(), None);
+}
