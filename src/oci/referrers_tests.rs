@@ -537,7 +537,11 @@ fn a_bare_entry_gets_the_referrers_artifact_type_and_annotations() {
         .expect("completed");
     let v: serde_json::Value = serde_json::from_slice(&merged).unwrap();
     let e = &v["manifests"][0];
-    assert_eq!(v["manifests"].as_array().unwrap().len(), 1, "one entry still");
+    assert_eq!(
+        v["manifests"].as_array().unwrap().len(),
+        1,
+        "one entry still"
+    );
     assert_eq!(e["artifactType"], "application/vnd.cncf.notary.signature");
     assert_eq!(e["annotations"]["k"], "v");
     assert_eq!(e["size"], 7, "the entry's own size is kept");
@@ -545,6 +549,9 @@ fn a_bare_entry_gets_the_referrers_artifact_type_and_annotations() {
     // Complete now: nothing more to push.
     assert_eq!(merge_fallback(Some(&merged), &add).unwrap(), None);
     // An entry that has an artifactType keeps it, even if another is offered.
-    let typed = existing.replace(r#""x":1"#, r#""x":1,"artifactType":"mine","annotations":{}"#);
+    let typed = existing.replace(
+        r#""x":1"#,
+        r#""x":1,"artifactType":"mine","annotations":{}"#,
+    );
     assert_eq!(merge_fallback(Some(typed.as_bytes()), &add).unwrap(), None);
 }

@@ -189,6 +189,15 @@ pub enum AuthFailure {
     MissingCredentials,
     /// Credentials were sent and refused.
     Refused,
+    /// The registry answered `403` with its own reason (a policy, a quota,
+    /// an immutable tag, GitLab's `insufficient_scope` on a deep path):
+    /// shown first, as it may have nothing to do with credentials.
+    Forbidden {
+        /// The registry's message.
+        message: String,
+        /// Whether credentials were sent.
+        with_credentials: bool,
+    },
     /// The token endpoint failed.
     TokenEndpoint {
         /// Its HTTP status.
@@ -205,6 +214,16 @@ impl fmt::Display for AuthFailure {
                 "no credentials are configured for this registry: run `docker login`, or set them in the docker config",
             ),
             Self::Refused => f.write_str("the credentials were refused: check them, and that they grant this access"),
+            Self::Forbidden {
+                message,
+                with_credentials,
+            } => {
+                write!(f, "the registry refused it: {message}")?;
+                if !with_credentials {
+                    f.write_str(" (no credentials are configured for this registry: if it wants them, run `docker login`)")?;
+                }
+                Ok(())
+            }
             Self::TokenEndpoint { status, message } => {
                 write!(f, "the token endpoint answered {status}")?;
                 if !message.is_empty() {
@@ -520,7 +539,13 @@ impl RegistryError {
             }],
             Self::Unauthorized {
                 registry,
-                failure: AuthFailure::MissingCredentials | AuthFailure::Refused,
+                failure:
+                    AuthFailure::MissingCredentials
+                    | AuthFailure::Refused
+                    | AuthFailure::Forbidden {
+                        with_credentials: false,
+                        ..
+                    },
                 ..
             } => vec![Hint::Login {
                 registry: registry.clone(),

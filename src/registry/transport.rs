@@ -307,7 +307,29 @@ impl Transport {
         let after = retry_after(resp.headers());
         let body = read_limited(resp, 64 * 1024).await.unwrap_or_default();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return self.auth.refused(req, status.as_u16()).await;
+            let mut e = self.auth.refused(req, status.as_u16()).await;
+            // A 403 that says why is the registry's refusal, in its words.
+            let said = parse_envelope(&body)
+                .into_iter()
+                .map(|a| a.message)
+                .find(|m| !m.is_empty());
+            if let (
+                StatusCode::FORBIDDEN,
+                Some(message),
+                RegistryError::Unauthorized { failure, .. },
+            ) = (status, said, &mut e)
+            {
+                if matches!(
+                    failure,
+                    AuthFailure::MissingCredentials | AuthFailure::Refused
+                ) {
+                    *failure = AuthFailure::Forbidden {
+                        with_credentials: *failure == AuthFailure::Refused,
+                        message,
+                    };
+                }
+            }
+            return e;
         }
         RegistryError::Api {
             registry: req.registry.clone(),

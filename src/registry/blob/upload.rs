@@ -495,7 +495,14 @@ fn location_or(
     }
 }
 
-/// Statuses with which registries refuse a single-`PUT` upload.
+/// Statuses with which registries refuse a single-`PUT` upload (the
+/// registry's answer, not an auth failure that carries one).
 fn refuses_monolithic(e: &RegistryError) -> bool {
-    matches!(e.status(), Some(405 | 411 | 413 | 501))
+    matches!(
+        e,
+        RegistryError::Api {
+            status: 405 | 411 | 413 | 501,
+            ..
+        }
+    )
 }
