@@ -14,11 +14,13 @@
 //!
 //! Here: the helpers; `distribution`: Docker Hub, GitLab, distribution v3;
 //! `cloud`: ECR, ACR, GCR; `onprem`: Quay, Harbor, Artifactory;
-//! `transfer`: the chunk minimum and a proxy's `413`.
+//! `transfer`: the chunk minimum and a proxy's `413`; `check`:
+//! `check-registry` against each fake.
 
 // What cnab-oci answers is printed too, for reading a failure.
 #![allow(clippy::print_stderr)]
 
+mod check;
 mod cloud;
 mod distribution;
 mod onprem;
