@@ -2,9 +2,10 @@
 //! itself: a real distribution 2.8 registry is named a Docker Hub, an ECR
 //! or a Quay (`ClientConfig::registry_families`), and the rule that the
 //! request alone breaks stops the push before anything is written, naming
-//! the rule, the fix and its source. The registries' refusals themselves
-//! are modelled by the in-memory fakes (`registry_families`); here the
-//! point is what the client decides without asking.
+//! the rule, the fix and its source (Quay's only without fallbacks: push
+//! takes the Docker manifest list form there). The registries' refusals
+//! themselves are modelled by the in-memory fakes (`registry_families`);
+//! here the point is what the client decides without asking.
 
 use crate::harness::client::{client_for, repo};
 use crate::harness::fixtures::{opts, registry_config, relocator, seed};
@@ -124,49 +125,88 @@ async fn an_ecr_repository_that_does_not_exist_is_named_before_writing() {
 }
 
 #[tokio::test]
-async fn quay_and_gcr_refuse_the_fixture_s_mixed_index_before_writing() {
-    for (family, source, names) in [
-        // installer and db are Docker-typed; cache and web OCI.
-        (
-            Family::Quay,
-            "opencontainers/image-spec#1150",
-            vec!["installer", "web"],
-        ),
-        // db is a Docker manifest list; web an OCI index.
-        (
-            Family::Gcr,
-            "getporter/porter#1332",
-            vec!["app/db", "app/web"],
-        ),
-    ] {
-        let (_src, dst, config, fx) = setup(family).await;
-        let target = Reference::parse(&format!("{}/team/app:1", dst.host())).unwrap();
-        let mut bundle = fx.bundle.clone();
-        let e = relocator(&config)
-            .fixup(&mut bundle, &target, &opts())
-            .await
-            .unwrap_err();
-        let Error::RegistryRule {
-            rule, error: None, ..
-        } = &e
-        else {
-            panic!("{family}: a rule before writing, not {e}");
-        };
-        assert_eq!(rule.source, source);
-        for n in names {
-            assert!(rule.rule.contains(n), "{family}: {n} named in {rule}");
-        }
-        assert!(
-            untouched(&dst, "team/app").await,
-            "{family}: nothing written"
-        );
-        // A plain distribution takes it.
-        let mut plain = config.clone();
-        plain.registry_families.clear();
-        let mut b = fx.bundle.clone();
-        relocator(&plain)
-            .fixup(&mut b, &target, &opts())
-            .await
-            .unwrap();
+async fn gcr_refuses_the_fixture_s_mixed_index_before_writing() {
+    let (_src, dst, config, fx) = setup(Family::Gcr).await;
+    let target = Reference::parse(&format!("{}/team/app:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let e = relocator(&config)
+        .fixup(&mut bundle, &target, &opts())
+        .await
+        .unwrap_err();
+    let Error::RegistryRule {
+        rule, error: None, ..
+    } = &e
+    else {
+        panic!("a rule before writing, not {e}");
+    };
+    assert_eq!(rule.source, "getporter/porter#1332");
+    // db is a Docker manifest list; web an OCI index.
+    for n in ["app/db", "app/web"] {
+        assert!(rule.rule.contains(n), "{n} named in {rule}");
     }
+    assert!(untouched(&dst, "team/app").await, "nothing written");
+    // A plain distribution takes it.
+    let mut plain = config.clone();
+    plain.registry_families.clear();
+    let mut b = fx.bundle.clone();
+    relocator(&plain)
+        .fixup(&mut b, &target, &opts())
+        .await
+        .unwrap();
+}
+
+/// Quay refuses an OCI index listing Docker-typed manifests: push takes the
+/// Docker manifest list form first and says so; with fallbacks off the
+/// rule stops it before the bundle is written.
+#[tokio::test]
+async fn quay_gets_the_docker_manifest_list_form_or_the_rule_before_writing() {
+    let (_src, dst, config, fx) = setup(Family::Quay).await;
+    let target = Reference::parse(&format!("{}/team/app:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let fixed = relocator(&config)
+        .fixup(&mut bundle, &target, &opts())
+        .await
+        .unwrap();
+    let strict = PushOptions {
+        allow_fallbacks: false,
+        ..PushOptions::default()
+    };
+    let e = relocator(&config)
+        .push(&bundle, &fixed.relocation_map, &target, &strict)
+        .await
+        .unwrap_err();
+    let Error::RegistryRule {
+        rule, error: None, ..
+    } = &e
+    else {
+        panic!("a rule before writing, not {e}");
+    };
+    assert_eq!(rule.source, "opencontainers/image-spec#1150");
+    // installer and db are Docker-typed; cache and web OCI.
+    for n in ["app/installer", "app/db"] {
+        assert!(rule.rule.contains(n), "{n} named in {rule}");
+    }
+    assert!(!rule.rule.contains("app/web"), "{rule}");
+    assert!(untouched(&dst, "team/app").await, "no tag written");
+    let pushed = relocator(&config)
+        .push(
+            &bundle,
+            &fixed.relocation_map,
+            &target,
+            &PushOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pushed.descriptor.media_type,
+        cnab_oci::oci::media_type::DOCKER_MANIFEST_LIST
+    );
+    assert!(
+        pushed
+            .fallbacks
+            .iter()
+            .any(|f| f.ends_with("(opencontainers/image-spec#1150): pushed a Docker manifest list")),
+        "{:?}",
+        pushed.fallbacks
+    );
 }
