@@ -4,18 +4,23 @@
 //! for what it models, then given the test bundle (a Docker installer and
 //! OCI images, multi-arch indexes of both formats, a layer shared by a
 //! Docker and an OCI image): fixup and push, pull, copy within the
-//! registry. Where cnab-oci succeeds today, success is held with the
-//! digests unchanged (images byte-identical, the index digest kept by pull
-//! and copy); where it fails, the failure is held and its error printed,
-//! its wording not yet (`// issue 14: engine response pending`).
+//! registry, with the fake's host named as its family
+//! (`ClientConfig::registry_families`, as `--registry-family` does). Where
+//! cnab-oci succeeds, success is held with the digests unchanged (images
+//! byte-identical, the index digest kept by pull and copy); where the
+//! family's rule stops it, the `Error::RegistryRule` is held: family,
+//! source, whether before writing, the words of rule and fix, and that
+//! nothing was written.
 //!
 //! Here: the helpers; `distribution`: Docker Hub, GitLab, distribution v3;
 //! `cloud`: ECR, ACR, GCR; `onprem`: Quay, Harbor, Artifactory;
-//! `transfer`: the chunk minimum and a proxy's `413`.
+//! `transfer`: the chunk minimum and a proxy's `413`; `check`:
+//! `check-registry` against each fake.
 
-// What cnab-oci answers today is printed, for issue 14's engine responses.
+// What cnab-oci answers is printed too, for reading a failure.
 #![allow(clippy::print_stderr)]
 
+mod check;
 mod cloud;
 mod distribution;
 mod onprem;
@@ -26,9 +31,10 @@ use crate::harness::memreg::{MemRegistry, Mode};
 use bytes::Bytes;
 use cnab_oci::oci::{media_type as mt, Descriptor};
 use cnab_oci::ops::{CopyOptions, CopyOutcome, Location, PushOptions, PushOutcome};
+use cnab_oci::registry::family::{Family, Rule};
 use cnab_oci::registry::{ClientConfig, Repository};
 use cnab_oci::synth::{self, Format, ImageSpec};
-use cnab_oci::{Bundle, Digest, Reference};
+use cnab_oci::{Bundle, Digest, Error, Reference};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -181,41 +187,128 @@ pub(crate) async fn push_image(
     img
 }
 
+/// A step of [`Run`] that failed, and its error.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    /// `fixup`, `push`, `pull` or `copy`.
+    pub step: &'static str,
+    pub error: Error,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.error)
+    }
+}
+
+fn failed(step: &'static str) -> impl FnOnce(Error) -> Failed {
+    move |error| Failed { step, error }
+}
+
 /// What cnab-oci did with the test bundle against one registry: fixup and
 /// push into `path`, pull, copy within the registry into `copy_path`; a
 /// later step is not tried when an earlier one failed.
 pub(crate) struct Run {
-    pub push: Result<PushOutcome, String>,
-    pub pull: Option<Result<(), String>>,
-    pub copy: Option<Result<CopyOutcome, String>>,
+    pub push: Result<PushOutcome, Failed>,
+    pub pull: Option<Result<(), Failed>>,
+    pub copy: Option<Result<CopyOutcome, Failed>>,
 }
 
 impl Run {
     /// The push, which must have succeeded.
     pub fn pushed(&self) -> &PushOutcome {
-        self.push.as_ref().unwrap_or_else(|e| panic!("push: {e}"))
+        self.push.as_ref().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Fixup, push, pull and copy all succeeded.
     pub fn assert_all_succeeded(&self) -> &CopyOutcome {
         self.pushed();
         if let Some(Err(e)) = &self.pull {
-            panic!("pull: {e}");
+            panic!("{e}");
         }
         match &self.copy {
             Some(Ok(c)) => c,
-            Some(Err(e)) => panic!("copy: {e}"),
+            Some(Err(e)) => panic!("{e}"),
             None => panic!("copy not tried"),
         }
     }
 
-    /// The push failed (fixup or push): its error.
-    pub fn push_error(&self) -> &str {
+    /// The push failed (fixup or push): the failure.
+    pub fn push_error(&self) -> &Failed {
         match &self.push {
             Err(e) => e,
             Ok(p) => panic!("the push succeeded: {:?}", p.descriptor),
         }
     }
+}
+
+/// `reg`'s configuration with its host named as `family`, as
+/// `--registry-family HOST=FAMILY` does.
+pub(crate) fn as_family(reg: &MemRegistry, family: Family) -> ClientConfig {
+    let mut c = reg.config();
+    c.registry_families.insert(reg.host(), family);
+    c
+}
+
+/// `e` is the [`Error::RegistryRule`] of `family` citing `source`, said
+/// before anything was written when `before`, or explaining the
+/// registry's refusal (kept inside it) otherwise; its rule has every one
+/// of `rule`'s words, its fix every one of `fix`'s; its message ends with
+/// the rule, the fix and the source. Returns the rule.
+#[track_caller]
+pub(crate) fn assert_rule<'a>(
+    e: &'a Error,
+    family: Family,
+    source: &str,
+    before: bool,
+    rule: &[&str],
+    fix: &[&str],
+) -> &'a Rule {
+    let Error::RegistryRule {
+        rule: r,
+        error: inner,
+        ..
+    } = e
+    else {
+        panic!("a {family} rule, not: {e}");
+    };
+    assert_eq!((r.family, r.source), (family, source), "{e}");
+    assert_eq!(inner.is_none(), before, "before writing: {before}; {e}");
+    for w in rule {
+        assert!(r.rule.contains(w), "`{w}` in the rule: {}", r.rule);
+    }
+    for w in fix {
+        assert!(r.fix.contains(w), "`{w}` in the fix: {}", r.fix);
+    }
+    let text = e.to_string();
+    assert!(text.ends_with(&r.to_string()), "{text}");
+    assert_eq!(
+        text.contains("nothing was written"),
+        before,
+        "before writing: {before}; {text}"
+    );
+    r
+}
+
+/// The requests that write (`POST`, `PUT`, `PATCH`, `DELETE`) into
+/// repository `path` of `reg`, from its log.
+pub(crate) fn writes(reg: &MemRegistry, path: &str) -> Vec<String> {
+    let under = format!(" /v2/{path}/");
+    reg.requests()
+        .into_iter()
+        .filter(|r| r.contains(&under) && !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .collect()
+}
+
+/// Nothing was written into `path` of `reg`: no write request, no tag.
+#[track_caller]
+pub(crate) fn assert_untouched(reg: &MemRegistry, path: &str) {
+    assert_eq!(
+        writes(reg, path),
+        Vec::<String>::new(),
+        "writes into {path}"
+    );
+    assert!(reg.tags(path).is_empty(), "tags in {path}");
 }
 
 /// Runs the test bundle through `host` (reached with `config`): see
@@ -249,7 +342,7 @@ pub(crate) async fn run_bundle_with(
     let target = Reference::parse(&format!("{host}/{path}:1")).unwrap();
     let r = relocator(&config).with_jobs(jobs);
     let push = match r.fixup(&mut bundle, &target, &opts()).await {
-        Err(e) => Err(format!("fixup: {e}")),
+        Err(e) => Err(failed("fixup")(e)),
         Ok(out) => r
             .push(
                 &bundle,
@@ -258,11 +351,13 @@ pub(crate) async fn run_bundle_with(
                 &PushOptions::default(),
             )
             .await
-            .map_err(|e| format!("push: {e}")),
+            .map_err(failed("push")),
     };
     eprintln!(
         "{host}/{path}: fixup and push: {:?}",
-        push.as_ref().map(|p| &p.fallbacks)
+        push.as_ref()
+            .map(|p| &p.fallbacks)
+            .map_err(ToString::to_string)
     );
     let Ok(pushed) = &push else {
         return Run {
@@ -282,14 +377,17 @@ pub(crate) async fn run_bundle_with(
         let (r, bundle) = (r.clone(), bundle.clone());
         let want = pushed.descriptor.digest.clone();
         async move {
-            let p = r.pull(&at).await.map_err(|e| format!("pull {at}: {e}"))?;
+            let p = r.pull(&at).await.map_err(failed("pull"))?;
             assert_eq!(p.digest, want, "pull {at} reads the index pushed");
             assert_eq!(p.bundle.canonical_bytes(), bundle.canonical_bytes());
-            Ok::<(), String>(())
+            Ok::<(), Failed>(())
         }
     };
     let pull = pulled(target.clone()).await;
-    eprintln!("{host}/{path}: pull: {pull:?}");
+    eprintln!(
+        "{host}/{path}: pull: {:?}",
+        pull.as_ref().map_err(ToString::to_string)
+    );
     if pull.is_err() {
         return Run {
             push,
@@ -307,7 +405,7 @@ pub(crate) async fn run_bundle_with(
         )
         .await
     {
-        Err(e) => Err(format!("copy: {e}")),
+        Err(e) => Err(failed("copy")(e)),
         Ok(c) => {
             assert_eq!(
                 c.descriptor.digest, pushed.descriptor.digest,
@@ -319,7 +417,9 @@ pub(crate) async fn run_bundle_with(
     };
     eprintln!(
         "{host}/{copy_path}: copy: {:?}",
-        copy.as_ref().map(|c| &c.totals)
+        copy.as_ref()
+            .map(|c| &c.totals)
+            .map_err(ToString::to_string)
     );
     Run {
         push,
@@ -328,7 +428,8 @@ pub(crate) async fn run_bundle_with(
     }
 }
 
-/// [`run_bundle`] on the in-memory registry `reg`.
-pub(crate) async fn run_on(reg: &MemRegistry, path: &str, copy_path: &str) -> Run {
-    run_bundle(&reg.host(), reg.config(), path, copy_path).await
+/// [`run_bundle`] on the in-memory registry `reg`, its host named as
+/// `family`.
+pub(crate) async fn run_on(reg: &MemRegistry, family: Family, path: &str, copy_path: &str) -> Run {
+    run_bundle(&reg.host(), as_family(reg, family), path, copy_path).await
 }

@@ -3,7 +3,10 @@
 //! refused `POST` and scope-list limit), GCR (`null` layers and mixed
 //! indexes refused).
 
-use super::{image_manifest, index_of, put_manifest, raw, run_bundle, run_on, try_raw, OCI_LAYER};
+use super::{
+    assert_rule, assert_untouched, image_manifest, index_of, put_manifest, raw, run_bundle, run_on,
+    try_raw, OCI_LAYER,
+};
 use crate::harness::fixtures::registry_config;
 use crate::harness::memreg::{MemRegistry, Mode};
 use crate::harness::{
@@ -11,6 +14,7 @@ use crate::harness::{
 };
 use bytes::Bytes;
 use cnab_oci::oci::media_type as mt;
+use cnab_oci::registry::family::Family;
 use cnab_oci::registry::{Credentials, RequestKind};
 use cnab_oci::Digest;
 use reqwest::Method;
@@ -70,28 +74,71 @@ async fn ecr_fake_needs_repositories_and_referenced_mounts() {
     );
 }
 
-/// On ECR's fake, a bundle into repositories never created fails; into
-/// created ones it is pushed, pulled, and copied with its blobs mounted
-/// (every one is referred to by a manifest in the source repository).
+/// On ECR's fake, a bundle into a repository never created is stopped by
+/// ECR's rule before anything is written: one tag listing asks, and no
+/// upload is tried. Into created ones it is pushed (blobs the target may
+/// hold are asked with `HEAD`, not a mount from the target itself, which
+/// ECR answers `202` for a blob no manifest refers to), pulled, and copied
+/// with every blob mounted (each is referred to by a manifest in the source
+/// repository), the bundle's config blob too, and none uploaded.
 #[tokio::test]
 async fn ecr_bundle() {
     let reg = MemRegistry::start(Mode::ecr());
-    let missing = run_on(&reg, "team/demo", "team/copy").await;
-    // issue 14: engine response pending
-    eprintln!("ECR, repository not created: {}", missing.push_error());
+    let missing = run_on(&reg, Family::Ecr, "team/demo", "team/copy").await;
+    let f = missing.push_error();
+    assert_eq!(f.step, "fixup");
+    assert_rule(
+        &f.error,
+        Family::Ecr,
+        "getporter/porter compatible-registries, aws/containers-roadmap#1970",
+        true,
+        &["must exist before a push", "`team/demo` does not"],
+        &["aws ecr create-repository --repository-name team/demo"],
+    );
+    assert_eq!(reg.requests(), ["GET /v2/team/demo/tags/list?n=1"]);
     assert_eq!(reg.open_uploads(), 0);
     reg.create_repository("team/demo");
     reg.create_repository("team/copy");
-    let copied = run_on(&reg, "team/demo", "team/copy")
-        .await
-        .assert_all_succeeded()
-        .clone();
+    reg.reset_log();
+    let run = run_on(&reg, Family::Ecr, "team/demo", "team/copy").await;
+    let copied = run.assert_all_succeeded().clone();
+    let self_mounts: Vec<String> = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST /v2/team/demo/blobs/uploads/?mount="))
+        .collect();
+    assert_eq!(
+        self_mounts,
+        Vec::<String>::new(),
+        "no mount into the push's own repository"
+    );
     let stats = &copied.stats[&reg.host()];
     eprintln!(
         "ECR, copy within the registry: {} mounts, {} uploads",
         stats.count(RequestKind::BlobMount),
         stats.count(RequestKind::UploadStart)
     );
+    assert_eq!(copied.totals.blobs_copied, 0, "{:?}", copied.totals);
+    assert!(copied.totals.blobs_mounted > 0, "{:?}", copied.totals);
+    assert_eq!(
+        stats.count(RequestKind::BlobMount),
+        copied.totals.blobs_mounted + 1,
+        "the images' blobs and the bundle's config blob"
+    );
+    assert_eq!(stats.count(RequestKind::UploadStart), 0);
+    assert_eq!(writes_of_blobs(&reg, "team/copy"), 0, "nothing uploaded");
+}
+
+/// Chunks and closing `PUT`s of uploads into `path` of `reg`.
+fn writes_of_blobs(reg: &MemRegistry, path: &str) -> usize {
+    let (patch, put) = (
+        format!("PATCH /v2/{path}/blobs/uploads/"),
+        format!("PUT /v2/{path}/blobs/uploads/"),
+    );
+    reg.requests()
+        .iter()
+        .filter(|r| r.starts_with(&patch) || r.starts_with(&put))
+        .count()
 }
 
 /// ACR's fake has the referrers API: an empty list, not a `404`.
@@ -104,7 +151,7 @@ async fn acr_fake_lists_referrers() {
         (a.status, a.header("content-type")),
         (200, Some(mt::OCI_INDEX))
     );
-    run_on(&reg, "team/demo", "team/copy")
+    run_on(&reg, Family::Acr, "team/demo", "team/copy")
         .await
         .assert_all_succeeded();
 }
@@ -244,19 +291,27 @@ async fn gcr_fake_refuses_null_layers_and_mixed_indexes() {
     );
 }
 
-/// On GCR's fake the config manifest falls back to the Docker form, and the
-/// bundle index, which lists a Docker manifest list and an OCI index in
-/// either form, is refused.
+/// On GCR's fake the bundle index, which lists a Docker manifest list
+/// (`db`) and an OCI index (`web`), would be refused in either form: the
+/// fixup stops on GCR's rule before anything is written.
 #[tokio::test]
 async fn gcr_bundle() {
     let reg = MemRegistry::start(Mode::gcr());
-    let run = run_on(&reg, "p/demo", "p/copy").await;
-    // issue 14: engine response pending
-    eprintln!("GCR: {}", run.push_error());
-    let config_forms: Vec<String> = reg
-        .requests()
-        .into_iter()
-        .filter(|r| r.starts_with("PUT /v2/p/demo/manifests/"))
-        .collect();
-    eprintln!("GCR manifest PUTs: {config_forms:?}");
+    let run = run_on(&reg, Family::Gcr, "p/demo", "p/copy").await;
+    let f = run.push_error();
+    assert_eq!(f.step, "fixup");
+    assert_rule(
+        &f.error,
+        Family::Gcr,
+        "getporter/porter#1332",
+        true,
+        &[
+            "may not mix Docker manifest lists",
+            "app/db:3.0",
+            "with OCI indexes",
+            "app/web:2.0",
+        ],
+        &["Artifact Registry"],
+    );
+    assert_untouched(&reg, "p/demo");
 }

@@ -3,13 +3,16 @@
 //! depth), distribution v3 (the 4 MiB manifest cap).
 
 use super::{
-    image_manifest, index_of, push_image, put_manifest, raw, run_bundle_with, run_on, OCI_LAYER,
+    as_family, assert_rule, assert_untouched, image_manifest, index_of, push_image, put_manifest,
+    raw, run_bundle_with, run_on, OCI_LAYER,
 };
 use crate::harness::fixtures::relocator;
 use crate::harness::memreg::{MemRegistry, Mode};
 use bytes::Bytes;
 use cnab_oci::oci::media_type as mt;
-use cnab_oci::{Digest, Reference};
+use cnab_oci::registry::family::Family;
+use cnab_oci::registry::RegistryError;
+use cnab_oci::{Digest, Error, Reference};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -72,32 +75,81 @@ async fn docker_hub_fake_counts_pulls() {
 }
 
 /// On Docker Hub's fake, a bundle in `namespace/repo` is pushed, pulled and
-/// copied; into three components it is not.
+/// copied; into three components the fixup stops on Docker Hub's rule
+/// before any request is made there.
 #[tokio::test]
 async fn docker_hub_bundle() {
     let reg = MemRegistry::start(Mode::docker_hub());
-    run_on(&reg, "team/demo", "team/copy")
+    run_on(&reg, Family::DockerHub, "team/demo", "team/copy")
         .await
         .assert_all_succeeded();
-    let deep = run_on(&reg, "team/app/demo", "team/copy2").await;
-    // issue 14: engine response pending
-    eprintln!("docker hub, three components: {}", deep.push_error());
+    let deep = run_on(&reg, Family::DockerHub, "team/app/demo", "team/copy2").await;
+    let f = deep.push_error();
+    assert_eq!(f.step, "fixup");
+    assert_rule(
+        &f.error,
+        Family::DockerHub,
+        "docker/hub-feedback#1404",
+        true,
+        &["two components (namespace/name)", "`team/app/demo` has 3"],
+        &["two-level path"],
+    );
+    let asked: Vec<String> = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/v2/team/app/"))
+        .collect();
+    assert_eq!(asked, Vec::<String>::new(), "not even asked");
+    assert_untouched(&reg, "team/app/demo");
 }
 
-/// A pull that meets Docker Hub's limit halfway fails.
+/// A pull that meets Docker Hub's limit halfway fails at once: the `429`
+/// that says the pull rate limit was reached is not tried again (the
+/// window is 6 hours), and Docker Hub's rule is named beside it.
 #[tokio::test]
 async fn docker_hub_bundle_past_the_pull_limit() {
     let reg = MemRegistry::start(Mode::docker_hub());
-    run_on(&reg, "team/demo", "team/copy")
+    run_on(&reg, Family::DockerHub, "team/demo", "team/copy")
         .await
         .assert_all_succeeded();
     let used = reg.pulls();
     reg.set_mode(Mode::docker_hub().with_pull_limit(used + 1));
+    reg.reset_log();
     let target = Reference::parse(&format!("{}/team/demo:1", reg.host())).unwrap();
-    let e = relocator(&reg.config()).pull(&target).await.unwrap_err();
-    // issue 14: engine response pending
+    let e = relocator(&as_family(&reg, Family::DockerHub))
+        .pull(&target)
+        .await
+        .unwrap_err();
     eprintln!("docker hub, one pull left: {e}");
     assert_eq!(reg.pulls(), used + 1, "the one pull left was used");
+    assert_rule(
+        &e,
+        Family::DockerHub,
+        "docs.docker.com/docker-hub/usage/pulls",
+        false,
+        &["6 hours", "100 anonymous"],
+        &["log in", "wait"],
+    );
+    let Error::RegistryRule {
+        error: Some(inner), ..
+    } = &e
+    else {
+        unreachable!()
+    };
+    let Some(RegistryError::Api {
+        status, attempts, ..
+    }) = inner.registry_error()
+    else {
+        panic!("the registry's answer: {inner}");
+    };
+    assert_eq!((*status, *attempts), (429, 1), "one attempt: {inner}");
+    assert!(inner.to_string().contains("reached your pull rate limit"));
+    let gets: Vec<String> = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /v2/team/demo/manifests/"))
+        .collect();
+    assert_eq!(gets.len(), 2, "the pull left, then the refusal: {gets:?}");
 }
 
 /// GitLab's fake: every media type of a manifest is checked (config, layer,
@@ -156,17 +208,39 @@ async fn gitlab_fake_checks_media_types_and_depth() {
 
 /// On GitLab's fake, a bundle under `group/project` is pushed in its
 /// preferred forms (the CNAB config type is allowed), pulled and copied;
-/// two levels too deep it is refused.
+/// two levels too deep the registry's `insufficient_scope` is explained by
+/// GitLab's depth rule, and nothing is written.
 #[tokio::test]
 async fn gitlab_bundle() {
     let reg = MemRegistry::start(Mode::gitlab());
-    let run = run_on(&reg, "group/project/demo", "group/project/copy").await;
+    let run = run_on(
+        &reg,
+        Family::GitLab,
+        "group/project/demo",
+        "group/project/copy",
+    )
+    .await;
     run.assert_all_succeeded();
     assert_eq!(run.pushed().fallbacks, Vec::<String>::new());
     assert_eq!(run.pushed().descriptor.media_type, mt::OCI_INDEX);
-    let deep = run_on(&reg, "group/project/a/b/demo", "group/project/copy2").await;
-    // issue 14: engine response pending
-    eprintln!("gitlab, too deep: {}", deep.push_error());
+    let deep = "group/project/a/b/demo";
+    let run = run_on(&reg, Family::GitLab, deep, "group/project/copy2").await;
+    let f = run.push_error();
+    assert_eq!(f.step, "fixup");
+    assert_rule(
+        &f.error,
+        Family::GitLab,
+        "gitlab-org/gitlab#438563",
+        false,
+        &[
+            "at most two levels below the project",
+            "insufficient_scope",
+            "`group/project/a/b/demo` has 5 levels",
+        ],
+        &["at most two levels below the project path"],
+    );
+    assert!(f.error.to_string().contains("HTTP 403"), "{}", f.error);
+    assert_untouched(&reg, deep);
 }
 
 /// distribution v3's fake: a manifest over 4 MiB is `400 MANIFEST_INVALID`
@@ -202,17 +276,40 @@ async fn distribution_v3_fake_caps_manifests_at_4_mib() {
 }
 
 /// On distribution v3's fake the bundle goes through; a bundle whose
-/// description makes its index pass 4 MiB is refused in both index forms.
+/// description makes its index pass 4 MiB is refused in both index forms
+/// (`400 MANIFEST_INVALID`, `http: request body too large`), and the
+/// refusal is explained by the manifest size rule; no tag is written.
 #[tokio::test]
 async fn distribution_v3_bundle() {
     let reg = MemRegistry::start(Mode::distribution_v3());
-    run_on(&reg, "team/demo", "team/copy")
+    run_on(&reg, Family::Distribution, "team/demo", "team/copy")
         .await
         .assert_all_succeeded();
-    let big = run_bundle_with(&reg.host(), reg.config(), "team/big", "team/big2", 4, |b| {
+    let config = as_family(&reg, Family::Distribution);
+    let big = run_bundle_with(&reg.host(), config, "team/big", "team/big2", 4, |b| {
         b["description"] = "d".repeat(4 * 1024 * 1024).into();
     })
     .await;
-    // issue 14: engine response pending
-    eprintln!("distribution v3, an index over 4 MiB: {}", big.push_error());
+    let f = big.push_error();
+    assert_eq!(f.step, "push");
+    assert!(
+        f.error.to_string().contains("request body too large"),
+        "the registry's detail kept: {}",
+        f.error
+    );
+    let index_puts = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r == "PUT /v2/team/big/manifests/1")
+        .count();
+    assert_eq!(index_puts, 2, "both index forms were tried");
+    assert!(reg.tags("team/big").is_empty());
+    assert_rule(
+        &f.error,
+        Family::Distribution,
+        "distribution registry/handlers/manifests.go maxManifestBodySize",
+        false,
+        &["larger than the registry accepts", "4 MiB"],
+        &["under 4 MiB"],
+    );
 }

@@ -3,14 +3,19 @@
 //! Harbor (projects must exist), Artifactory (no mounts, blobs shared once
 //! referenced).
 
-use super::{image_manifest, index_of, put_manifest, raw, run_bundle, run_on, OCI_LAYER};
-use crate::harness::fixtures::registry_config;
+use super::{
+    as_family, assert_rule, assert_untouched, image_manifest, index_of, put_manifest, raw,
+    run_bundle, run_on, OCI_LAYER,
+};
+use crate::harness::fixtures::{opts, registry_config, relocator, seed_at};
 use crate::harness::memreg::{MemRegistry, Mode};
 use crate::harness::{Auth, Options, Registry, TokenPolicy, IDENTITY_TOKEN};
 use bytes::Bytes;
 use cnab_oci::oci::media_type as mt;
+use cnab_oci::ops::{CopyOptions, Location, PushOptions};
+use cnab_oci::registry::family::Family;
 use cnab_oci::registry::{Credentials, RequestKind};
-use cnab_oci::Digest;
+use cnab_oci::{Digest, Reference};
 use reqwest::Method;
 
 /// Quay's fake: the CNAB config type is refused, the OCI image config
@@ -76,16 +81,102 @@ async fn quay_fake_allowlists_types_and_refuses_mixed_oci_indexes() {
 }
 
 /// On Quay's fake the bundle goes in its fallback forms: the config
-/// manifest with the OCI image config type, the index as a Docker manifest
-/// list (its entries mix OCI and Docker types); pulled and copied.
+/// manifest with the OCI image config type (after the CNAB type is
+/// refused), the index as a Docker manifest list from the start (its
+/// entries mix OCI and Docker types, which Quay refuses in an OCI index),
+/// said as a fallback with Quay's rule; pulled and copied.
 #[tokio::test]
 async fn quay_bundle() {
     let reg = MemRegistry::start(Mode::quay());
-    let run = run_on(&reg, "org/demo", "org/copy").await;
+    let run = run_on(&reg, Family::Quay, "org/demo", "org/copy").await;
     run.assert_all_succeeded();
-    eprintln!("Quay fallbacks: {:?}", run.pushed().fallbacks);
-    assert_eq!(run.pushed().descriptor.media_type, mt::DOCKER_MANIFEST_LIST);
-    assert_eq!(run.pushed().fallbacks.len(), 2);
+    let pushed = run.pushed();
+    assert_eq!(pushed.descriptor.media_type, mt::DOCKER_MANIFEST_LIST);
+    let [config, index] = pushed.fallbacks.as_slice() else {
+        panic!("two fallbacks: {:?}", pushed.fallbacks);
+    };
+    assert_eq!(
+        config,
+        "the registry refused the config manifest form `oci-manifest+cnab-config`; pushed \
+         the config manifest form `oci-manifest+oci-config` instead"
+    );
+    assert!(
+        index.starts_with("Quay: an OCI index may not list Docker-typed manifests, and ")
+            && index.contains("app/installer:1.0")
+            && index.contains("app/db:3.0")
+            && !index.contains("app/web")
+            && index.ends_with("(opencontainers/image-spec#1150): pushed a Docker manifest list"),
+        "{index}"
+    );
+    let index_puts = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r == "PUT /v2/org/demo/manifests/1")
+        .count();
+    assert_eq!(index_puts, 1, "the OCI index form is not tried");
+}
+
+/// Into Quay's fake, a push with fallbacks off, and a copy (which keeps the
+/// OCI bundle index that a plain registry took), are stopped by Quay's
+/// rule before anything of the bundle is written.
+#[tokio::test]
+async fn quay_refuses_an_oci_bundle_index_before_writing() {
+    let reg = MemRegistry::start(Mode::quay());
+    let src = MemRegistry::start(Mode::distribution());
+    let mut config = as_family(&reg, Family::Quay);
+    config.insecure_registries.push(src.host());
+    let fx = seed_at(&src.host(), &config).await;
+    let target = Reference::parse(&format!("{}/org/strict:1", reg.host())).unwrap();
+    let r = relocator(&config);
+    let mut bundle = fx.bundle.clone();
+    let fixed = r.fixup(&mut bundle, &target, &opts()).await.unwrap();
+    reg.reset_log();
+    let strict = PushOptions {
+        allow_fallbacks: false,
+        ..PushOptions::default()
+    };
+    let e = r
+        .push(&bundle, &fixed.relocation_map, &target, &strict)
+        .await
+        .unwrap_err();
+    let docker = ["app/installer:1.0", "app/db:3.0"];
+    let rule = &["may not list Docker-typed manifests", docker[0], docker[1]];
+    assert_rule(
+        &e,
+        Family::Quay,
+        "opencontainers/image-spec#1150",
+        true,
+        rule,
+        &["Docker manifest list form (fallbacks on)"],
+    );
+    assert_eq!(reg.requests(), Vec::<String>::new(), "not even asked");
+    assert!(reg.tags("org/strict").is_empty());
+
+    // The bundle in a plain registry, as an OCI index; copied into Quay.
+    let plain = MemRegistry::start(Mode::distribution());
+    let run = run_on(&plain, Family::Distribution, "team/demo", "team/copy").await;
+    assert_eq!(run.pushed().descriptor.media_type, mt::OCI_INDEX);
+    config.insecure_registries.push(plain.host());
+    let from = Reference::parse(&format!("{}/team/demo:1", plain.host())).unwrap();
+    let to = Reference::parse(&format!("{}/org/copied:1", reg.host())).unwrap();
+    let e = relocator(&config)
+        .copy(
+            &Location::Registry(from),
+            &Location::Registry(to),
+            &CopyOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_rule(
+        &e,
+        Family::Quay,
+        "opencontainers/image-spec#1150",
+        true,
+        rule,
+        &["push the bundle there instead of copying it"],
+    );
+    assert_untouched(&reg, "org/copied");
+    assert_eq!(reg.requests(), Vec::<String>::new(), "not even asked");
 }
 
 /// Harbor's fake: a write under a project that does not exist is `404
@@ -123,16 +214,34 @@ async fn harbor_fake_needs_projects() {
     assert_eq!(raw(&reg, Method::POST, &target, None).await.status, 201);
 }
 
-/// On Harbor's fake a bundle into a project that does not exist fails; once
-/// made, it is pushed, pulled and copied.
+/// On Harbor's fake a bundle into a project that does not exist fails on
+/// the first upload, refused `404` naming the project, and Harbor's rule
+/// names the project and the fix; nothing is stored. Once made, the bundle
+/// is pushed, pulled and copied.
 #[tokio::test]
 async fn harbor_bundle() {
     let reg = MemRegistry::start(Mode::harbor());
-    let missing = run_on(&reg, "team/demo", "team/copy").await;
-    // issue 14: engine response pending
-    eprintln!("Harbor, no project: {}", missing.push_error());
+    let missing = run_on(&reg, Family::Harbor, "team/demo", "team/copy").await;
+    let f = missing.push_error();
+    assert_eq!(f.step, "fixup");
+    assert_rule(
+        &f.error,
+        Family::Harbor,
+        "goharbor/harbor#3162",
+        false,
+        &["the first path component is a project", "`team` may not"],
+        &["create the project in Harbor", "developer role"],
+    );
+    assert!(f.error.to_string().contains("project not found: team"));
+    // Upload sessions asked for (the project's refusal), nothing else.
+    let refused_only = super::writes(&reg, "team/demo")
+        .iter()
+        .all(|w| w.starts_with("POST /v2/team/demo/blobs/uploads/"));
+    assert!(refused_only, "{:?}", reg.requests());
+    assert!(reg.tags("team/demo").is_empty());
+    assert_eq!(reg.open_uploads(), 0);
     reg.create_repository("team");
-    run_on(&reg, "team/demo", "team/copy")
+    run_on(&reg, Family::Harbor, "team/demo", "team/copy")
         .await
         .assert_all_succeeded();
 }
@@ -196,21 +305,40 @@ async fn artifactory_fake_shares_referenced_blobs_and_never_mounts() {
     assert_eq!(head.status, 404);
 }
 
-/// On Artifactory's fake the bundle is pushed, pulled and copied; within
-/// the registry every mount is answered `202`, so the copy uploads every
-/// blob again, though a `HEAD` would find each one shared.
+/// On Artifactory's fake the bundle is pushed, pulled and copied. No mount
+/// is asked (every one would be answered `202`): the push asks with `HEAD`,
+/// and the copy within the registry finds every blob shared (a manifest
+/// refers to it) and uploads none again.
 #[tokio::test]
 async fn artifactory_bundle() {
     let reg = MemRegistry::start(Mode::artifactory());
-    let run = run_on(&reg, "team/demo", "team/copy").await;
+    let run = run_on(&reg, Family::Artifactory, "team/demo", "team/copy").await;
     let copied = run.assert_all_succeeded();
-    assert_eq!(copied.totals.blobs_mounted, 0);
     let stats = &copied.stats[&reg.host()];
     eprintln!(
-        "Artifactory, copy within the registry: {} mounts, {} uploads",
+        "Artifactory, copy within the registry: {} mounts, {} uploads, {:?}",
         stats.count(RequestKind::BlobMount),
-        stats.count(RequestKind::UploadStart)
+        stats.count(RequestKind::UploadStart),
+        copied.totals
     );
+    let t = &copied.totals;
+    assert_eq!((t.blobs_copied, t.blobs_mounted), (0, 0), "{t:?}");
+    assert_eq!(t.blobs_skipped, 15, "every blob of the images: {t:?}");
+    assert_eq!(stats.count(RequestKind::UploadStart), 0);
+    let uploads: Vec<String> = super::writes(&reg, "team/copy")
+        .into_iter()
+        .filter(|w| w.starts_with("PATCH ") || w.starts_with("PUT /v2/team/copy/blobs/"))
+        .collect();
+    assert_eq!(uploads, Vec::<String>::new(), "no blob uploaded again");
+    // The bundle's config blob too is found shared with a `HEAD`, not
+    // asked with a mount that is answered `202` (a session to cancel).
+    let mounts: Vec<String> = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("?mount="))
+        .collect();
+    assert_eq!(mounts, Vec::<String>::new(), "no mount asked");
+    assert_eq!(stats.count(RequestKind::BlobMount), 0);
 }
 
 /// Behind Artifactory's token service (the OAuth2 `POST` answered `401`),
