@@ -339,16 +339,18 @@ impl Family {
             (
                 _,
                 RegistryError::Api {
-                    status: 413,
-                    operation,
-                    ..
+                    status, operation, ..
                 },
-            ) if operation.contains("manifest") => Some(rule(
-                "the manifest is larger than the registry accepts (distribution: 4 MiB)".into(),
-                "keep the image's manifest under 4 MiB, or use a registry with a larger \
+            ) if operation.contains("manifest")
+                && (*status == 413 || (*status == 400 && message("body too large"))) =>
+            {
+                Some(rule(
+                    "the manifest is larger than the registry accepts (distribution: 4 MiB)".into(),
+                    "keep the image's manifest under 4 MiB, or use a registry with a larger \
                      limit",
-                "distribution registry/handlers/manifests.go maxManifestBodySize",
-            )),
+                    "distribution registry/handlers/manifests.go maxManifestBodySize",
+                ))
+            }
             _ => None,
         }
     }

@@ -164,11 +164,15 @@ impl Store {
     }
 
     /// Whether a blob of `other` can be mounted into `self` ([`Store::mount`]):
-    /// two repositories of the same registry.
+    /// two repositories of the same registry, whose family mounts at all
+    /// (Artifactory answers every mount `202`: a `HEAD` finds a blob it
+    /// shares, an upload sends one it lacks).
     pub fn can_mount_from(&self, other: &Store) -> bool {
         match (self, other) {
             (Store::Registry(a), Store::Registry(b)) => {
                 a.repository.registry == b.repository.registry
+                    && a.client.family(&a.repository.registry).mount_answer()
+                        != crate::registry::family::MountAnswer::Never
             }
             _ => false,
         }

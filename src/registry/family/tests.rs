@@ -131,4 +131,12 @@ fn refusals_are_explained_by_the_family_that_documents_them() {
         "put manifest sha256:abc",
     );
     assert!(Family::Distribution.explain("a/b", &big).is_some());
+    // distribution itself answers 400 with the detail, not the spec's 413.
+    let capped = api(
+        400,
+        ErrorCode::ManifestInvalid,
+        "manifest invalid: http: request body too large",
+        "put manifest `1`",
+    );
+    assert!(Family::Distribution.explain("a/b", &capped).is_some());
 }
