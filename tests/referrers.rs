@@ -21,7 +21,11 @@ use serde_json::Value;
 
 /// The entries of the referrers tag of `subject` in `target`: `(digest,
 /// artifactType, annotations)`.
-pub(crate) async fn listed(client: &Client, target: &Repository, subject: &Digest) -> Vec<(String, Value)> {
+pub(crate) async fn listed(
+    client: &Client,
+    target: &Repository,
+    subject: &Digest,
+) -> Vec<(String, Value)> {
     let m = client
         .get_manifest_in(target, &referrers_tag(subject))
         .await

@@ -10,9 +10,9 @@
 use crate::archive::pushed;
 use crate::harness::client::{client_for, repo};
 use crate::harness::fixtures::{opts, platforms, registry_config, relocator, seed};
+use crate::harness::signed::fixture::sign;
 use crate::harness::signed::{cosign_signature, pull_artifact, push_tagged, verify_cosign, Key};
 use crate::harness::Registry;
-use crate::harness::signed::fixture::sign;
 use crate::referrers::listed;
 use cnab_oci::archive::{self, format, VerifyOptions};
 use cnab_oci::ops::{ArchiveOptions, ArchiveSource, FixupOptions, ImportOptions, Location};
