@@ -39,6 +39,7 @@ mod referrers_faults;
 mod referrers_order;
 mod referrers_present;
 mod referrers_pull;
+mod referrers_requests;
 mod registry_modes;
 mod registry_scopes;
 mod registry_streams;

@@ -460,9 +460,21 @@ fn level_plan(
         referrers: ReferrerPlan::default(),
     };
     let mut items = Vec::new();
+    // cosign's manifests new to the target, and the digests the level needs
+    // put by digest all the same: a referrer by subject, an index's entry.
+    let mut tagged = Vec::new();
+    let mut by_digest = HashSet::new();
     for (f, source, w) in found {
         let Some(w) = w else { continue };
         let present = w.tree.root.done;
+        if !f.found_by.by_subject() && !present {
+            tagged.push(f.descriptor.digest.clone());
+        } else if f.found_by.by_subject() {
+            by_digest.insert(f.descriptor.digest.clone());
+        }
+        for n in w.tree.root.nodes().into_iter().skip(1) {
+            by_digest.insert(n.descriptor.digest.clone());
+        }
         plan.images.push(w.image);
         plan.trees.push(w.tree);
         for (d, b) in w.blobs {
@@ -473,6 +485,12 @@ fn level_plan(
         }
         items.push((carried.len(), source));
         carried.push(PlannedReferrer { found: f, present });
+    }
+    // Its tag's `PUT` writes it (`carry`): one write, not two.
+    for d in tagged.iter().filter(|d| !by_digest.contains(*d)) {
+        if let Some(m) = plan.manifests.get_mut(d) {
+            m.by_tag = true;
+        }
     }
     Level { plan, items }
 }

@@ -217,6 +217,7 @@ impl<'a> Walker<'a> {
                         bytes,
                         foreign: Vec::new(),
                         foreign_wanted: self.job.foreign_layers == ForeignLayers::CopyFromSource,
+                        by_tag: false,
                     },
                 );
             }

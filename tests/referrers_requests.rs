@@ -1,0 +1,101 @@
+//! What carrying referrers costs, counted request by request on real
+//! distribution 2.8 registries (through recording proxies): a cosign
+//! manifest new to the target is written once, by its tag's `PUT`, after
+//! its blobs (not by digest first, then again by tag).
+
+use crate::harness::client::{client_for, repo};
+use crate::harness::fake::Recorded;
+use crate::harness::fixtures::{registry_config, relocator};
+use crate::harness::proxy::Proxy;
+use crate::harness::signed::fixture::signed_bundle;
+use crate::harness::Registry;
+use cnab_oci::ops::{CopyOptions, Location};
+use cnab_oci::{Digest, Reference};
+use serde_json::Value;
+
+/// The requests `proxy` got for repository `path`'s manifest `reference`
+/// (a tag or a digest), as `(position, method)`.
+fn manifest_requests(all: &[Recorded], path: &str, reference: &str) -> Vec<(usize, String)> {
+    let want = format!("/v2/{path}/manifests/{reference}");
+    all.iter()
+        .enumerate()
+        .filter(|(_, r)| r.target.replace("%3A", ":").replace("%3a", ":") == want)
+        .map(|(i, r)| (i, r.method.clone()))
+        .collect()
+}
+
+/// Where blob `d`'s upload to repository `path` was finished, if it was.
+fn blob_upload(all: &[Recorded], path: &str, d: &Digest) -> Option<usize> {
+    let uploads = format!("/v2/{path}/blobs/uploads/");
+    all.iter().position(|r| {
+        let target = r.target.replace("%3A", ":").replace("%3a", ":");
+        r.method == "PUT" && target.starts_with(&uploads) && target.contains(d.as_str())
+    })
+}
+
+/// The config's and layers' digests of image manifest `bytes`.
+fn blobs_of(bytes: &[u8]) -> Vec<Digest> {
+    let v: Value = serde_json::from_slice(bytes).unwrap();
+    std::iter::once(&v["config"])
+        .chain(v["layers"].as_array().into_iter().flatten())
+        .map(|d| Digest::parse(d["digest"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// A copy of a signed bundle into an empty registry writes each cosign
+/// manifest (the images' `.sig`, `.att`, `.sbom` and the bundle index's
+/// `.sig`) once, by its tag, after its blobs; the target then has it by
+/// digest, byte for byte.
+#[tokio::test]
+async fn each_cosign_manifest_is_written_once_by_its_tag() {
+    let (a, b) = (Registry::plain(), Registry::plain());
+    let (staging, signed, index) = signed_bundle(&a, "staging/demo").await;
+    let proxy = Proxy::start(b.base_url(), |_, _| None);
+    let config = registry_config(&[&a, &b]);
+    let prod = Reference::parse(&format!("{}/prod/demo:1", proxy.host())).unwrap();
+    relocator(&config)
+        .copy(
+            &Location::Registry(staging),
+            &Location::Registry(prod),
+            &CopyOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let all = proxy.requests();
+    let mut cosign: Vec<(&str, &(Digest, bytes::Bytes))> = signed
+        .cosign_tags
+        .iter()
+        .map(String::as_str)
+        .zip(&signed.artifacts)
+        .collect();
+    cosign.push((&index.cosign_tag, &index.cosign));
+    let client = client_for(&b);
+    let target = repo(&b, "prod/demo");
+    for (tag, (digest, bytes)) in cosign {
+        let puts = |reference: &str| -> Vec<usize> {
+            manifest_requests(&all, "prod/demo", reference)
+                .into_iter()
+                .filter(|(_, m)| m == "PUT")
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(
+            puts(digest.as_str()),
+            Vec::<usize>::new(),
+            "{tag}: no PUT by digest"
+        );
+        let by_tag = puts(tag);
+        assert_eq!(by_tag.len(), 1, "{tag}: one PUT by tag");
+        for blob in blobs_of(bytes) {
+            if let Some(at) = blob_upload(&all, "prod/demo", &blob) {
+                assert!(at < by_tag[0], "{tag}: blob {blob} before the tag");
+            }
+        }
+        let held = client
+            .get_manifest_in(&target, digest.as_str())
+            .await
+            .unwrap();
+        assert_eq!(held.bytes, *bytes, "{tag}: the target has it by digest");
+    }
+}
