@@ -1,7 +1,9 @@
 //! What carrying referrers costs, counted request by request on real
 //! distribution 2.8 registries (through recording proxies): a cosign
 //! manifest new to the target is written once, by its tag's `PUT`, after
-//! its blobs (not by digest first, then again by tag).
+//! its blobs (not by digest first, then again by tag); a cosign tag is
+//! read once in the source, by one `GET` (not resolved, then read again by
+//! digest).
 
 use crate::harness::client::{client_for, repo};
 use crate::harness::fake::Recorded;
@@ -9,6 +11,7 @@ use crate::harness::fixtures::{registry_config, relocator};
 use crate::harness::proxy::Proxy;
 use crate::harness::signed::fixture::signed_bundle;
 use crate::harness::Registry;
+use bytes::Bytes;
 use cnab_oci::ops::{CopyOptions, Location};
 use cnab_oci::{Digest, Reference};
 use serde_json::Value;
@@ -42,37 +45,45 @@ fn blobs_of(bytes: &[u8]) -> Vec<Digest> {
         .collect()
 }
 
-/// A copy of a signed bundle into an empty registry writes each cosign
-/// manifest (the images' `.sig`, `.att`, `.sbom` and the bundle index's
-/// `.sig`) once, by its tag, after its blobs; the target then has it by
-/// digest, byte for byte.
-#[tokio::test]
-async fn each_cosign_manifest_is_written_once_by_its_tag() {
-    let (a, b) = (Registry::plain(), Registry::plain());
-    let (staging, signed, index) = signed_bundle(&a, "staging/demo").await;
-    let proxy = Proxy::start(b.base_url(), |_, _| None);
-    let config = registry_config(&[&a, &b]);
-    let prod = Reference::parse(&format!("{}/prod/demo:1", proxy.host())).unwrap();
+/// A signed bundle in `a`'s `staging/demo` copied to `b`'s `prod/demo`,
+/// each registry behind a recording proxy: the proxies (source, target),
+/// and the cosign tags with their manifests (the images' `.sig`, `.att`,
+/// `.sbom` and the bundle index's `.sig`).
+async fn copied(a: &Registry, b: &Registry) -> (Proxy, Proxy, Vec<(String, Digest, Bytes)>) {
+    let (_, signed, index) = signed_bundle(a, "staging/demo").await;
+    let source = Proxy::start(a.base_url(), |_, _| None);
+    let target = Proxy::start(b.base_url(), |_, _| None);
+    let config = registry_config(&[a, b]);
+    let at = |p: &Proxy, path: &str| Reference::parse(&format!("{}/{path}:1", p.host())).unwrap();
     relocator(&config)
         .copy(
-            &Location::Registry(staging),
-            &Location::Registry(prod),
+            &Location::Registry(at(&source, "staging/demo")),
+            &Location::Registry(at(&target, "prod/demo")),
             &CopyOptions::default(),
         )
         .await
         .unwrap();
-
-    let all = proxy.requests();
-    let mut cosign: Vec<(&str, &(Digest, bytes::Bytes))> = signed
+    let mut cosign: Vec<(String, Digest, Bytes)> = signed
         .cosign_tags
         .iter()
-        .map(String::as_str)
         .zip(&signed.artifacts)
+        .map(|(t, (d, b))| (t.clone(), d.clone(), b.clone()))
         .collect();
-    cosign.push((&index.cosign_tag, &index.cosign));
+    cosign.push((index.cosign_tag, index.cosign.0, index.cosign.1));
+    (source, target, cosign)
+}
+
+/// A copy of a signed bundle into an empty registry writes each cosign
+/// manifest once, by its tag, after its blobs; the target then has it by
+/// digest, byte for byte.
+#[tokio::test]
+async fn each_cosign_manifest_is_written_once_by_its_tag() {
+    let (a, b) = (Registry::plain(), Registry::plain());
+    let (_source, proxy, cosign) = copied(&a, &b).await;
+    let all = proxy.requests();
     let client = client_for(&b);
     let target = repo(&b, "prod/demo");
-    for (tag, (digest, bytes)) in cosign {
+    for (tag, digest, bytes) in &cosign {
         let puts = |reference: &str| -> Vec<usize> {
             manifest_requests(&all, "prod/demo", reference)
                 .into_iter()
@@ -97,5 +108,28 @@ async fn each_cosign_manifest_is_written_once_by_its_tag() {
             .await
             .unwrap();
         assert_eq!(held.bytes, *bytes, "{tag}: the target has it by digest");
+    }
+}
+
+/// The same copy reads each cosign tag of the source with one `GET`, and
+/// its manifest never again by digest.
+#[tokio::test]
+async fn each_cosign_tag_is_read_once_in_the_source() {
+    let (a, b) = (Registry::plain(), Registry::plain());
+    let (proxy, _target, cosign) = copied(&a, &b).await;
+    let all = proxy.requests();
+    for (tag, digest, _) in &cosign {
+        let methods = |reference: &str| -> Vec<String> {
+            manifest_requests(&all, "staging/demo", reference)
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect()
+        };
+        assert_eq!(methods(tag), ["GET"], "{tag}: one GET");
+        assert_eq!(
+            methods(digest.as_str()),
+            Vec::<String>::new(),
+            "{tag}: {digest} not read again"
+        );
     }
 }

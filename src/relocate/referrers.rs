@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::oci::referrers::{self as spec, DigestTagKind};
 use crate::oci::{media_type as mt, Descriptor};
 use crate::store::Store;
-use find::Finder;
+use find::{Finder, Found};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -354,7 +354,7 @@ pub(crate) async fn plan(
                 digests.extend(finder.children(d).await?);
             }
             if let Some((index, filtered)) = &s.filtered {
-                for f in finder.find(&s.owner, index, 1).await? {
+                for (f, _) in finder.find(&s.owner, index, 1).await? {
                     out.left_behind.push(LeftBehind {
                         found: f,
                         reason: LeftBehindReason::PlatformFilter {
@@ -373,10 +373,10 @@ pub(crate) async fn plan(
         let mut depth = 1;
         while !level.is_empty() {
             let found = try_all(level.iter().map(|(o, d)| finder.find(o, d, depth))).await?;
-            let found: Vec<FoundReferrer> = found.into_iter().flatten().collect();
+            let found: Vec<Found> = found.into_iter().flatten().collect();
             if depth > MAX_REFERRER_DEPTH {
                 out.left_behind
-                    .extend(found.into_iter().map(|f| LeftBehind {
+                    .extend(found.into_iter().map(|(f, _)| LeftBehind {
                         found: f,
                         reason: LeftBehindReason::TooDeep {
                             limit: MAX_REFERRER_DEPTH,
@@ -386,22 +386,25 @@ pub(crate) async fn plan(
             }
             let (walkable, odd): (Vec<_>, Vec<_>) = found
                 .into_iter()
-                .partition(|f| mt::is_image_manifest_or_index(&f.descriptor.media_type));
-            out.left_behind.extend(odd.into_iter().map(|f| LeftBehind {
-                reason: LeftBehindReason::NotAManifest {
-                    media_type: f.descriptor.media_type.clone(),
-                },
-                found: f,
-            }));
+                .partition(|(f, _)| mt::is_image_manifest_or_index(&f.descriptor.media_type));
+            out.left_behind
+                .extend(odd.into_iter().map(|(f, _)| LeftBehind {
+                    reason: LeftBehindReason::NotAManifest {
+                        media_type: f.descriptor.media_type.clone(),
+                    },
+                    found: f,
+                }));
             let walks: Vec<Option<Walk>> = match target {
                 Some(target) => {
-                    let walks = walkable.iter().map(|f| walk(budget, target, &source, f));
+                    let walks = walkable
+                        .iter()
+                        .map(|(f, bytes)| walk(budget, target, &source, f, bytes.clone()));
                     try_all(walks).await?.into_iter().map(Some).collect()
                 }
                 None => walkable.iter().map(|_| None).collect(),
             };
             let mut next = Vec::new();
-            for (mut f, w) in walkable.into_iter().zip(walks) {
+            for ((mut f, _), w) in walkable.into_iter().zip(walks) {
                 if seen.insert(f.descriptor.digest.clone()) {
                     next.push((
                         Owner {
@@ -495,8 +498,15 @@ fn level_plan(
     Level { plan, items }
 }
 
-/// Walks referrer `f` from `source` against `target`, as an image of its own.
-async fn walk(budget: &Budget, target: &Store, source: &Store, f: &FoundReferrer) -> Result<Walk> {
+/// Walks referrer `f` from `source` against `target`, as an image of its
+/// own; `bytes` are its manifest's when finding it read them.
+async fn walk(
+    budget: &Budget,
+    target: &Store,
+    source: &Store,
+    f: &FoundReferrer,
+    bytes: Option<bytes::Bytes>,
+) -> Result<Walk> {
     let job = ImageJob {
         // The walk's key only labels the referrer's tree inside its level.
         key: f.key.clone().unwrap_or(ImageKey::Invocation(0)),
@@ -507,7 +517,7 @@ async fn walk(budget: &Budget, target: &Store, source: &Store, f: &FoundReferrer
         referrers: Referrers::Carry,
     };
     Walker::new(budget, target, source, &job)
-        .walk(f.descriptor.clone())
+        .walk_fetched(f.descriptor.clone(), bytes)
         .await
         .map_err(|e| Error::Referrers {
             action: "walk the referrer",

@@ -10,7 +10,12 @@ use crate::oci::referrers::{self as spec, DigestTagKind, DigestTags, ReferrerLis
 use crate::oci::{media_type as mt, Descriptor};
 use crate::relocate::copy::Budget;
 use crate::store::Store;
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
+
+/// A referrer found, with its manifest's bytes when finding it read them
+/// (a cosign tag's `GET`), for the walk not to read them again.
+pub(super) type Found = (FoundReferrer, Option<Bytes>);
 
 /// What one source store can say about referrers: its digest tags, and
 /// whether its registry has the referrers API.
@@ -109,13 +114,14 @@ impl<'a> Finder<'a> {
         Ok(out)
     }
 
-    /// The referrers of `subject` in the source, at `depth`.
+    /// The referrers of `subject` in the source, at `depth`. A cosign
+    /// tag is read with one `GET`, which gives its digest and its bytes.
     pub(super) async fn find(
         &self,
         owner: &Owner,
         subject: &Digest,
         depth: usize,
-    ) -> Result<Vec<FoundReferrer>> {
+    ) -> Result<Vec<Found>> {
         let found = |descriptor: Descriptor, artifact_type, found_by| FoundReferrer {
             key: owner.key.clone(),
             image: owner.image.clone(),
@@ -137,7 +143,8 @@ impl<'a> Finder<'a> {
                 .map_err(|e| self.fail("ask the referrers API", subject, None, e.into()))?
         };
         for r in listed.into_iter().flatten() {
-            out.push(found(r.descriptor, r.artifact_type, FoundBy::ReferrersApi));
+            let by = FoundBy::ReferrersApi;
+            out.push((found(r.descriptor, r.artifact_type, by), None));
         }
         for (kind, tag) in self.tags.of(subject) {
             if *kind == DigestTagKind::Fallback {
@@ -148,26 +155,39 @@ impl<'a> Finder<'a> {
                 }
                 for r in self.fallback_list(tag, subject).await? {
                     let by = FoundBy::FallbackTag { tag: tag.clone() };
-                    out.push(found(r.descriptor, r.artifact_type, by));
+                    out.push((found(r.descriptor, r.artifact_type, by), None));
                 }
             } else {
-                let d = self
-                    .budget
-                    .run(self.source.resolve(tag))
-                    .await
-                    .map_err(|e| self.fail("resolve the tag", subject, None, e.into()))?;
+                let (d, bytes) = self.read_tag(tag, subject).await?;
                 let by = FoundBy::Tag {
                     tag: tag.clone(),
                     kind: *kind,
                 };
-                out.push(found(d, None, by));
+                out.push((found(d, None, by), bytes));
             }
         }
         // Each referrer once per subject: a registry may list what a tag
         // also names; the first way found is kept.
         let mut seen = HashSet::new();
-        out.retain(|f| !f.found_by.by_subject() || seen.insert(f.descriptor.digest.clone()));
+        out.retain(|(f, _)| !f.found_by.by_subject() || seen.insert(f.descriptor.digest.clone()));
         Ok(out)
+    }
+
+    /// What cosign tag `tag` names, and its bytes: one `GET`. When that
+    /// fails, the tag is resolved instead (its error is the one reported):
+    /// the client reads no manifest that is not an image manifest or index
+    /// (an OCI 1.1 release candidate's artifact manifest), which is then
+    /// left behind as before.
+    async fn read_tag(&self, tag: &str, subject: &Digest) -> Result<(Descriptor, Option<Bytes>)> {
+        if let Ok(m) = self.budget.run(self.source.manifest(tag)).await {
+            return Ok((m.descriptor(), Some(m.bytes)));
+        }
+        let d = self
+            .budget
+            .run(self.source.resolve(tag))
+            .await
+            .map_err(|e| self.fail("resolve the tag", subject, None, e.into()))?;
+        Ok((d, None))
     }
 
     /// The referrers the tag schema's index `tag` lists for `subject`; none
