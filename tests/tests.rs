@@ -40,6 +40,7 @@ mod referrers_order;
 mod referrers_present;
 mod referrers_pull;
 mod referrers_requests;
+mod referrers_search;
 mod registry_modes;
 mod registry_scopes;
 mod registry_streams;

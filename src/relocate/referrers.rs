@@ -16,7 +16,7 @@
 //! three probes per manifest), and the referrers API asked once per registry
 //! before it is relied on for every manifest. A registry without the API and
 //! a repository without digest tags cost nothing more than those two
-//! requests.
+//! requests, and every repository is listed at once.
 //!
 //! In the target (`carry`), each referrer is pushed, with its blobs, after
 //! its subject and before anything tags the bundle, level by level (a
@@ -35,18 +35,18 @@
 
 pub(crate) mod carry;
 mod find;
+mod search;
 
-use super::copy::{try_all, Budget};
+use super::copy::Budget;
 use super::events::NodeKind;
-use super::plan::{ForeignLayers, ImageJob, Plan, Referrers, Totals};
-use super::walk::{Walk, Walker};
+use super::plan::{Plan, Totals};
+use super::walk::Walk;
 use crate::bundle::ImageKey;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::oci::referrers::{self as spec, DigestTagKind};
-use crate::oci::{media_type as mt, Descriptor};
+use crate::error::Result;
+use crate::oci::referrers::DigestTagKind;
+use crate::oci::Descriptor;
 use crate::store::Store;
-use find::{Finder, Found};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -312,140 +312,20 @@ impl Subjects {
 /// Finds the referrers of every image's manifests in its source, walks each
 /// against `target`, and plans their copy by depth. Without a target, it
 /// only finds them: every one is in `carried`, not present, and there is
-/// nothing to copy (what `pull` reports).
+/// nothing to copy (what `pull` reports). Every source store is searched
+/// at once, and the plan is the same whichever answers first
+/// ([`search`]).
 ///
 /// # Errors
-/// [`Error::Referrers`] when a source cannot list its tags or its referrers,
-/// or a referrer cannot be read or walked; [`Error::Cancelled`].
+/// [`Error::Referrers`](crate::Error::Referrers) when a source cannot list
+/// its tags or its referrers, or a referrer cannot be read or walked;
+/// [`Error::Cancelled`](crate::Error::Cancelled).
 pub(crate) async fn plan(
     budget: &Budget,
     target: Option<&Store>,
     subjects: Vec<Subjects>,
 ) -> Result<ReferrerPlan> {
-    let mut groups: BTreeMap<String, Vec<Subjects>> = BTreeMap::new();
-    for s in subjects {
-        groups.entry(s.source.to_string()).or_default().push(s);
-    }
-    let mut apis = HashMap::new();
-    let mut out = ReferrerPlan::default();
-    let mut levels: Vec<Vec<(FoundReferrer, Store, Option<Walk>)>> = Vec::new();
-    let mut seen = HashSet::new();
-    for group in groups.into_values() {
-        let source = group[0].source.clone();
-        let probe = group.iter().find_map(|s| {
-            s.manifests
-                .first()
-                .or(s.filtered.as_ref().map(|(index, _)| index))
-                .cloned()
-        });
-        let Some(first) = probe else {
-            continue;
-        };
-        let finder =
-            Finder::open(budget, &source, &first, &mut apis, &mut out.not_searched).await?;
-        if !finder.may_have_referrers() {
-            continue;
-        }
-        // Level 0: the images' manifests, with the unopened indexes' children.
-        let mut level: Vec<(Owner, Digest)> = Vec::new();
-        for s in &group {
-            let mut digests = s.manifests.clone();
-            for d in &s.unopened {
-                digests.extend(finder.children(d).await?);
-            }
-            if let Some((index, filtered)) = &s.filtered {
-                for (f, _) in finder.find(&s.owner, index, 1).await? {
-                    out.left_behind.push(LeftBehind {
-                        found: f,
-                        reason: LeftBehindReason::PlatformFilter {
-                            index: index.clone(),
-                            filtered: filtered.clone(),
-                        },
-                    });
-                }
-            }
-            for d in digests {
-                if seen.insert(d.clone()) {
-                    level.push((s.owner.clone(), d));
-                }
-            }
-        }
-        let mut depth = 1;
-        while !level.is_empty() {
-            let found = try_all(level.iter().map(|(o, d)| finder.find(o, d, depth))).await?;
-            let found: Vec<Found> = found.into_iter().flatten().collect();
-            if depth > MAX_REFERRER_DEPTH {
-                out.left_behind
-                    .extend(found.into_iter().map(|(f, _)| LeftBehind {
-                        found: f,
-                        reason: LeftBehindReason::TooDeep {
-                            limit: MAX_REFERRER_DEPTH,
-                        },
-                    }));
-                break;
-            }
-            let (walkable, odd): (Vec<_>, Vec<_>) = found
-                .into_iter()
-                .partition(|(f, _)| mt::is_image_manifest_or_index(&f.descriptor.media_type));
-            out.left_behind
-                .extend(odd.into_iter().map(|(f, _)| LeftBehind {
-                    reason: LeftBehindReason::NotAManifest {
-                        media_type: f.descriptor.media_type.clone(),
-                    },
-                    found: f,
-                }));
-            let walks: Vec<Option<Walk>> = match target {
-                Some(target) => {
-                    let walks = walkable
-                        .iter()
-                        .map(|(f, bytes)| walk(budget, target, &source, f, bytes.clone()));
-                    try_all(walks).await?.into_iter().map(Some).collect()
-                }
-                None => walkable.iter().map(|_| None).collect(),
-            };
-            let mut next = Vec::new();
-            for ((mut f, _), w) in walkable.into_iter().zip(walks) {
-                if seen.insert(f.descriptor.digest.clone()) {
-                    next.push((
-                        Owner {
-                            key: f.key.clone(),
-                            image: f.image.clone(),
-                        },
-                        f.descriptor.digest.clone(),
-                    ));
-                }
-                if let Some(task) = w
-                    .as_ref()
-                    .and_then(|w| w.manifests.get(&f.descriptor.digest))
-                {
-                    if let Ok((r, _)) = spec::describe(&task.bytes, &f.descriptor.media_type) {
-                        f.artifact_type = r.artifact_type.or(f.artifact_type);
-                        if f.descriptor.annotations.is_empty() {
-                            f.descriptor.annotations = r.descriptor.annotations;
-                        }
-                    }
-                }
-                if levels.len() < depth {
-                    levels.push(Vec::new());
-                }
-                levels[depth - 1].push((f, source.clone(), w));
-            }
-            level = next;
-            depth += 1;
-        }
-    }
-    for found in levels {
-        match target {
-            Some(target) => out.levels.push(level_plan(target, found, &mut out.carried)),
-            None => out
-                .carried
-                .extend(found.into_iter().map(|(f, _, _)| PlannedReferrer {
-                    found: f,
-                    present: false,
-                })),
-        }
-    }
-    Ok(out)
+    search::plan(budget, target, subjects).await
 }
 
 /// The plan of one depth's referrers, appending each to `carried`.
@@ -496,34 +376,4 @@ fn level_plan(
         }
     }
     Level { plan, items }
-}
-
-/// Walks referrer `f` from `source` against `target`, as an image of its
-/// own; `bytes` are its manifest's when finding it read them.
-async fn walk(
-    budget: &Budget,
-    target: &Store,
-    source: &Store,
-    f: &FoundReferrer,
-    bytes: Option<bytes::Bytes>,
-) -> Result<Walk> {
-    let job = ImageJob {
-        // The walk's key only labels the referrer's tree inside its level.
-        key: f.key.clone().unwrap_or(ImageKey::Invocation(0)),
-        image: source.reference_for(&f.descriptor.digest),
-        candidates: Vec::new(),
-        platforms: Vec::new(),
-        foreign_layers: ForeignLayers::Skip,
-        referrers: Referrers::Carry,
-    };
-    Walker::new(budget, target, source, &job)
-        .walk_fetched(f.descriptor.clone(), bytes)
-        .await
-        .map_err(|e| Error::Referrers {
-            action: "walk the referrer",
-            store: source.to_string(),
-            subject: Some(f.subject.clone()),
-            referrer: Some(f.descriptor.digest.clone()),
-            error: Box::new(e),
-        })
 }

@@ -11,7 +11,7 @@ use crate::oci::{media_type as mt, Descriptor};
 use crate::relocate::copy::Budget;
 use crate::store::Store;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A referrer found, with its manifest's bytes when finding it read them
 /// (a cosign tag's `GET`), for the walk not to read them again.
@@ -29,58 +29,59 @@ pub(super) struct Finder<'a> {
 }
 
 impl<'a> Finder<'a> {
-    /// Lists `source`'s tags (once per repository) and, for a registry not
-    /// yet asked, probes its referrers API with `probe`, a manifest whose
-    /// referrers are wanted anyway (the spec's detection: a `404` means no
-    /// API; `apis` remembers the answer per registry). A listing or a probe
-    /// that fails is recorded in `not_searched`, and what it would have
-    /// found is not looked for.
-    pub(super) async fn open(
+    /// Lists `source`'s tags (once per repository). A listing that fails
+    /// is recorded (the note returned), and what it would have found is
+    /// not looked for. The finder knows of no referrers API until told
+    /// ([`Finder::probe`], [`Finder::set_api`]).
+    pub(super) async fn list(
         budget: &'a Budget,
         source: &'a Store,
-        probe: &Digest,
-        apis: &mut HashMap<String, bool>,
-        not_searched: &mut Vec<NotSearched>,
-    ) -> Result<Finder<'a>> {
-        let mut note = |action: &'static str, e: crate::store::StoreError| {
-            not_searched.push(NotSearched {
-                store: source.to_string(),
-                action,
-                error: e.to_string(),
-            });
+    ) -> (Finder<'a>, Option<NotSearched>) {
+        let (tags, note) = match budget.run(source.tags()).await {
+            Ok(tags) => (DigestTags::from_tags(tags.iter().map(String::as_str)), None),
+            Err(e) => (
+                DigestTags::default(),
+                Some(not_searched(source, "list the tags", &e)),
+            ),
         };
-        let tags = match budget.run(source.tags()).await {
-            Ok(tags) => DigestTags::from_tags(tags.iter().map(String::as_str)),
-            Err(e) => {
-                note("list the tags", e);
-                DigestTags::default()
-            }
-        };
-        let mut finder = Finder {
+        let finder = Finder {
             budget,
             source,
             tags,
             api: false,
             probed: None,
         };
-        if let Store::Registry(r) = source {
-            let registry = &r.repository.registry;
-            if let Some(&api) = apis.get(registry) {
-                finder.api = api;
-            } else {
-                let answer = match budget.run(source.referrers(probe)).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        note("ask the referrers API", e);
-                        None
-                    }
-                };
-                finder.api = answer.is_some();
-                finder.probed = answer.map(|list| (probe.clone(), list));
-                apis.insert(registry.clone(), finder.api);
-            }
+        (finder, note)
+    }
+
+    /// Asks the source's registry whether it has the referrers API, with
+    /// `probe`, a manifest whose referrers are wanted anyway (the spec's
+    /// detection: a `404` means no API), once per registry: the answer
+    /// (`Ok`), or the note of a probe that failed, after which the API is
+    /// not relied on. A layout has no API: `Ok(false)`, without asking.
+    pub(super) async fn probe(&mut self, probe: &Digest) -> Result<bool, NotSearched> {
+        if !matches!(self.source, Store::Registry(_)) {
+            return Ok(false);
         }
-        Ok(finder)
+        match self.budget.run(self.source.referrers(probe)).await {
+            Ok(answer) => {
+                self.api = answer.is_some();
+                self.probed = answer.map(|list| (probe.clone(), list));
+                Ok(self.api)
+            }
+            Err(e) => Err(not_searched(self.source, "ask the referrers API", &e)),
+        }
+    }
+
+    /// Sets whether the source's registry has the referrers API, as
+    /// another finder's [`Finder::probe`] found.
+    pub(super) fn set_api(&mut self, api: bool) {
+        self.api = api;
+    }
+
+    /// The store it finds referrers in.
+    pub(super) fn source(&self) -> &'a Store {
+        self.source
     }
 
     /// Whether any manifest of the source may have referrers.
@@ -227,5 +228,14 @@ impl<'a> Finder<'a> {
             store: self.source.to_string(),
             reason,
         }
+    }
+}
+
+/// The note that `action` failed on `source`.
+fn not_searched(source: &Store, action: &'static str, e: &crate::store::StoreError) -> NotSearched {
+    NotSearched {
+        store: source.to_string(),
+        action,
+        error: e.to_string(),
     }
 }
