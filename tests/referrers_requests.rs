@@ -3,16 +3,18 @@
 //! manifest new to the target is written once, by its tag's `PUT`, after
 //! its blobs (not by digest first, then again by tag); a cosign tag is
 //! read once in the source, by one `GET` (not resolved, then read again by
-//! digest).
+//! digest); a registry that is both source and target is asked once
+//! whether it has the referrers API.
 
 use crate::harness::client::{client_for, repo};
 use crate::harness::fake::Recorded;
-use crate::harness::fixtures::{registry_config, relocator};
+use crate::harness::fixtures::{opts, registry_config, relocator, seed};
 use crate::harness::proxy::Proxy;
-use crate::harness::signed::fixture::signed_bundle;
+use crate::harness::signed::fixture::{digests, referrers_in, sign, signed_bundle};
 use crate::harness::Registry;
 use bytes::Bytes;
 use cnab_oci::ops::{CopyOptions, Location};
+use cnab_oci::registry::RequestKind;
 use cnab_oci::{Digest, Reference};
 use serde_json::Value;
 
@@ -132,4 +134,23 @@ async fn each_cosign_tag_is_read_once_in_the_source() {
             "{tag}: {digest} not read again"
         );
     }
+}
+
+/// A fixup into another repository of the source's registry asks the
+/// registry for its referrers API once: the source's answer is the
+/// target's, and the fallback tags are written all the same.
+#[tokio::test]
+async fn one_registry_is_asked_for_its_referrers_api_once() {
+    let reg = Registry::plain();
+    let config = registry_config(&[&reg]);
+    let fx = seed(&reg, &config).await;
+    let signed = sign(&client_for(&reg), &reg, &fx).await;
+    let target = Reference::parse(&format!("{}/prod/demo:1", reg.host())).unwrap();
+    let r = relocator(&config);
+    let mut bundle = fx.bundle.clone();
+    let out = r.fixup(&mut bundle, &target, &opts()).await.unwrap();
+    assert_eq!(out.totals.referrers_carried, signed.artifacts.len() as u64);
+    assert_eq!(r.stats()[&reg.host()].count(RequestKind::Referrers), 1);
+    let held = referrers_in(&client_for(&reg), &repo(&reg, "prod/demo")).await;
+    assert_eq!(digests(&held).len(), signed.artifacts.len(), "{held:?}");
 }

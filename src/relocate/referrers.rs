@@ -227,6 +227,10 @@ pub struct ReferrerPlan {
     pub not_searched: Vec<NotSearched>,
     /// The copy of each depth, in order.
     pub(crate) levels: Vec<Level>,
+    /// Whether the target's registry has the referrers API, when planning
+    /// asked it already (it is also a source's registry): `carry` does not
+    /// ask again.
+    pub(crate) target_api: Option<bool>,
 }
 
 /// The referrers of one depth: a plan whose images are the referrers

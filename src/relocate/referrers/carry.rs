@@ -30,9 +30,10 @@ pub(crate) async fn carry(
     found: &mut HashMap<Digest, Action>,
 ) -> Result<()> {
     let quiet = Sink::none();
-    // Whether the target keeps referrers by subject itself: asked once,
+    // Whether the target keeps referrers by subject itself: known from
+    // planning when the target is in a source's registry, else asked once,
     // when the first referrer by subject is in it.
-    let mut target_api = None;
+    let mut target_api = plan.target_api;
     for level in &plan.levels {
         let copier = Copier {
             budgets: c.budgets,

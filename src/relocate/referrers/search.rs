@@ -117,7 +117,11 @@ pub(super) async fn plan(
         })
         .collect();
     let mut out = ReferrerPlan::default();
-    let finders = open(budget, &groups, &mut out.not_searched).await?;
+    let (finders, apis) = open(budget, &groups, &mut out.not_searched).await?;
+    // A target in a source's registry: its answer is the target's too.
+    if let Some(Store::Registry(t)) = target {
+        out.target_api = apis.get(&t.repository.registry).copied();
+    }
     let searched: Vec<(&Group, &Finder<'_>)> = groups
         .iter()
         .zip(&finders)
@@ -180,13 +184,14 @@ pub(super) async fn plan(
 
 /// Lists every group's tags, all at once, while the first group of each
 /// registry probes its referrers API, whose answer the registry's other
-/// groups take: the groups' finders. What could not be asked goes to
+/// groups take: the groups' finders, and the answers of the probes that
+/// did not fail, by registry. What could not be asked goes to
 /// `not_searched`, in group order.
 async fn open<'a>(
     budget: &'a Budget,
     groups: &'a [Group],
     not_searched: &mut Vec<NotSearched>,
-) -> Result<Vec<Finder<'a>>> {
+) -> Result<(Vec<Finder<'a>>, HashMap<String, bool>)> {
     let mut probers: HashMap<&str, usize> = HashMap::new();
     for (i, g) in groups.iter().enumerate() {
         if let Some(registry) = g.registry() {
@@ -221,7 +226,7 @@ async fn open<'a>(
         }
         finders.push(finder);
     }
-    Ok(finders)
+    Ok((finders, apis))
 }
 
 /// A group's level 0: the images' manifests, with the unopened indexes'
