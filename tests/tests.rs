@@ -40,6 +40,8 @@ mod referrers_faults;
 mod referrers_order;
 mod referrers_present;
 mod referrers_pull;
+mod referrers_requests;
+mod referrers_search;
 mod registry_families;
 mod registry_modes;
 mod registry_rules;

@@ -136,7 +136,8 @@ struct Run<'a> {
 /// Carries out `plan` into `c.target`, image by image and all at once: each
 /// blob that needs it is moved once, however many images hold it; each
 /// manifest is pushed once its children are in the target, children before
-/// parents, by digest with its exact bytes. A failure stops only what
+/// parents, by digest with its exact bytes (unless a tag is to write it:
+/// [`ManifestTask::by_tag`]). A failure stops only what
 /// depends on it: the images that hold the failed object, each reported under
 /// its own name with its own causes; their other transfers are dropped unless
 /// an image still going needs them. Each image's `ImageFinished` is sent as
@@ -233,7 +234,8 @@ impl Run<'_> {
                         .await
                         .is_ok();
                         // Boxed: a push's state is made only when it starts.
-                        ready && Box::pin(self.manifest(m)).await
+                        // One its tag writes is done once what it holds is.
+                        ready && (m.by_tag || Box::pin(self.manifest(m)).await)
                     })
                 }
                 // In the target already, with everything under it.

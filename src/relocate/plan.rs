@@ -124,6 +124,11 @@ pub(crate) struct ManifestTask {
     pub foreign: Vec<Digest>,
     /// Whether foreign layers were to be copied from the source.
     pub foreign_wanted: bool,
+    /// Written by the `PUT` of a tag that names it (a cosign referrer's
+    /// manifest, tagged by `referrers::carry` once its level is copied): the
+    /// copy puts what it holds, and not the manifest itself, since a `PUT`
+    /// by tag stores it too.
+    pub by_tag: bool,
 }
 
 /// The whole plan: what each image is, and every object with its action.

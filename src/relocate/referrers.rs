@@ -16,7 +16,7 @@
 //! three probes per manifest), and the referrers API asked once per registry
 //! before it is relied on for every manifest. A registry without the API and
 //! a repository without digest tags cost nothing more than those two
-//! requests.
+//! requests, and every repository is listed at once.
 //!
 //! In the target (`carry`), each referrer is pushed, with its blobs, after
 //! its subject and before anything tags the bundle, level by level (a
@@ -35,18 +35,18 @@
 
 pub(crate) mod carry;
 mod find;
+mod search;
 
-use super::copy::{try_all, Budget};
+use super::copy::Budget;
 use super::events::NodeKind;
-use super::plan::{ForeignLayers, ImageJob, Plan, Referrers, Totals};
-use super::walk::{Walk, Walker};
+use super::plan::{Plan, Totals};
+use super::walk::Walk;
 use crate::bundle::ImageKey;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::oci::referrers::{self as spec, DigestTagKind};
-use crate::oci::{media_type as mt, Descriptor};
+use crate::error::Result;
+use crate::oci::referrers::DigestTagKind;
+use crate::oci::Descriptor;
 use crate::store::Store;
-use find::Finder;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -239,6 +239,10 @@ pub struct ReferrerPlan {
     pub not_searched: Vec<NotSearched>,
     /// The copy of each depth, in order.
     pub(crate) levels: Vec<Level>,
+    /// Whether the target's registry has the referrers API, when planning
+    /// asked it already (it is also a source's registry): `carry` does not
+    /// ask again.
+    pub(crate) target_api: Option<bool>,
 }
 
 /// The referrers of one depth: a plan whose images are the referrers
@@ -324,137 +328,20 @@ impl Subjects {
 /// Finds the referrers of every image's manifests in its source, walks each
 /// against `target`, and plans their copy by depth. Without a target, it
 /// only finds them: every one is in `carried`, not present, and there is
-/// nothing to copy (what `pull` reports).
+/// nothing to copy (what `pull` reports). Every source store is searched
+/// at once, and the plan is the same whichever answers first
+/// ([`search`]).
 ///
 /// # Errors
-/// [`Error::Referrers`] when a source cannot list its tags or its referrers,
-/// or a referrer cannot be read or walked; [`Error::Cancelled`].
+/// [`Error::Referrers`](crate::Error::Referrers) when a source cannot list
+/// its tags or its referrers, or a referrer cannot be read or walked;
+/// [`Error::Cancelled`](crate::Error::Cancelled).
 pub(crate) async fn plan(
     budget: &Budget,
     target: Option<&Store>,
     subjects: Vec<Subjects>,
 ) -> Result<ReferrerPlan> {
-    let mut groups: BTreeMap<String, Vec<Subjects>> = BTreeMap::new();
-    for s in subjects {
-        groups.entry(s.source.to_string()).or_default().push(s);
-    }
-    let mut apis = HashMap::new();
-    let mut out = ReferrerPlan::default();
-    let mut levels: Vec<Vec<(FoundReferrer, Store, Option<Walk>)>> = Vec::new();
-    let mut seen = HashSet::new();
-    for group in groups.into_values() {
-        let source = group[0].source.clone();
-        let probe = group.iter().find_map(|s| {
-            s.manifests
-                .first()
-                .or(s.filtered.as_ref().map(|(index, _)| index))
-                .cloned()
-        });
-        let Some(first) = probe else {
-            continue;
-        };
-        let finder =
-            Finder::open(budget, &source, &first, &mut apis, &mut out.not_searched).await?;
-        if !finder.may_have_referrers() {
-            continue;
-        }
-        // Level 0: the images' manifests, with the unopened indexes' children.
-        let mut level: Vec<(Owner, Digest)> = Vec::new();
-        for s in &group {
-            let mut digests = s.manifests.clone();
-            for d in &s.unopened {
-                digests.extend(finder.children(d).await?);
-            }
-            if let Some((index, filtered)) = &s.filtered {
-                for f in finder.find(&s.owner, index, 1).await? {
-                    out.left_behind.push(LeftBehind {
-                        found: f,
-                        reason: LeftBehindReason::PlatformFilter {
-                            index: index.clone(),
-                            filtered: filtered.clone(),
-                        },
-                    });
-                }
-            }
-            for d in digests {
-                if seen.insert(d.clone()) {
-                    level.push((s.owner.clone(), d));
-                }
-            }
-        }
-        let mut depth = 1;
-        while !level.is_empty() {
-            let found = try_all(level.iter().map(|(o, d)| finder.find(o, d, depth))).await?;
-            let found: Vec<FoundReferrer> = found.into_iter().flatten().collect();
-            if depth > MAX_REFERRER_DEPTH {
-                out.left_behind
-                    .extend(found.into_iter().map(|f| LeftBehind {
-                        found: f,
-                        reason: LeftBehindReason::TooDeep {
-                            limit: MAX_REFERRER_DEPTH,
-                        },
-                    }));
-                break;
-            }
-            let (walkable, odd): (Vec<_>, Vec<_>) = found
-                .into_iter()
-                .partition(|f| mt::is_image_manifest_or_index(&f.descriptor.media_type));
-            out.left_behind.extend(odd.into_iter().map(|f| LeftBehind {
-                reason: LeftBehindReason::NotAManifest {
-                    media_type: f.descriptor.media_type.clone(),
-                },
-                found: f,
-            }));
-            let walks: Vec<Option<Walk>> = match target {
-                Some(target) => {
-                    let walks = walkable.iter().map(|f| walk(budget, target, &source, f));
-                    try_all(walks).await?.into_iter().map(Some).collect()
-                }
-                None => walkable.iter().map(|_| None).collect(),
-            };
-            let mut next = Vec::new();
-            for (mut f, w) in walkable.into_iter().zip(walks) {
-                if seen.insert(f.descriptor.digest.clone()) {
-                    next.push((
-                        Owner {
-                            key: f.key.clone(),
-                            image: f.image.clone(),
-                        },
-                        f.descriptor.digest.clone(),
-                    ));
-                }
-                if let Some(task) = w
-                    .as_ref()
-                    .and_then(|w| w.manifests.get(&f.descriptor.digest))
-                {
-                    if let Ok((r, _)) = spec::describe(&task.bytes, &f.descriptor.media_type) {
-                        f.artifact_type = r.artifact_type.or(f.artifact_type);
-                        if f.descriptor.annotations.is_empty() {
-                            f.descriptor.annotations = r.descriptor.annotations;
-                        }
-                    }
-                }
-                if levels.len() < depth {
-                    levels.push(Vec::new());
-                }
-                levels[depth - 1].push((f, source.clone(), w));
-            }
-            level = next;
-            depth += 1;
-        }
-    }
-    for found in levels {
-        match target {
-            Some(target) => out.levels.push(level_plan(target, found, &mut out.carried)),
-            None => out
-                .carried
-                .extend(found.into_iter().map(|(f, _, _)| PlannedReferrer {
-                    found: f,
-                    present: false,
-                })),
-        }
-    }
-    Ok(out)
+    search::plan(budget, target, subjects).await
 }
 
 /// The plan of one depth's referrers, appending each to `carried`.
@@ -472,9 +359,21 @@ fn level_plan(
         referrers: ReferrerPlan::default(),
     };
     let mut items = Vec::new();
+    // cosign's manifests new to the target, and the digests the level needs
+    // put by digest all the same: a referrer by subject, an index's entry.
+    let mut tagged = Vec::new();
+    let mut by_digest = HashSet::new();
     for (f, source, w) in found {
         let Some(w) = w else { continue };
         let present = w.tree.root.done;
+        if !f.found_by.by_subject() && !present {
+            tagged.push(f.descriptor.digest.clone());
+        } else if f.found_by.by_subject() {
+            by_digest.insert(f.descriptor.digest.clone());
+        }
+        for n in w.tree.root.nodes().into_iter().skip(1) {
+            by_digest.insert(n.descriptor.digest.clone());
+        }
         plan.images.push(w.image);
         plan.trees.push(w.tree);
         for (d, b) in w.blobs {
@@ -486,28 +385,11 @@ fn level_plan(
         items.push((carried.len(), source));
         carried.push(PlannedReferrer { found: f, present });
     }
+    // Its tag's `PUT` writes it (`carry`): one write, not two.
+    for d in tagged.iter().filter(|d| !by_digest.contains(*d)) {
+        if let Some(m) = plan.manifests.get_mut(d) {
+            m.by_tag = true;
+        }
+    }
     Level { plan, items }
-}
-
-/// Walks referrer `f` from `source` against `target`, as an image of its own.
-async fn walk(budget: &Budget, target: &Store, source: &Store, f: &FoundReferrer) -> Result<Walk> {
-    let job = ImageJob {
-        // The walk's key only labels the referrer's tree inside its level.
-        key: f.key.clone().unwrap_or(ImageKey::Invocation(0)),
-        image: source.reference_for(&f.descriptor.digest),
-        candidates: Vec::new(),
-        platforms: Vec::new(),
-        foreign_layers: ForeignLayers::Skip,
-        referrers: Referrers::Carry,
-    };
-    Walker::new(budget, target, source, &job)
-        .walk(f.descriptor.clone())
-        .await
-        .map_err(|e| Error::Referrers {
-            action: "walk the referrer",
-            store: source.to_string(),
-            subject: Some(f.subject.clone()),
-            referrer: Some(f.descriptor.digest.clone()),
-            error: Box::new(e),
-        })
 }

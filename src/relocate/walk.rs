@@ -98,7 +98,18 @@ impl<'a> Walker<'a> {
     }
 
     /// Walks the image whose root is `desc`.
-    pub(crate) async fn walk(mut self, desc: Descriptor) -> Result<Walk> {
+    pub(crate) async fn walk(self, desc: Descriptor) -> Result<Walk> {
+        self.walk_fetched(desc, None).await
+    }
+
+    /// Walks the image whose root is `desc`, whose bytes are `root` when
+    /// the caller has read them already (a cosign tag's `GET`): the root is
+    /// then not read again.
+    pub(crate) async fn walk_fetched(
+        mut self,
+        desc: Descriptor,
+        root: Option<Bytes>,
+    ) -> Result<Walk> {
         let job = self.job;
         let mut image = PlannedImage {
             key: job.key.clone(),
@@ -119,7 +130,10 @@ impl<'a> Walker<'a> {
             tree.root.done = true;
             return Ok(self.finish(image, tree));
         }
-        let bytes = self.fetch(&desc).await?;
+        let bytes = match root {
+            Some(bytes) => sized(&desc, bytes)?,
+            None => self.fetch(&desc).await?,
+        };
         let (root_desc, root_bytes) = if filtering {
             let (filtered, kept) =
                 view::filter_index(&bytes, &job.platforms).map_err(|reason| {
@@ -175,15 +189,7 @@ impl<'a> Walker<'a> {
             .budget
             .run(self.source.manifest(d.digest.as_str()))
             .await?;
-        if m.bytes.len() as u64 != d.size {
-            return Err(Error::SizeMismatch {
-                what: "manifest",
-                digest: d.digest.clone(),
-                expected: d.size,
-                actual: m.bytes.len() as u64,
-            });
-        }
-        Ok(m.bytes)
+        sized(d, m.bytes)
     }
 
     /// The node for manifest or index `desc` (bytes `bytes`), recording what
@@ -217,6 +223,7 @@ impl<'a> Walker<'a> {
                         bytes,
                         foreign: Vec::new(),
                         foreign_wanted: self.job.foreign_layers == ForeignLayers::CopyFromSource,
+                        by_tag: false,
                     },
                 );
             }
@@ -313,6 +320,19 @@ impl<'a> Walker<'a> {
         self.walked.insert(d.digest.clone(), n.clone());
         Ok(n)
     }
+}
+
+/// `bytes`, the manifest of `d`, when they are `d`'s size.
+fn sized(d: &Descriptor, bytes: Bytes) -> Result<Bytes> {
+    if bytes.len() as u64 != d.size {
+        return Err(Error::SizeMismatch {
+            what: "manifest",
+            digest: d.digest.clone(),
+            expected: d.size,
+            actual: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }
 
 fn kind_of(d: &Descriptor) -> NodeKind {

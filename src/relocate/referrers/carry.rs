@@ -1,7 +1,9 @@
 //! Carrying a [`ReferrerPlan`] into the target, depth by depth: each
 //! depth's referrers with their blobs (the engine's copy ladder, under the
 //! same budgets), then cosign's tags, then the referrers tag schema's
-//! indexes for a target without the referrers API.
+//! indexes for a target without the referrers API. A cosign manifest new
+//! to the target is written once, by its tag's `PUT` (which stores it),
+//! after its blobs: the copy does not put it by digest first.
 
 use super::{FoundBy, ReferrerPlan};
 use crate::digest::Digest;
@@ -28,9 +30,10 @@ pub(crate) async fn carry(
     found: &mut HashMap<Digest, Action>,
 ) -> Result<()> {
     let quiet = Sink::none();
-    // Whether the target keeps referrers by subject itself: asked once,
+    // Whether the target keeps referrers by subject itself: known from
+    // planning when the target is in a source's registry, else asked once,
     // when the first referrer by subject is in it.
-    let mut target_api = None;
+    let mut target_api = plan.target_api;
     for level in &plan.levels {
         let copier = Copier {
             budgets: c.budgets,
@@ -61,7 +64,8 @@ pub(crate) async fn carry(
                 error: Box::new(error),
             });
         }
-        // cosign's tags, each once its manifest is in the target.
+        // cosign's tags, each once what its manifest holds is in the
+        // target: a new manifest is written by its tag.
         let tags = level.items.iter().filter_map(|(i, source)| {
             let f = &plan.carried[*i].found;
             match &f.found_by {
@@ -222,10 +226,11 @@ pub(crate) async fn tag_referrer(
 }
 
 /// Makes `tag` name `desc` in the target, unless it does already. `bytes`
-/// are the manifest's when the copy pushed it: the target cannot have had
-/// the tag on it then, so the tag is written without asking. Otherwise (the
-/// target had the manifest) the tag is asked for first, and the bytes read
-/// from `source` only when it must be written.
+/// are the manifest's when it is new to the target (the copy put what it
+/// holds, and this `PUT` writes the manifest itself): the target cannot
+/// have had the tag on it then, so the tag is written without asking.
+/// Otherwise (the target had the manifest) the tag is asked for first, and
+/// the bytes read from `source` only when it must be written.
 async fn ensure_tag(
     requests: &Budget,
     target: &Store,

@@ -10,7 +10,12 @@ use crate::oci::referrers::{self as spec, DigestTagKind, DigestTags, ReferrerLis
 use crate::oci::{media_type as mt, Descriptor};
 use crate::relocate::copy::Budget;
 use crate::store::Store;
-use std::collections::{HashMap, HashSet};
+use bytes::Bytes;
+use std::collections::HashSet;
+
+/// A referrer found, with its manifest's bytes when finding it read them
+/// (a cosign tag's `GET`), for the walk not to read them again.
+pub(super) type Found = (FoundReferrer, Option<Bytes>);
 
 /// What one source store can say about referrers: its digest tags, and
 /// whether its registry has the referrers API.
@@ -24,58 +29,59 @@ pub(super) struct Finder<'a> {
 }
 
 impl<'a> Finder<'a> {
-    /// Lists `source`'s tags (once per repository) and, for a registry not
-    /// yet asked, probes its referrers API with `probe`, a manifest whose
-    /// referrers are wanted anyway (the spec's detection: a `404` means no
-    /// API; `apis` remembers the answer per registry). A listing or a probe
-    /// that fails is recorded in `not_searched`, and what it would have
-    /// found is not looked for.
-    pub(super) async fn open(
+    /// Lists `source`'s tags (once per repository). A listing that fails
+    /// is recorded (the note returned), and what it would have found is
+    /// not looked for. The finder knows of no referrers API until told
+    /// ([`Finder::probe`], [`Finder::set_api`]).
+    pub(super) async fn list(
         budget: &'a Budget,
         source: &'a Store,
-        probe: &Digest,
-        apis: &mut HashMap<String, bool>,
-        not_searched: &mut Vec<NotSearched>,
-    ) -> Result<Finder<'a>> {
-        let mut note = |action: &'static str, e: crate::store::StoreError| {
-            not_searched.push(NotSearched {
-                store: source.to_string(),
-                action,
-                error: e.to_string(),
-            });
+    ) -> (Finder<'a>, Option<NotSearched>) {
+        let (tags, note) = match budget.run(source.tags()).await {
+            Ok(tags) => (DigestTags::from_tags(tags.iter().map(String::as_str)), None),
+            Err(e) => (
+                DigestTags::default(),
+                Some(not_searched(source, "list the tags", &e)),
+            ),
         };
-        let tags = match budget.run(source.tags()).await {
-            Ok(tags) => DigestTags::from_tags(tags.iter().map(String::as_str)),
-            Err(e) => {
-                note("list the tags", e);
-                DigestTags::default()
-            }
-        };
-        let mut finder = Finder {
+        let finder = Finder {
             budget,
             source,
             tags,
             api: false,
             probed: None,
         };
-        if let Store::Registry(r) = source {
-            let registry = &r.repository.registry;
-            if let Some(&api) = apis.get(registry) {
-                finder.api = api;
-            } else {
-                let answer = match budget.run(source.referrers(probe)).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        note("ask the referrers API", e);
-                        None
-                    }
-                };
-                finder.api = answer.is_some();
-                finder.probed = answer.map(|list| (probe.clone(), list));
-                apis.insert(registry.clone(), finder.api);
-            }
+        (finder, note)
+    }
+
+    /// Asks the source's registry whether it has the referrers API, with
+    /// `probe`, a manifest whose referrers are wanted anyway (the spec's
+    /// detection: a `404` means no API), once per registry: the answer
+    /// (`Ok`), or the note of a probe that failed, after which the API is
+    /// not relied on. A layout has no API: `Ok(false)`, without asking.
+    pub(super) async fn probe(&mut self, probe: &Digest) -> Result<bool, NotSearched> {
+        if !matches!(self.source, Store::Registry(_)) {
+            return Ok(false);
         }
-        Ok(finder)
+        match self.budget.run(self.source.referrers(probe)).await {
+            Ok(answer) => {
+                self.api = answer.is_some();
+                self.probed = answer.map(|list| (probe.clone(), list));
+                Ok(self.api)
+            }
+            Err(e) => Err(not_searched(self.source, "ask the referrers API", &e)),
+        }
+    }
+
+    /// Sets whether the source's registry has the referrers API, as
+    /// another finder's [`Finder::probe`] found.
+    pub(super) fn set_api(&mut self, api: bool) {
+        self.api = api;
+    }
+
+    /// The store it finds referrers in.
+    pub(super) fn source(&self) -> &'a Store {
+        self.source
     }
 
     /// Whether any manifest of the source may have referrers.
@@ -109,13 +115,14 @@ impl<'a> Finder<'a> {
         Ok(out)
     }
 
-    /// The referrers of `subject` in the source, at `depth`.
+    /// The referrers of `subject` in the source, at `depth`. A cosign
+    /// tag is read with one `GET`, which gives its digest and its bytes.
     pub(super) async fn find(
         &self,
         owner: &Owner,
         subject: &Digest,
         depth: usize,
-    ) -> Result<Vec<FoundReferrer>> {
+    ) -> Result<Vec<Found>> {
         let found = |descriptor: Descriptor, artifact_type, found_by| FoundReferrer {
             key: owner.key.clone(),
             image: owner.image.clone(),
@@ -137,7 +144,8 @@ impl<'a> Finder<'a> {
                 .map_err(|e| self.fail("ask the referrers API", subject, None, e.into()))?
         };
         for r in listed.into_iter().flatten() {
-            out.push(found(r.descriptor, r.artifact_type, FoundBy::ReferrersApi));
+            let by = FoundBy::ReferrersApi;
+            out.push((found(r.descriptor, r.artifact_type, by), None));
         }
         for (kind, tag) in self.tags.of(subject) {
             if *kind == DigestTagKind::Fallback {
@@ -148,26 +156,39 @@ impl<'a> Finder<'a> {
                 }
                 for r in self.fallback_list(tag, subject).await? {
                     let by = FoundBy::FallbackTag { tag: tag.clone() };
-                    out.push(found(r.descriptor, r.artifact_type, by));
+                    out.push((found(r.descriptor, r.artifact_type, by), None));
                 }
             } else {
-                let d = self
-                    .budget
-                    .run(self.source.resolve(tag))
-                    .await
-                    .map_err(|e| self.fail("resolve the tag", subject, None, e.into()))?;
+                let (d, bytes) = self.read_tag(tag, subject).await?;
                 let by = FoundBy::Tag {
                     tag: tag.clone(),
                     kind: *kind,
                 };
-                out.push(found(d, None, by));
+                out.push((found(d, None, by), bytes));
             }
         }
         // Each referrer once per subject: a registry may list what a tag
         // also names; the first way found is kept.
         let mut seen = HashSet::new();
-        out.retain(|f| !f.found_by.by_subject() || seen.insert(f.descriptor.digest.clone()));
+        out.retain(|(f, _)| !f.found_by.by_subject() || seen.insert(f.descriptor.digest.clone()));
         Ok(out)
+    }
+
+    /// What cosign tag `tag` names, and its bytes: one `GET`. When that
+    /// fails, the tag is resolved instead (its error is the one reported):
+    /// the client reads no manifest that is not an image manifest or index
+    /// (an OCI 1.1 release candidate's artifact manifest), which is then
+    /// left behind as before.
+    async fn read_tag(&self, tag: &str, subject: &Digest) -> Result<(Descriptor, Option<Bytes>)> {
+        if let Ok(m) = self.budget.run(self.source.manifest(tag)).await {
+            return Ok((m.descriptor(), Some(m.bytes)));
+        }
+        let d = self
+            .budget
+            .run(self.source.resolve(tag))
+            .await
+            .map_err(|e| self.fail("resolve the tag", subject, None, e.into()))?;
+        Ok((d, None))
     }
 
     /// The referrers the tag schema's index `tag` lists for `subject`; none
@@ -207,5 +228,14 @@ impl<'a> Finder<'a> {
             store: self.source.to_string(),
             reason,
         }
+    }
+}
+
+/// The note that `action` failed on `source`.
+fn not_searched(source: &Store, action: &'static str, e: &crate::store::StoreError) -> NotSearched {
+    NotSearched {
+        store: source.to_string(),
+        action,
+        error: e.to_string(),
     }
 }
