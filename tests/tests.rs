@@ -37,6 +37,7 @@ mod referrers_archive;
 mod referrers_client;
 mod referrers_copy;
 mod referrers_faults;
+mod referrers_kept;
 mod referrers_order;
 mod referrers_present;
 mod referrers_pull;

@@ -91,6 +91,7 @@ impl Reporter for Lines {
                 ..
             } => format!("{key} {image}: not relocated: {why}"),
             Event::Fallback { message } => format!("fallback: {message}"),
+            Event::ReferrerTagKept { tag, digest, kept } => tag_kept(tag, digest, kept),
             Event::ReferrersPlanned {
                 carried,
                 left_behind,
@@ -241,6 +242,9 @@ impl Reporter for Bars {
             Event::Fallback { message } => {
                 let _ = self.multi.println(format!("fallback: {message}"));
             }
+            Event::ReferrerTagKept { tag, digest, kept } => {
+                let _ = self.multi.println(tag_kept(tag, digest, kept));
+            }
             Event::ReferrersPlanned {
                 carried,
                 left_behind,
@@ -253,6 +257,14 @@ impl Reporter for Bars {
             _ => {}
         }
     }
+}
+
+/// A cosign tag of the target that names another signature: kept.
+fn tag_kept(tag: &str, digest: &str, kept: &str) -> String {
+    format!(
+        "warning: the target's tag {tag} names {kept} (another signature): kept, not replaced; \
+         {digest} is in the target by its digest only"
+    )
 }
 
 /// What a plan's referrers come to, for a terminal: how many are carried,

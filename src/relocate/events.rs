@@ -218,6 +218,17 @@ pub enum Event {
         /// written into an archive.
         action: Action,
     },
+    /// A cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`) in the target
+    /// names another manifest (another signer's): it is kept, not replaced,
+    /// and the referrer is in the target by its digest only.
+    ReferrerTagKept {
+        /// The tag.
+        tag: String,
+        /// The referrer carried.
+        digest: String,
+        /// What the tag names in the target, kept.
+        kept: String,
+    },
     /// Push took a fallback because the registry refused the preferred form.
     Fallback {
         /// What was refused and what is used instead.

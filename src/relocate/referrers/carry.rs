@@ -76,7 +76,7 @@ pub(crate) async fn carry(
                         .get(&f.descriptor.digest)
                         .map(|m| &m.bytes);
                     tag_referrer(
-                        &c.budgets.requests,
+                        (&c.budgets.requests, c.sink),
                         c.target,
                         source,
                         tag,
@@ -146,7 +146,15 @@ impl crate::relocate::Engine {
         // Boxed: the tag requests' state is large, and made only here.
         let work = Box::pin(async {
             try_all(tags.iter().map(|(tag, subject, desc, bytes)| {
-                tag_referrer(requests, target, target, tag, subject, desc, bytes.clone())
+                tag_referrer(
+                    (requests, &self.sink),
+                    target,
+                    target,
+                    tag,
+                    subject,
+                    desc,
+                    bytes.clone(),
+                )
             }))
             .await?;
             keep_by_subject(requests, target, target_api, by_subject).await
@@ -200,13 +208,14 @@ pub(crate) async fn keep_by_subject(
     Ok(())
 }
 
-/// [`ensure_tag`], with the error saying which referrer of `subject` it was.
+/// [`ensure_tag`], with the error saying which referrer of `subject` it was,
+/// and an [`Event::ReferrerTagKept`] to `sink` when the tag is another's.
 ///
 /// # Errors
 /// [`Error::Referrers`] around the store's error.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn tag_referrer(
-    requests: &Budget,
+    (requests, sink): (&Budget, &Sink),
     target: &Store,
     source: &Store,
     tag: &str,
@@ -214,7 +223,7 @@ pub(crate) async fn tag_referrer(
     desc: &Descriptor,
     bytes: Option<bytes::Bytes>,
 ) -> Result<()> {
-    ensure_tag(requests, target, source, tag, desc, bytes)
+    let tagged = ensure_tag(requests, target, source, tag, desc, bytes)
         .await
         .map_err(|e| Error::Referrers {
             action: "tag the referrer",
@@ -222,15 +231,34 @@ pub(crate) async fn tag_referrer(
             subject: Some(subject.clone()),
             referrer: Some(desc.digest.clone()),
             error: Box::new(e),
-        })
+        })?;
+    if let Tagged::Kept(kept) = tagged {
+        tracing::warn!(%tag, referrer = %desc.digest, %kept, "the target's tag names another manifest: kept");
+        sink.send(Event::ReferrerTagKept {
+            tag: tag.to_owned(),
+            digest: desc.digest.to_string(),
+            kept: kept.to_string(),
+        });
+    }
+    Ok(())
 }
 
-/// Makes `tag` name `desc` in the target, unless it does already. `bytes`
-/// are the manifest's when it is new to the target (the copy put what it
-/// holds, and this `PUT` writes the manifest itself): the target cannot
-/// have had the tag on it then, so the tag is written without asking.
-/// Otherwise (the target had the manifest) the tag is asked for first, and
-/// the bytes read from `source` only when it must be written.
+/// What [`ensure_tag`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Tagged {
+    /// The tag names the referrer (now, or already).
+    Named,
+    /// The tag names another manifest (another signer's signature): kept,
+    /// and the referrer pushed by its digest only.
+    Kept(Digest),
+}
+
+/// Makes `tag` name `desc` in the target, unless it does already or names
+/// another manifest: a tag is asked for first, so that another client's
+/// (another signer's) is never replaced. `bytes` are the manifest's when the
+/// copy left it to this step (the tag's `PUT` stores it; by digest when the
+/// tag is kept); otherwise the target has it, and the bytes are read from
+/// `source` only when the tag must be written.
 async fn ensure_tag(
     requests: &Budget,
     target: &Store,
@@ -238,23 +266,29 @@ async fn ensure_tag(
     tag: &str,
     desc: &Descriptor,
     bytes: Option<bytes::Bytes>,
-) -> Result<()> {
-    let bytes = if let Some(b) = bytes {
-        b
-    } else {
-        match requests.run(target.resolve(tag)).await {
-            Ok(d) if d.digest == desc.digest => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
+) -> Result<Tagged> {
+    match requests.run(target.resolve(tag)).await {
+        Ok(d) if d.digest == desc.digest => return Ok(Tagged::Named),
+        Ok(other) => {
+            if let Some(b) = bytes {
+                requests.run(target.put_manifest(desc, b)).await?;
+            }
+            return Ok(Tagged::Kept(other.digest));
         }
-        requests
-            .run(source.manifest(desc.digest.as_str()))
-            .await?
-            .bytes
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => {
+            requests
+                .run(source.manifest(desc.digest.as_str()))
+                .await?
+                .bytes
+        }
     };
     requests.run(target.tag(tag, desc, bytes)).await?;
-    Ok(())
+    Ok(Tagged::Named)
 }
 
 /// Adds `add` to the referrers tag schema's index of `subject` in the target:
