@@ -58,3 +58,38 @@ async fn another_signers_tag_is_kept() {
         )]
     );
 }
+
+/// A referrer listed in the source's fallback tag whose manifest is gone is
+/// left behind, with why; the images and the other referrers go on.
+#[tokio::test]
+async fn a_listed_referrer_that_is_gone_is_left_behind() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let signed = sign(&client_for(&src), &src, &fx).await;
+    // The Notation signature of web's index, deleted behind its listing.
+    let (gone, _) = &signed.artifacts[3];
+    let deleted = client_for(&src)
+        .delete_manifest(&repo(&src, "app/web"), gone)
+        .await
+        .unwrap();
+    assert_eq!(deleted, cnab_oci::registry::probe::Deleted::Yes);
+    let target_ref = Reference::parse(&format!("{}/prod/demo:1", dst.host())).unwrap();
+    let mut bundle = fx.bundle.clone();
+    let out = relocator(&config)
+        .fixup(&mut bundle, &target_ref, &opts())
+        .await
+        .unwrap();
+    let left = &out.plan.referrers.left_behind;
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(&left[0].found.descriptor.digest, gone);
+    assert!(
+        matches!(
+            left[0].reason,
+            cnab_oci::relocate::LeftBehindReason::Unreadable { .. }
+        ),
+        "{}",
+        left[0].reason
+    );
+    assert_eq!(out.totals.referrers_carried, 6, "{:?}", out.totals);
+}

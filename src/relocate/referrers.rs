@@ -153,6 +153,18 @@ pub enum LeftBehindReason {
         /// Its media type.
         media_type: String,
     },
+    /// It could not be read from the source (a listed manifest that is
+    /// gone, one that does not parse).
+    Unreadable {
+        /// Why.
+        error: String,
+    },
+    /// Its manifest's `subject` names another manifest than the one it was
+    /// listed for: it is not a referrer of that one.
+    OtherSubject {
+        /// The subject its manifest names.
+        names: Digest,
+    },
     /// It refers to a bundle index that a platform filter rewrites: the
     /// filtered images make another bundle index (an archive of a pushed
     /// bundle with a filter).
@@ -182,6 +194,13 @@ impl std::fmt::Display for LeftBehindReason {
             LeftBehindReason::NotAManifest { media_type } => {
                 write!(f, "it is a `{media_type}`, not an image manifest or index")
             }
+            LeftBehindReason::Unreadable { error } => {
+                write!(f, "it cannot be read from the source: {error}")
+            }
+            LeftBehindReason::OtherSubject { names } => write!(
+                f,
+                "its manifest names another subject ({names}): it is not a referrer of this one"
+            ),
             LeftBehindReason::BundleRebuilt { index } => write!(
                 f,
                 "the platform filter changes the bundle's images, so the bundle index is not \

@@ -31,7 +31,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::media_type as mt;
 use crate::oci::referrers as spec;
-use crate::relocate::copy::{try_all, Budget};
+use crate::relocate::copy::{all, try_all, Budget};
 use crate::relocate::plan::{ForeignLayers, ImageJob, Referrers};
 use crate::relocate::walk::{Walk, Walker};
 use crate::store::Store;
@@ -300,7 +300,7 @@ async fn search(
                 }));
             break;
         }
-        let (walkable, odd): (Vec<_>, Vec<_>) = found
+        let (mut walkable, odd): (Vec<_>, Vec<_>) = found
             .into_iter()
             .partition(|(f, _)| mt::is_image_manifest_or_index(&f.descriptor.media_type));
         out.left_behind
@@ -315,7 +315,36 @@ async fn search(
                 let walks = walkable
                     .iter()
                     .map(|(f, bytes)| walk(budget, target, source, f, bytes.clone()));
-                try_all(walks).await?.into_iter().map(Some).collect()
+                // A referrer that cannot be read (a listed manifest gone, one
+                // that does not parse) or that names another subject is left
+                // behind, said so; the images and the other referrers go on.
+                let results = all(walks).await;
+                let mut kept = Vec::new();
+                let mut ok = Vec::new();
+                for (found, r) in std::mem::take(&mut walkable).into_iter().zip(results) {
+                    match r
+                        .map_err(Unwalked::from)
+                        .and_then(|w| check_subject(&found.0, w))
+                    {
+                        Ok(w) => {
+                            kept.push(found);
+                            ok.push(Some(w));
+                        }
+                        Err(Unwalked::Error(e)) if cancelled(&e) => return Err(e),
+                        Err(Unwalked::Error(e)) => out.left_behind.push(LeftBehind {
+                            reason: LeftBehindReason::Unreadable {
+                                error: e.to_string(),
+                            },
+                            found: found.0,
+                        }),
+                        Err(Unwalked::Subject(names)) => out.left_behind.push(LeftBehind {
+                            reason: LeftBehindReason::OtherSubject { names },
+                            found: found.0,
+                        }),
+                    }
+                }
+                walkable = kept;
+                ok
             }
             None => walkable.iter().map(|_| None).collect(),
         };
@@ -349,6 +378,44 @@ async fn search(
         depth += 1;
     }
     Ok(out)
+}
+
+/// Why a referrer's walk did not give a referrer to carry.
+enum Unwalked {
+    /// It could not be read or walked.
+    Error(Error),
+    /// Its manifest's `subject` names another manifest than the one it was
+    /// listed for.
+    Subject(Digest),
+}
+
+/// Whether `e` is a cancellation, the walk's own or inside its context.
+fn cancelled(e: &Error) -> bool {
+    e.is_cancelled() || matches!(e, Error::Referrers { error, .. } if error.is_cancelled())
+}
+
+impl From<Error> for Unwalked {
+    fn from(e: Error) -> Self {
+        Unwalked::Error(e)
+    }
+}
+
+/// `w`, unless `f` is a referrer by subject whose manifest names another
+/// subject (a registry or a fallback tag that lists it wrong): the spec's
+/// referrers are those whose `subject` is the manifest.
+fn check_subject(f: &FoundReferrer, w: Walk) -> std::result::Result<Walk, Unwalked> {
+    if !f.found_by.by_subject() {
+        return Ok(w);
+    }
+    let named = w
+        .manifests
+        .get(&f.descriptor.digest)
+        .and_then(|m| spec::describe(&m.bytes, &f.descriptor.media_type).ok())
+        .and_then(|(_, subject)| subject);
+    match named {
+        Some(s) if s != f.subject => Err(Unwalked::Subject(s)),
+        _ => Ok(w),
+    }
 }
 
 /// Walks referrer `f` from `source` against `target`, as an image of its
