@@ -36,12 +36,13 @@ pub struct ManArgs {
 }
 
 /// The subcommands, each with a page of its own.
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 12] = [
     "fixup",
     "push",
     "pull",
     "copy",
     "archive",
+    "check-registry",
     "validate",
     "verify",
     "canonical",
@@ -145,7 +146,7 @@ mod tests {
         assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
         for sub in SUBCOMMANDS {
             assert!(
-                page.contains(&format!("cnab\\-oci\\-{sub}(1)")),
+                page.contains(&format!("cnab\\-oci\\-{}(1)", sub.replace('-', "\\-"))),
                 "the man page lists `{sub}`"
             );
         }
