@@ -121,17 +121,12 @@ impl Client {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.t.error_for(&patch, resp).await);
         }
-        let next = super::blob::location(&resp, repo, &patch.operation)?;
-        let mut url = next;
-        url.query_pairs_mut().append_pair("digest", digest.as_str());
-        let mut put = Req::on(
-            Method::PUT,
-            repo,
-            url.to_string(),
-            RequestKind::UploadFinish,
-            &[Scope::push(&repo.path)],
-            format!("upload blob {digest}"),
-        );
+        // The close, as every upload closes: the client's own request.
+        let next = super::UploadSession {
+            repository: repo.clone(),
+            location: super::blob::location(&resp, repo, &patch.operation)?,
+        };
+        let mut put = Self::finish_req(&next, &digest);
         put.headers
             .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         let resp = self.t.send(&mut put).await?;

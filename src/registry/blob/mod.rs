@@ -366,7 +366,7 @@ impl Client {
         Ok((req, resp))
     }
 
-    fn finish_req(session: &UploadSession, digest: &Digest) -> Req {
+    pub(super) fn finish_req(session: &UploadSession, digest: &Digest) -> Req {
         let mut url = session.location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let repo = &session.repository;
