@@ -521,8 +521,10 @@ async fn an_index_that_lists_itself() {
         .unwrap_err()
         .to_string();
     assert!(started.elapsed() < Duration::from_secs(10));
+    // The resolving GET reads the index, so the lie is found while
+    // resolving, under the image's name.
     assert!(
-        e.starts_with("images of the bundle cannot be relocated:\n  invocationImages[0]"),
+        e.starts_with("cannot resolve the bundle's images:\n  invocationImages[0]"),
         "{e}"
     );
     assert!(

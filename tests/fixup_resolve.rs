@@ -567,3 +567,54 @@ async fn a_strict_filtered_image_names_the_new_index() {
     );
     assert!(err.hints().contains(&Hint::UpdateBundle));
 }
+
+/// Resolving an image reads it: a new image costs the source one manifest
+/// `GET` for its root and no `HEAD`. A registry whose pull limit counts
+/// manifest `GET`s (Docker Hub, docs.docker.com/docker-hub/usage/pulls:
+/// "HEAD requests are not counted") is resolved with a `HEAD`, then read by
+/// digest; here distribution is told it is Docker Hub, as
+/// `--registry-family` does.
+#[tokio::test]
+async fn resolving_reads_the_root_except_where_gets_count_as_pulls() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let config = registry_config(&[&src, &dst]);
+    let fx = seed(&src, &config).await;
+    let roots = fx.bundle.all_images().len() as u64;
+    // The roots that are indexes have their children read too, either way.
+    let children: u64 = fx
+        .images
+        .values()
+        .map(|i| i.manifests.len() as u64 - 1)
+        .sum();
+    for (family, heads, gets) in [
+        (None, 0, roots + children),
+        (
+            Some(cnab_oci::registry::family::Family::DockerHub),
+            roots,
+            roots + children,
+        ),
+    ] {
+        let mut config = config.clone();
+        if let Some(f) = family {
+            config.registry_families.insert(src.host(), f);
+        }
+        let target = Reference::parse(&format!("{}/reads/{heads}:1", dst.host())).unwrap();
+        let mut bundle = fx.bundle.clone();
+        let out = relocator(&config)
+            .fixup(&mut bundle, &target, &opts())
+            .await
+            .unwrap();
+        let s = &out.stats[&src.host()];
+        let label = format!("{family:?}: {s:?}");
+        assert_eq!(
+            s.count(cnab_oci::registry::RequestKind::ManifestHead),
+            heads,
+            "{label}"
+        );
+        assert_eq!(
+            s.count(cnab_oci::registry::RequestKind::ManifestGet),
+            gets,
+            "{label}"
+        );
+    }
+}

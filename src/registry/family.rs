@@ -173,6 +173,14 @@ impl Family {
         }
     }
 
+    /// Whether a manifest `GET` counts against a pull limit where a `HEAD`
+    /// does not, so that an image is resolved with a `HEAD` even when its
+    /// bytes are read next (Docker Hub: docs.docker.com/docker-hub/usage/pulls,
+    /// "HEAD requests are not counted").
+    pub fn counts_manifest_gets(self) -> bool {
+        self == Family::DockerHub
+    }
+
     /// Whether a repository must be made before anything is pushed into it
     /// (ECR: getporter/porter compatible-registries, aws/containers-roadmap
     /// #1970).

@@ -264,7 +264,10 @@ impl Client {
                         })
                     }
                     // Not enough in the headers: fetch the manifest itself.
-                    _ => self.get_manifest_once(named).await.map(|m| m.descriptor()),
+                    _ => self
+                        .get_manifest_once(named, "resolve")
+                        .await
+                        .map(|m| m.descriptor()),
                 }
             })
             .await
@@ -304,9 +307,32 @@ impl Client {
         self.get_manifest_named(&Named::parse(repo, name)?).await
     }
 
+    /// Resolves `name` in `repo` as [`resolve_in`](Client::resolve_in) does,
+    /// with one `GET` instead of the `HEAD`: the descriptor and the exact
+    /// bytes, for a caller that reads the manifest next (one round trip
+    /// instead of two). Errors name the operation `resolve`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_manifest_in`](Client::get_manifest_in).
+    pub async fn resolve_by_get_in(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<Manifest, RegistryError> {
+        let named = Named::parse(repo, name)?;
+        self.t
+            .retry(&named.repo.registry, || {
+                self.get_manifest_once(&named, "resolve")
+            })
+            .await
+    }
+
     async fn get_manifest_named(&self, named: &Named) -> Result<Manifest, RegistryError> {
         self.t
-            .retry(&named.repo.registry, || self.get_manifest_once(named))
+            .retry(&named.repo.registry, || {
+                self.get_manifest_once(named, "get manifest")
+            })
             .await
     }
 
@@ -325,10 +351,13 @@ impl Client {
         req
     }
 
-    async fn get_manifest_once(&self, named: &Named) -> Result<Manifest, RegistryError> {
+    async fn get_manifest_once(
+        &self,
+        named: &Named,
+        verb: &str,
+    ) -> Result<Manifest, RegistryError> {
         let repo = &named.repo;
-        let mut req =
-            Self::manifest_req(Method::GET, named, RequestKind::ManifestGet, "get manifest");
+        let mut req = Self::manifest_req(Method::GET, named, RequestKind::ManifestGet, verb);
         let resp = self.t.send(&mut req).await?;
         if resp.status() != StatusCode::OK {
             return Err(self.t.error_for(&req, resp).await);

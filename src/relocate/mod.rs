@@ -264,7 +264,7 @@ impl Engine {
         // 1. Resolve every image; collect every failure.
         let resolved = copy::all(
             jobs.iter()
-                .map(|j| walk::resolve(&self.budgets.requests, j)),
+                .map(|j| walk::resolve(&self.budgets.requests, j, target)),
         )
         .await;
         let mut failures = Vec::new();
@@ -282,10 +282,12 @@ impl Engine {
         if !failures.is_empty() {
             return Err(Error::Unresolved(failures));
         }
-        // 2. Walk every image's graph, all images at once; collect every
-        // failure, each under its own image.
-        let walked = copy::all(jobs.iter().zip(&roots).map(|(j, (candidate, desc))| {
-            Walker::new(&self.budgets.requests, target, &candidate.store, j).walk(desc.clone())
+        // 2. Walk every image's graph, all images at once, each from the root
+        // bytes its resolving read; collect every failure under its image.
+        let walked = copy::all(jobs.iter().zip(roots.iter_mut()).map(|(j, root)| {
+            let (bytes, (candidate, desc, _)) = (root.2.take(), &*root);
+            Walker::new(&self.budgets.requests, target, &candidate.store, j)
+                .walk_fetched(desc.clone(), bytes)
         }))
         .await;
         let mut walks = Vec::new();
@@ -342,10 +344,10 @@ impl Engine {
             .zip(&roots)
             .zip(&walks)
             // An image read from the target itself has its referrers there.
-            .filter(|((j, (candidate, _)), _)| {
+            .filter(|((j, (candidate, ..)), _)| {
                 j.referrers == plan::Referrers::Carry && !candidate.store.same_as(target)
             })
-            .map(|((j, (candidate, _)), w)| {
+            .map(|((j, (candidate, ..)), w)| {
                 let owner = referrers::Owner {
                     key: Some(j.key.clone()),
                     image: j.image.clone(),

@@ -22,19 +22,32 @@ use std::collections::BTreeMap;
 /// How deeply indexes may nest inside indexes.
 pub const MAX_NESTING: usize = 4;
 
+/// A job's resolved root: the candidate that has it, its descriptor, and
+/// its bytes when resolving read them ([`Store::resolve_read`]).
+pub(crate) type Root = (Candidate, Descriptor, Option<Bytes>);
+
 /// Resolves a job's first working candidate; on failure, every candidate's
-/// error, in order.
+/// error, in order. A candidate in `target` itself is resolved without its
+/// bytes: its walk reads nothing.
 pub(crate) async fn resolve(
     budget: &Budget,
     job: &ImageJob,
-) -> std::result::Result<(Candidate, Descriptor), Vec<Error>> {
+    target: &Store,
+) -> std::result::Result<Root, Vec<Error>> {
     let mut errors = Vec::new();
     for candidate in &job.candidates {
-        match budget.run(candidate.store.resolve(&candidate.name)).await {
-            Ok(d) if mt::is_image_manifest_or_index(&d.media_type) => {
-                return Ok((candidate.clone(), d));
+        let store = &candidate.store;
+        let resolved = if store.same_as(target) {
+            let d = budget.run(store.resolve(&candidate.name)).await;
+            d.map(|d| (d, None))
+        } else {
+            budget.run(store.resolve_read(&candidate.name)).await
+        };
+        match resolved {
+            Ok((d, bytes)) if mt::is_image_manifest_or_index(&d.media_type) => {
+                return Ok((candidate.clone(), d, bytes));
             }
-            Ok(d) => errors.push(Error::NotAnImage {
+            Ok((d, _)) => errors.push(Error::NotAnImage {
                 reference: candidate.display.clone(),
                 media_type: d.media_type,
             }),
@@ -97,14 +110,9 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Walks the image whose root is `desc`.
-    pub(crate) async fn walk(self, desc: Descriptor) -> Result<Walk> {
-        self.walk_fetched(desc, None).await
-    }
-
     /// Walks the image whose root is `desc`, whose bytes are `root` when
-    /// the caller has read them already (a cosign tag's `GET`): the root is
-    /// then not read again.
+    /// the caller has read them already (the resolving `GET`, a cosign tag's
+    /// `GET`): the root is then not read again.
     pub(crate) async fn walk_fetched(
         mut self,
         desc: Descriptor,

@@ -220,6 +220,35 @@ impl Store {
         }
     }
 
+    /// Resolves `name` as [`resolve`](Store::resolve) does, with the
+    /// manifest's exact bytes when reading them costs no extra request: a
+    /// registry is asked with one `GET` instead of the `HEAD`, except one
+    /// whose pull limit counts manifest `GET`s
+    /// ([`Family::counts_manifest_gets`](crate::registry::family::Family::counts_manifest_gets),
+    /// Docker Hub). A layout gives no bytes: reading them later costs no
+    /// request.
+    ///
+    /// # Errors
+    /// As [`resolve`](Store::resolve), and as [`manifest`](Store::manifest)
+    /// for the `GET`.
+    pub async fn resolve_read(
+        &self,
+        name: &str,
+    ) -> Result<(Descriptor, Option<Bytes>), StoreError> {
+        match self {
+            Store::Registry(r)
+                if !r
+                    .client
+                    .family(&r.repository.registry)
+                    .counts_manifest_gets() =>
+            {
+                let m = r.client.resolve_by_get_in(&r.repository, name).await?;
+                Ok((m.descriptor(), Some(m.bytes)))
+            }
+            _ => Ok((self.resolve(name).await?, None)),
+        }
+    }
+
     /// The exact bytes of the manifest named `name` (a tag or a digest), at
     /// most [`crate::registry::MAX_MANIFEST_SIZE`] bytes, checked against the
     /// digest when `name` is one.
