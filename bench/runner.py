@@ -58,6 +58,18 @@ SIGNED = ("signed", ["a", "b"])
 NO_REFERRERS = "cnab-oci-no-referrers"
 SIGNED_RTT = ("signed", ["a@rtt20"], ["cnab-oci", NO_REFERRERS, "limit"])
 OVERHEAD = ("medium", ["a", "b", "c", "a@rtt20"], ["cnab-oci", NO_REFERRERS])
+# Issue 15, the budgets' defaults: cnab-oci with --requests N or --jobs N
+# (the defaults, 32 and 8, are plain cnab-oci). Small requests are most of
+# the work in mounts (b), all the more with many small images; bytes are in
+# a cross-registry copy (a), at 20 ms RTT at 50 MB/s.
+REQUESTS_SWEEP = [8, 16, 64, 128]
+JOBS_SWEEP = [4, 16]
+BUDGETS = [f"cnab-oci-requests-{n}" for n in REQUESTS_SWEEP] + [f"cnab-oci-jobs-{n}" for n in JOBS_SWEEP]
+REQUESTS_CONTENDERS = ["cnab-oci-requests-8", "cnab-oci-requests-16", "cnab-oci", "cnab-oci-requests-64",
+                       "cnab-oci-requests-128", "limit-32"]
+JOBS_CONTENDERS = ["cnab-oci-jobs-4", "cnab-oci", "cnab-oci-jobs-16", "limit", "limit-32"]
+# Every contender that is cnab-oci's push, with or without a flag.
+CNAB = {"cnab-oci", NO_REFERRERS, *BUDGETS}
 SUITES = {
     "small": [("small", ["a", "b", "c", "x", "i"])],
     "medium": [("medium", ["a", "b", "c", "x", "i"]), SIGNED],
@@ -73,8 +85,12 @@ SUITES = {
     **{p: [(p, ["a", "b", "c", "e"])] for p in report.SCALE_PRESETS},
     # A shaped smoke test: small at 5 ms RTT.
     "small-5ms": [("small", ["a@rtt5", "b@rtt5", "c@rtt5"])],
+    # Issue 15: the two budgets (--requests, --jobs) at 0 and 20 ms RTT.
+    "budgets": [("medium", ["b@rtt0", "b@rtt20"], REQUESTS_CONTENDERS),
+                ("medium", ["a@rtt0", "a@rtt20-50MBps"], JOBS_CONTENDERS),
+                ("scale-1000", ["b@rtt0", "b@rtt20"], REQUESTS_CONTENDERS)],
 }
-CONTENDERS = ["cnab-oci", NO_REFERRERS, "skopeo", "limit", "limit-32"]
+CONTENDERS = ["cnab-oci", NO_REFERRERS, *BUDGETS, "skopeo", "limit", "limit-32"]
 # Who runs in each suite unless --contenders says: skopeo copies 5,000 images
 # one process at a time, which measures nothing the series is for.
 SUITE_CONTENDERS = {
@@ -87,7 +103,7 @@ SUITE_CONTENDERS = {
 DEFAULT_CONTENDERS = ["cnab-oci", "skopeo", "limit"]
 # Who carries what the signed preset attached (the limit client copies it
 # from the workload's list); the others must leave none of it.
-CARRIERS = {"cnab-oci", "limit", "limit-32"}
+CARRIERS = {"cnab-oci", *BUDGETS, "limit", "limit-32"}
 # The limit client has no dry run, nor has skopeo.
 ONLY_CNAB = {"e"}
 # Issue 12, the air gap: (x) export to an archive, (i) import from it. The
@@ -101,7 +117,9 @@ class Bench(Airgap):
     def __init__(self, args, workdir):
         self.args = args
         self.workdir = workdir
-        self.cnab = str(ROOT / "target/release/cnab-oci")
+        # CNAB_OCI_BIN: another build of cnab-oci, for a before baseline
+        # (README, Benchmarks) or a profiler's wrapper script.
+        self.cnab = os.environ.get("CNAB_OCI_BIN") or str(ROOT / "target/release/cnab-oci")
         self.tool = str(ROOT / "target/release/cnab-oci-bench")
         self.registry_bin = os.environ.get("CNAB_OCI_REGISTRY_BIN") or shutil.which("docker-registry")
         self.src = Registry("source", workdir, self.registry_bin)
@@ -121,13 +139,16 @@ class Bench(Airgap):
         workload and source host the tool is given: the registry's own, or
         its shaper's."""
         target = f"{target_host}/{target_repo}"
-        if contender in ("cnab-oci", NO_REFERRERS):
+        if contender in CNAB:
             cmd = [self.cnab, "push", str(view["bundle"]), "--target", f"{target}:bench", "-q"]
             if contender == NO_REFERRERS:
                 cmd.append("--no-referrers")
+            if contender in BUDGETS:
+                _, flag, n = contender.rsplit("-", 2)
+                cmd += [f"--{flag}", n]
             if letter == "e":
                 cmd.append("--dry-run")
-            if self.args.jobs:
+            if self.args.jobs and "--jobs" not in cmd:
                 cmd += ["--jobs", str(self.args.jobs)]
             return [cmd]
         if contender in ("limit", "limit-32"):
@@ -308,7 +329,7 @@ class Bench(Airgap):
             if got != sig["digest"]:
                 raise SystemExit(f"bench: {sig['tag']} in the target is {got}, not {sig['digest']} ({tag})")
             checked["attached_manifests"] = len(attached["manifests"])
-        if contender in ("cnab-oci", NO_REFERRERS):
+        if contender in CNAB:
             pulled = self.workdir / "pulled"
             pulled.mkdir(exist_ok=True)
             out = subprocess.run(
@@ -444,7 +465,7 @@ def machine():
         "docker_registry": registry,
         "skopeo": version(["skopeo", "--version"]),
         "rustc": version(["rustc", "--version"]),
-        "cnab_oci": version([str(ROOT / "target/release/cnab-oci"), "--version"]),
+        "cnab_oci": version([os.environ.get("CNAB_OCI_BIN") or str(ROOT / "target/release/cnab-oci"), "--version"]),
         "load_before": os.getloadavg(),
     }
 
@@ -469,6 +490,23 @@ def command_args(argv):
     return out
 
 
+def merge_baselines(paths):
+    """One baseline from several reports (a before build's runs of different
+    suites): their scenarios by preset, a later file's taking the place of
+    an earlier's; the dates joined. None for no file."""
+    if not paths:
+        return None
+    merged = {"date": [], "presets": {}}
+    for path in paths:
+        r = json.loads(path.read_text())
+        merged["date"].append(f"{r.get('date', '?')} ({r.get('machine', {}).get('cnab_oci', '?')}, {path.name})")
+        for preset, p in r.get("presets", {}).items():
+            into = merged["presets"].setdefault(preset, {**p, "scenarios": {}})
+            into["scenarios"].update(p.get("scenarios", {}))
+    merged["date"] = "; ".join(merged["date"])
+    return merged
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suites", nargs="*", default=["medium"], choices=list(SUITES), metavar="PRESET",
@@ -480,13 +518,13 @@ def main():
     ap.add_argument("--scenarios", nargs="*", choices=list(report.SCENARIOS), help="only these scenario letters")
     ap.add_argument("--contenders", nargs="*", choices=CONTENDERS, help="instead of each preset's own")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results")
-    ap.add_argument("--baseline", default=str(ROOT / "bench/results/before.json"),
-                    help="a report.json to compare with (the no-regression goal, the before/after table); '' for none")
+    ap.add_argument("--baseline", nargs="*",
+                    default=[str(p) for p in sorted((ROOT / "bench/results/before").glob("*.json"))],
+                    help="report.json files to compare with, merged by preset and scenario (the no-regression "
+                         "goal, the before/after table); default bench/results/before/*.json; '' for none")
     ap.add_argument("--chart-python", default=sys.executable)
     args = ap.parse_args()
-    baseline = None
-    if args.baseline and Path(args.baseline).exists():
-        baseline = json.loads(Path(args.baseline).read_text())
+    baseline = merge_baselines([Path(b) for b in args.baseline if b])
     rep = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "suites": args.suites,

@@ -1,0 +1,75 @@
+"""Issue 15's budget sweeps in the report: cnab-oci's time with
+`--requests N` or `--jobs N` beside its defaults (32 and 8) and the limit
+clients, in the scenarios `bench/run budgets` runs. Reads the report dict
+only."""
+
+import net
+
+DEFAULTS = {"requests": 32, "jobs": 8}
+WHAT = {"a": "cross-registry", "b": "same registry, new repository", "c": "rerun, everything present"}
+LIMITS = ["limit", "limit-32"]
+
+
+def budget(contender, flag):
+    """The `--FLAG` value a contender ran with: the default for plain
+    cnab-oci, None for a contender that is not cnab-oci or sets the other flag."""
+    if contender == "cnab-oci":
+        return DEFAULTS[flag]
+    prefix = f"cnab-oci-{flag}-"
+    if contender.startswith(prefix):
+        return int(contender[len(prefix):])
+    return None
+
+
+def what(key):
+    letter, _, network = key.partition("@")
+    return WHAT.get(letter, letter) + (f", {net.describe(network)}" if network else "")
+
+
+def wall(r):
+    return r["wall_s"]["median"]
+
+
+def table(report, flag):
+    """One sweep's table: a row per scenario that ran two values or more."""
+    rows, values, limits = [], set(), []
+    for preset, p in report["presets"].items():
+        for key, s in p["scenarios"].items():
+            cs = s["contenders"]
+            swept = {budget(c, flag): r for c, r in cs.items() if budget(c, flag) is not None}
+            if len(swept) < 2:
+                continue
+            values |= set(swept)
+            limits += [c for c in LIMITS if c in cs and c not in limits]
+            rows.append((preset, p["images"], key, swept, cs))
+    if not rows:
+        return []
+    values = sorted(values)
+    lines = [
+        "| preset | images | scenario | " + " | ".join(f"`--{flag} {v}`" for v in values)
+        + "".join(f" | {c}" for c in limits) + " |",
+        "|---|---:|---|" + "---:|" * (len(values) + len(limits)),
+    ]
+    for preset, images, key, swept, cs in rows:
+        best = min(wall(r) for r in swept.values())
+        cells = ["—" if v not in swept else (f"**{wall(swept[v]):.2f}**" if wall(swept[v]) == best else f"{wall(swept[v]):.2f}")
+                 for v in values]
+        cells += [f"{wall(cs[c]):.2f}" if c in cs else "—" for c in limits]
+        lines.append(f"| {preset} | {images:,} | ({key}) {what(key)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(report):
+    """The section's lines, or none when nothing swept a budget."""
+    req, jobs = table(report, "requests"), table(report, "jobs")
+    if not req and not jobs:
+        return []
+    lines = ["", "## The two budgets (`--requests`, `--jobs`)", "",
+             "Median seconds of cnab-oci with one budget set (the other at its default; "
+             "`--requests 32` and `--jobs 8` are the defaults), the fastest in bold, beside the "
+             "limit client with 8 and with 32 requests at once.", ""]
+    if req:
+        lines += req + [""]
+    if jobs:
+        lines += jobs
+    return lines
