@@ -50,8 +50,9 @@ pub enum Error {
     /// A location (`oci:PATH[:NAME]`, a reference) does not parse.
     #[error(transparent)]
     Location(#[from] crate::ops::LocationError),
-    /// Images of the bundle that could not be found: each with every
-    /// candidate's cause, in bundle order.
+    /// Images of the bundle that could not be found, or whose root manifest
+    /// came back wrong while it was resolved (a digest mismatch, over the
+    /// size limit): each with every candidate's cause, in bundle order.
     #[error("cannot resolve the bundle's images:{}", failure_lines(.0))]
     Unresolved(Vec<ImageFailure>),
     /// Images of the bundle whose graphs could not be walked (a platform

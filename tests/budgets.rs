@@ -43,6 +43,8 @@ struct Counts {
     small: Gauge,
     streams: Gauge,
     sessions: Gauge,
+    /// Manifest `HEAD`s (presence checks) at once.
+    heads: Gauge,
 }
 
 async fn answer(counts: Arc<Counts>, req: Request<Body>) -> Response {
@@ -54,10 +56,17 @@ async fn answer(counts: Arc<Counts>, req: Request<Body>) -> Response {
     } else {
         &counts.small
     };
+    let head = method == Method::HEAD && path.contains("/manifests/");
     gauge.enter();
+    if head {
+        counts.heads.enter();
+    }
     let _ = axum::body::to_bytes(req.into_body(), 1 << 20).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     gauge.leave();
+    if head {
+        counts.heads.leave();
+    }
     let (status, location) = match (method, upload) {
         (Method::POST, true) => {
             counts.sessions.enter();
@@ -156,4 +165,56 @@ async fn transfers_and_small_requests_have_budgets_of_their_own() {
         0,
         "every session finished"
     );
+}
+
+/// The entries of an index are asked about at once (issue 15: no round trip
+/// per entry in turn): with the target's answers taking 30 ms, the three
+/// platform manifests of one index are checked by three `HEAD`s in flight
+/// together, after the index's own.
+#[tokio::test]
+async fn an_index_entries_are_checked_at_once() {
+    let src = Registry::plain();
+    let config = registry_config(&[&src]);
+    let client = cnab_oci::registry::Client::new(config.clone()).unwrap();
+    let image = synth::build(&ImageSpec {
+        seed: 300,
+        format: Format::Oci,
+        layer_sizes: vec![64],
+        shared_layers: vec![],
+        platforms: crate::harness::fixtures::platforms(&[
+            "linux/amd64",
+            "linux/arm64/v8",
+            "linux/arm/v7",
+        ]),
+    });
+    let repo = cnab_oci::registry::Repository {
+        registry: src.host(),
+        path: "multi/app".into(),
+    };
+    synth::push(&client, &repo, &image, "1").await.unwrap();
+    let mut bundle = Bundle::from_slice(
+        format!(
+            r#"{{"schemaVersion":"v1.0.0","name":"multi","version":"1.0.0","invocationImages":[{{"image":"{}/multi/app:1"}}]}}"#,
+            src.host()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let fake = serve(axum::Router::new().fallback(move |req: Request<Body>| {
+        let c = c.clone();
+        async move { answer(c, req).await }
+    }));
+    let target = Reference::parse(&format!("{}/t/app:1", fake.addr)).unwrap();
+    let options = FixupOptions {
+        auto_update_bundle: true,
+        ..FixupOptions::default()
+    };
+    Relocator::new(config)
+        .unwrap()
+        .fixup(&mut bundle, &target, &options)
+        .await
+        .unwrap();
+    assert_eq!(counts.heads.max(), 3, "the index's three entries at once");
 }

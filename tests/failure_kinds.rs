@@ -304,3 +304,60 @@ async fn an_images_own_reference_prefixes_its_error_once() {
         "{e}"
     );
 }
+
+/// A relocation map's copy whose manifest is not its digest stops the image
+/// there, named with the mismatch: the image's own reference is not tried,
+/// so a corrupt copy is never hidden behind a good original (the resolving
+/// `GET` reads the bytes). A fake, since distribution never serves bytes
+/// that are not their digest.
+#[tokio::test]
+async fn a_corrupt_relocated_copy_is_not_passed_over() {
+    const GOOD: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+    const BAD: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[],"x":1}"#;
+    let good = Digest::sha256(GOOD).to_string();
+    let served = good.clone();
+    let fake = Fake::start(move |r: &Recorded, _| {
+        let body = match r.path() {
+            p if p.starts_with("/v2/mirror/app/manifests/") => BAD,
+            p if p.starts_with("/v2/src/app/manifests/") => GOOD,
+            _ => return respond(404, &[], ""),
+        };
+        let h = [
+            ("content-type", mt::OCI_MANIFEST),
+            ("docker-content-digest", served.as_str()),
+        ];
+        respond(200, &h, Bytes::from_static(body))
+    });
+    let json = format!(
+        r#"{{"schemaVersion":"v1.0.0","name":"n","version":"1.0.0","invocationImages":[{{"imageType":"oci","image":"{}/src/app:1"}}]}}"#,
+        fake.host()
+    );
+    let mut bundle = cnab_oci::Bundle::from_slice(json.as_bytes()).unwrap();
+    let map: cnab_oci::RelocationMap = [(
+        format!("{}/src/app:1", fake.host()),
+        format!("{}/mirror/app@{good}", fake.host()),
+    )]
+    .into_iter()
+    .collect();
+    let target = Reference::parse(&format!("{}/dst/app:1", fake.host())).unwrap();
+    let options = cnab_oci::ops::FixupOptions {
+        input_relocation_map: Some(map),
+        ..Default::default()
+    };
+    let e = cnab_oci::ops::Relocator::new(crate::harness::client::quick_retries())
+        .unwrap()
+        .fixup(&mut bundle, &target, &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot resolve the bundle's images:"), "{e}");
+    assert!(
+        e.contains("/mirror/app@") && e.contains("does not match"),
+        "{e}"
+    );
+    assert!(
+        !fake.log().iter().any(|l| l.contains("/v2/src/app/")),
+        "the original is not tried: {:?}",
+        fake.log()
+    );
+}

@@ -199,8 +199,8 @@ impl Engine {
     /// [`Engine::prepare`] is faster.
     ///
     /// # Errors
-    /// [`Error::Unresolved`] with every image that cannot be found (each with
-    /// every candidate's cause); an image's content that cannot be walked
+    /// [`Error::Unresolved`] with every image that cannot be found or read
+    /// (each with every candidate's cause); an image's content that cannot be walked
     /// ([`Error::Images`], each image with its own cause); [`Error::Cancelled`].
     pub async fn plan(&self, jobs: &[ImageJob], target: &Store) -> Result<Plan> {
         self.plan_with(jobs, target, true).await

@@ -6,7 +6,7 @@
 //! the job) and collects the blobs and manifests to move; requests go
 //! through the engine's budget one at a time.
 
-use super::copy::Budget;
+use super::copy::{self, Budget};
 use super::events::{Action, ImageTree, Node, NodeKind};
 use super::plan::{
     blob_action, BlobTask, Candidate, ForeignLayers, ImageJob, ManifestTask, PlannedImage,
@@ -27,8 +27,11 @@ pub const MAX_NESTING: usize = 4;
 pub(crate) type Root = (Candidate, Descriptor, Option<Bytes>);
 
 /// Resolves a job's first working candidate; on failure, every candidate's
-/// error, in order. A candidate in `target` itself is resolved without its
-/// bytes: its walk reads nothing.
+/// error, in order. A candidate whose content is wrong (a digest mismatch,
+/// a manifest over the size limit) ends the search there, as a walk that
+/// reads it does: the next candidate would hide a corrupt copy. A candidate
+/// in `target` itself is resolved with a `HEAD`: its walk reads nothing
+/// unless a platform filter makes it read the index.
 pub(crate) async fn resolve(
     budget: &Budget,
     job: &ImageJob,
@@ -51,12 +54,21 @@ pub(crate) async fn resolve(
                 reference: candidate.display.clone(),
                 media_type: d.media_type,
             }),
-            // The image's own reference is already named with the image.
-            Err(e) if candidate.display == job.image => errors.push(e.into()),
-            Err(e) => errors.push(Error::Candidate {
-                reference: candidate.display.clone(),
-                error: Box::new(e.into()),
-            }),
+            Err(e) => {
+                let stop = e.is_bad_content();
+                // The image's own reference is already named with the image.
+                errors.push(if candidate.display == job.image {
+                    e.into()
+                } else {
+                    Error::Candidate {
+                        reference: candidate.display.clone(),
+                        error: Box::new(e.into()),
+                    }
+                });
+                if stop {
+                    break;
+                }
+            }
         }
     }
     Err(errors)
@@ -278,10 +290,12 @@ impl<'a> Walker<'a> {
                             limit: MAX_NESTING,
                         });
                     }
-                    for child in manifests {
-                        let n = self
-                            .child(desc, &child.descriptor, already_present, depth)
-                            .await?;
+                    let entries: Vec<&Descriptor> =
+                        manifests.iter().map(|c| &c.descriptor).collect();
+                    let mut asked = self.ask_entries(&entries, already_present).await;
+                    for d in entries {
+                        let answer = asked.remove(&d.digest);
+                        let n = self.child(desc, d, already_present, depth, answer).await?;
                         node.children.push(n);
                     }
                 }
@@ -290,13 +304,57 @@ impl<'a> Walker<'a> {
         })
     }
 
-    /// The node for entry `d` of index `parent`.
+    /// Asks about every entry of an index at once, each distinct digest
+    /// once: a `HEAD` of the target, then a `GET` of the source when it is
+    /// absent. So an index's entries cost two round trips in all, not two
+    /// each in turn. Entries the walk refuses, has walked, or need not ask
+    /// about (the index is in the target) are left out; an entry's error
+    /// waits for its turn in the walk, which keeps the order of errors.
+    async fn ask_entries(
+        &self,
+        entries: &[&Descriptor],
+        parent_present: bool,
+    ) -> BTreeMap<Digest, Result<Entry>> {
+        if parent_present || self.same_store {
+            return BTreeMap::new();
+        }
+        let mut wanted: Vec<&Descriptor> = Vec::new();
+        for d in entries.iter().copied() {
+            let asked = wanted.iter().any(|w| w.digest == d.digest);
+            if !asked
+                && !self.path.contains(&d.digest)
+                && !self.walked.contains_key(&d.digest)
+                && mt::is_image_manifest_or_index(&d.media_type)
+            {
+                wanted.push(d);
+            }
+        }
+        let answers = copy::all(wanted.iter().map(|d| self.entry(d))).await;
+        wanted
+            .into_iter()
+            .map(|d| d.digest.clone())
+            .zip(answers)
+            .collect()
+    }
+
+    /// Whether the target has entry `d`, else its bytes from the source.
+    async fn entry(&self, d: &Descriptor) -> Result<Entry> {
+        if self.present(d).await? {
+            Ok(Entry::Present)
+        } else {
+            Ok(Entry::Fetched(self.fetch(d).await?))
+        }
+    }
+
+    /// The node for entry `d` of index `parent`, from `answer` when
+    /// [`ask_entries`](Walker::ask_entries) asked about it already.
     async fn child(
         &mut self,
         parent: &Descriptor,
         d: &Descriptor,
         parent_present: bool,
         depth: usize,
+        answer: Option<Result<Entry>>,
     ) -> Result<Node> {
         if self.path.contains(&d.digest) {
             return Err(Error::Cycle {
@@ -314,20 +372,32 @@ impl<'a> Walker<'a> {
         if let Some(n) = self.walked.get(&d.digest) {
             return Ok(n.clone());
         }
-        let n = if parent_present || self.present(d).await? {
-            let mut n = leaf(kind_of(d), d, Action::SkipPresent);
-            n.done = true;
-            n
-        } else {
-            let bytes = self.fetch(d).await?;
+        let answer = match answer {
+            _ if parent_present => Entry::Present,
+            Some(a) => a?,
+            None => self.entry(d).await?,
+        };
+        let n = if let Entry::Fetched(bytes) = answer {
             self.path.push(d.digest.clone());
             let n = self.node(d, bytes, false, depth + 1).await;
             self.path.pop();
             n?
+        } else {
+            let mut n = leaf(kind_of(d), d, Action::SkipPresent);
+            n.done = true;
+            n
         };
         self.walked.insert(d.digest.clone(), n.clone());
         Ok(n)
     }
+}
+
+/// What the walk learned of an index entry before walking it.
+pub(crate) enum Entry {
+    /// The target has it.
+    Present,
+    /// The target lacks it; its exact bytes from the source.
+    Fetched(Bytes),
 }
 
 /// `bytes`, the manifest of `d`, when they are `d`'s size.

@@ -76,6 +76,21 @@ impl StoreError {
             StoreError::Layout(e) => e.is_not_found(),
         }
     }
+
+    /// Whether a registry answered with content that is wrong: bytes that
+    /// are not their digest, a manifest over the size limit, a body that is
+    /// not the manifest it says, a Docker schema 1 manifest.
+    pub fn is_bad_content(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Registry(
+                RegistryError::ContentMismatch { .. }
+                    | RegistryError::TooLarge { .. }
+                    | RegistryError::Protocol { .. }
+                    | RegistryError::SchemaOne { .. }
+            )
+        )
+    }
 }
 
 /// One repository of a registry, through a shared [`Client`].
