@@ -6,19 +6,25 @@ only."""
 import net
 
 DEFAULTS = {"requests": 32, "jobs": 8}
+# Given --jobs, cnab-oci raises --requests to it.
 WHAT = {"a": "cross-registry", "b": "same registry, new repository", "c": "rerun, everything present"}
 LIMITS = ["limit", "limit-32"]
 
 
-def budget(contender, flag):
-    """The `--FLAG` value a contender ran with: the default for plain
-    cnab-oci, None for a contender that is not cnab-oci or sets the other flag."""
-    if contender == "cnab-oci":
-        return DEFAULTS[flag]
+def budget(contender, flag, jobs=0):
+    """The `--FLAG` value a contender ran with (`jobs`: the run's own
+    `--jobs`, 0 for none): the default for plain cnab-oci, None for a
+    contender that is not cnab-oci or sets the other flag."""
     prefix = f"cnab-oci-{flag}-"
-    if contender.startswith(prefix):
-        return int(contender[len(prefix):])
-    return None
+    if contender == "cnab-oci":
+        value = DEFAULTS[flag]
+    elif contender.startswith(prefix):
+        value = int(contender[len(prefix):])
+    else:
+        return None
+    if flag == "jobs":
+        return value if contender != "cnab-oci" or not jobs else jobs
+    return max(value, jobs)
 
 
 def what(key):
@@ -36,7 +42,8 @@ def table(report, flag):
     for preset, p in report["presets"].items():
         for key, s in p["scenarios"].items():
             cs = s["contenders"]
-            swept = {budget(c, flag): r for c, r in cs.items() if budget(c, flag) is not None}
+            jobs = report.get("jobs") or 0
+            swept = {budget(c, flag, jobs): r for c, r in cs.items() if budget(c, flag, jobs) is not None}
             if len(swept) < 2:
                 continue
             values |= set(swept)

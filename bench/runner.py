@@ -518,12 +518,17 @@ def main():
     ap.add_argument("--scenarios", nargs="*", choices=list(report.SCENARIOS), help="only these scenario letters")
     ap.add_argument("--contenders", nargs="*", choices=CONTENDERS, help="instead of each preset's own")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results")
-    ap.add_argument("--baseline", nargs="*",
-                    default=[str(p) for p in sorted((ROOT / "bench/results/before").glob("*.json"))],
-                    help="report.json files to compare with, merged by preset and scenario (the no-regression "
-                         "goal, the before/after table); default bench/results/before/*.json; '' for none")
+    ap.add_argument("--baseline", action="append",
+                    help="a report.json to compare with (the no-regression goal, the before/after table); "
+                         "given again, each is merged by preset and scenario; default bench/results/before/*.json; "
+                         "'' for none")
     ap.add_argument("--chart-python", default=sys.executable)
     args = ap.parse_args()
+    if args.baseline is None:
+        args.baseline = [str(p) for p in sorted((ROOT / "bench/results/before").glob("*.json"))]
+    missing = [b for b in args.baseline if b and not Path(b).is_file()]
+    if missing:
+        ap.error(f"--baseline {missing[0]}: no such file (give a report.json, or '' for none)")
     baseline = merge_baselines([Path(b) for b in args.baseline if b])
     rep = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
