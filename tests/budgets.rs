@@ -89,6 +89,18 @@ async fn answer(counts: Arc<Counts>, req: Request<Body>) -> Response {
     r.body(Body::empty()).unwrap()
 }
 
+/// The counting fake, started, and the target reference in it.
+fn counting_target() -> (Arc<Counts>, crate::harness::Served, Reference) {
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let fake = serve(axum::Router::new().fallback(move |req: Request<Body>| {
+        let c = c.clone();
+        async move { answer(c, req).await }
+    }));
+    let target = Reference::parse(&format!("{}/t/app:1", fake.addr)).unwrap();
+    (counts, fake, target)
+}
+
 fn rand_suffix() -> u64 {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     N.fetch_add(1, Ordering::SeqCst)
@@ -129,13 +141,7 @@ async fn transfers_and_small_requests_have_budgets_of_their_own() {
         .as_bytes(),
     )
     .unwrap();
-    let counts = Arc::new(Counts::default());
-    let c = counts.clone();
-    let fake = serve(axum::Router::new().fallback(move |req: Request<Body>| {
-        let c = c.clone();
-        async move { answer(c, req).await }
-    }));
-    let target = Reference::parse(&format!("{}/t/app:1", fake.addr)).unwrap();
+    let (counts, _fake, target) = counting_target();
     let relocator = Relocator::new(config)
         .unwrap()
         .with_requests(5)
@@ -200,13 +206,7 @@ async fn an_index_entries_are_checked_at_once() {
         .as_bytes(),
     )
     .unwrap();
-    let counts = Arc::new(Counts::default());
-    let c = counts.clone();
-    let fake = serve(axum::Router::new().fallback(move |req: Request<Body>| {
-        let c = c.clone();
-        async move { answer(c, req).await }
-    }));
-    let target = Reference::parse(&format!("{}/t/app:1", fake.addr)).unwrap();
+    let (counts, _fake, target) = counting_target();
     let options = FixupOptions {
         auto_update_bundle: true,
         ..FixupOptions::default()
