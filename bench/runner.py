@@ -526,9 +526,14 @@ def main():
     args = ap.parse_args()
     if args.baseline is None:
         args.baseline = [str(p) for p in sorted((ROOT / "bench/results/before").glob("*.json"))]
-    missing = [b for b in args.baseline if b and not Path(b).is_file()]
-    if missing:
-        ap.error(f"--baseline {missing[0]}: no such file (give a report.json, or '' for none)")
+    for b in (b for b in args.baseline if b):
+        if not Path(b).is_file():
+            ap.error(f"--baseline {b}: not a file (give a report.json, or '' for none)")
+        try:
+            if not isinstance(json.loads(Path(b).read_text()).get("presets"), dict):
+                raise ValueError("it has no `presets`")
+        except (ValueError, AttributeError, UnicodeDecodeError) as e:
+            ap.error(f"--baseline {b}: not a bench report.json ({e})")
     baseline = merge_baselines([Path(b) for b in args.baseline if b])
     rep = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
