@@ -4,7 +4,7 @@
 //!
 //! A `Walker` holds what one image's walk needs (budget, source, target,
 //! the job) and collects the blobs and manifests to move; requests go
-//! through the engine's budget one at a time.
+//! through the engine's budget, an index's entries all at once.
 
 use super::copy::{self, Budget};
 use super::events::{Action, ImageTree, Node, NodeKind};
@@ -319,9 +319,9 @@ impl<'a> Walker<'a> {
             return BTreeMap::new();
         }
         let mut wanted: Vec<&Descriptor> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for d in entries.iter().copied() {
-            let asked = wanted.iter().any(|w| w.digest == d.digest);
-            if !asked
+            if seen.insert(&d.digest)
                 && !self.path.contains(&d.digest)
                 && !self.walked.contains_key(&d.digest)
                 && mt::is_image_manifest_or_index(&d.media_type)
