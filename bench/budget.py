@@ -3,11 +3,8 @@
 clients, in the scenarios `bench/run budgets` runs. Reads the report dict
 only."""
 
-import net
-
 DEFAULTS = {"requests": 32, "jobs": 8}
 # Given --jobs, cnab-oci raises --requests to it.
-WHAT = {"a": "cross-registry", "b": "same registry, new repository", "c": "rerun, everything present"}
 LIMITS = ["limit", "limit-32"]
 
 
@@ -27,17 +24,13 @@ def budget(contender, flag, jobs=0):
     return max(value, jobs)
 
 
-def what(key):
-    letter, _, network = key.partition("@")
-    return WHAT.get(letter, letter) + (f", {net.describe(network)}" if network else "")
-
-
 def wall(r):
     return r["wall_s"]["median"]
 
 
-def table(report, flag):
-    """One sweep's table: a row per scenario that ran two values or more."""
+def table(report, flag, name):
+    """One sweep's table: a row per scenario that ran two values or more;
+    `name(key)` words a scenario key."""
     rows, values, limits = [], set(), []
     for preset, p in report["presets"].items():
         for key, s in p["scenarios"].items():
@@ -62,13 +55,14 @@ def table(report, flag):
         cells = ["—" if v not in swept else (f"**{wall(swept[v]):.2f}**" if wall(swept[v]) == best else f"{wall(swept[v]):.2f}")
                  for v in values]
         cells += [f"{wall(cs[c]):.2f}" if c in cs else "—" for c in limits]
-        lines.append(f"| {preset} | {images:,} | ({key}) {what(key)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {preset} | {images:,} | ({key}) {name(key)} | " + " | ".join(cells) + " |")
     return lines
 
 
-def markdown(report):
-    """The section's lines, or none when nothing swept a budget."""
-    req, jobs = table(report, "requests"), table(report, "jobs")
+def markdown(report, name):
+    """The section's lines, or none when nothing swept a budget; `name(key)`
+    words a scenario key (report.scenario_name)."""
+    req, jobs = table(report, "requests", name), table(report, "jobs", name)
     if not req and not jobs:
         return []
     lines = ["", "## The two budgets (`--requests`, `--jobs`)", "",

@@ -502,7 +502,7 @@ def markdown(report, baseline=None, others=()):
                   "at the end: an export's archive is written there (skopeo's layout too); an import reads its "
                   "archive from elsewhere, so all of an import's figure is temporary. *Beyond the archive* takes "
                   "the export's archive off.", ""] + at
-    lines += budget.markdown(report)
+    lines += budget.markdown(report, scenario_name)
     lines += signed.markdown(report, goal_table)
     g = report["goals"]
     if g.get("airgap"):

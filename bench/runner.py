@@ -493,12 +493,20 @@ def command_args(argv):
 def merge_baselines(paths):
     """One baseline from several reports (a before build's runs of different
     suites): their scenarios by preset, a later file's taking the place of
-    an earlier's; the dates joined. None for no file."""
+    an earlier's; the dates joined. None for no file; ValueError, in
+    words, for a path that is not a report."""
     if not paths:
         return None
     merged = {"date": [], "presets": {}}
     for path in paths:
-        r = json.loads(path.read_text())
+        if not path.is_file():
+            raise ValueError(f"--baseline {path}: not a file (give a report.json, or '' for none)")
+        try:
+            r = json.loads(path.read_text())
+            if not isinstance(r.get("presets"), dict):
+                raise ValueError("it has no `presets`")
+        except (ValueError, AttributeError) as e:
+            raise ValueError(f"--baseline {path}: not a bench report.json ({e})") from e
         merged["date"].append(f"{r.get('date', '?')} ({r.get('machine', {}).get('cnab_oci', '?')}, {path.name})")
         for preset, p in r.get("presets", {}).items():
             into = merged["presets"].setdefault(preset, {**p, "scenarios": {}})
@@ -526,15 +534,10 @@ def main():
     args = ap.parse_args()
     if args.baseline is None:
         args.baseline = [str(p) for p in sorted((ROOT / "bench/results/before").glob("*.json"))]
-    for b in (b for b in args.baseline if b):
-        if not Path(b).is_file():
-            ap.error(f"--baseline {b}: not a file (give a report.json, or '' for none)")
-        try:
-            if not isinstance(json.loads(Path(b).read_text()).get("presets"), dict):
-                raise ValueError("it has no `presets`")
-        except (ValueError, AttributeError, UnicodeDecodeError) as e:
-            ap.error(f"--baseline {b}: not a bench report.json ({e})")
-    baseline = merge_baselines([Path(b) for b in args.baseline if b])
+    try:
+        baseline = merge_baselines([Path(b) for b in args.baseline if b])
+    except ValueError as e:
+        ap.error(str(e))
     rep = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "suites": args.suites,

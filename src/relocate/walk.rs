@@ -393,7 +393,7 @@ impl<'a> Walker<'a> {
 }
 
 /// What the walk learned of an index entry before walking it.
-pub(crate) enum Entry {
+enum Entry {
     /// The target has it.
     Present,
     /// The target lacks it; its exact bytes from the source.
